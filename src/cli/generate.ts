@@ -1,0 +1,92 @@
+// scratchgpt generate: stream a completion to stdout, or print one JSON object with --json.
+import { parseArgs } from 'node:util';
+import { resolveModelDir } from '../model/default-model.js';
+import { generate } from '../model/generation.js';
+import { DEVICES, type Device } from '../model/runtime.js';
+import type { SamplingOptions } from '../model/sampler.js';
+import { ModelSession } from '../model/session.js';
+import { encode } from '../model/tokenizer.js';
+import { number, integer, progressLine } from './args.js';
+
+const HELP = `usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt-tokens 15496,11,995) [options]
+
+  --model DIR            Hugging Face GPT-2 folder (config.json + model.safetensors);
+                         default: the embedded model in weights/
+  --prompt TEXT          prompt text ('<|endoftext|>' is the special token)
+  --prompt-tokens IDS    prompt as comma-separated token ids
+  --max-tokens N         tokens to generate (default 64)
+  --temperature T        0 = greedy (default 1)
+  --top-k K, --top-p P   sampling filters (default off)
+  --seed S               same seed and inputs → same tokens
+  --stop STR             stop string (repeatable; not included in the output)
+  --logprobs N           top-N log-probabilities per token (with --json)
+  --device D             cpu | cuda | webgpu (default cpu)
+  --threads N            intra-op threads (default: all cores)
+  --json                 print one JSON object instead of streaming text`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string' },
+      prompt: { type: 'string' },
+      'prompt-tokens': { type: 'string' },
+      'max-tokens': { type: 'string', default: '64' },
+      temperature: { type: 'string' },
+      'top-k': { type: 'string' },
+      'top-p': { type: 'string' },
+      seed: { type: 'string' },
+      stop: { type: 'string', multiple: true },
+      logprobs: { type: 'string' },
+      device: { type: 'string', default: 'cpu' },
+      threads: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (a.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if ((a.prompt === undefined) === (a['prompt-tokens'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
+  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
+  const promptTokens =
+    a.prompt !== undefined ? encode(a.prompt) : a['prompt-tokens']!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
+  const options: SamplingOptions = {
+    maxTokens: integer('--max-tokens', a['max-tokens']!, 0),
+    temperature: a.temperature === undefined ? undefined : number('--temperature', a.temperature),
+    topK: a['top-k'] === undefined ? undefined : integer('--top-k', a['top-k'], 0),
+    topP: a['top-p'] === undefined ? undefined : number('--top-p', a['top-p']),
+    seed: a.seed === undefined ? undefined : integer('--seed', a.seed),
+    stop: a.stop,
+    logprobs: a.logprobs === undefined ? undefined : integer('--logprobs', a.logprobs, 0),
+  };
+
+  const dir = resolveModelDir(a.model);
+  const model = await ModelSession.load(dir, {
+    device: a.device as Device,
+    threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
+    onProgress: progressLine('loading weights'),
+  });
+  if (promptTokens.some((t) => t >= model.config.vocabSize)) throw new Error(`--prompt-tokens: ids must be below the vocabulary size ${model.config.vocabSize}`);
+
+  const steps = [];
+  for await (const step of generate(model, promptTokens, options)) {
+    if (!a.json) process.stdout.write(step.text);
+    steps.push(step);
+  }
+  if (a.json) {
+    const out: Record<string, unknown> = {
+      prompt_tokens: promptTokens,
+      tokens: steps.map((s) => s.token),
+      text: steps.map((s) => s.text).join(''),
+      finish_reason: steps.at(-1)?.finishReason ?? 'length',
+    };
+    if (options.logprobs !== undefined) {
+      out.logprobs = steps.map((s) => ({ token: s.token, logprob: s.logprob, top_logprobs: s.topLogprobs ?? [] }));
+    }
+    console.log(JSON.stringify(out));
+  } else process.stdout.write('\n');
+  await model.close();
+  return 0;
+}

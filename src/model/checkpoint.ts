@@ -1,0 +1,225 @@
+// Hugging Face GPT-2 checkpoint folders: config.json + model.safetensors.
+//
+// Loading maps the file's tensors onto parameterSpecs(config) by name. Checkpoints found in
+// the wild differ in ways that do not change the model, and all of them are accepted:
+//   - keys with or without the `transformer.` prefix (GPT2LMHeadModel vs GPT2Model saves);
+//   - `lm_head.weight` present or not: GPT-2 ties the output head to wte, so it is ignored;
+//   - `h.N.attn.bias` (the causal mask) and `h.N.attn.masked_bias` buffers, in any dtype and
+//     rank, saved by older transformers versions: ignored, the graphs build their own mask;
+//   - an all-zero `c_attn.bias` when config.json says qkv_bias is false (we write one so that
+//     transformers, which always expects it, can load our no-bias models).
+// Anything else is an error, since silently dropping a tensor would mean running a
+// different model than the one saved.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
+import { numel, parameterSpecs, type Params } from './params.js';
+import { Rng } from './rng.js';
+import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors, type TensorInfo } from './safetensors.js';
+
+/**
+ * Where one parameter's float32 values are. 'file' sources are raw little-endian float32
+ * bytes inside a file (ORT can memory-map them as external data, so nothing is read up
+ * front); converted (F16/BF16) tensors live in memory. The offset may be unaligned: the
+ * hub's gpt2 file has an unpadded header.
+ */
+export type WeightSource =
+  | { kind: 'file'; path: string; offset: number; length: number; shape: number[] }
+  | { kind: 'memory'; data: Float32Array; shape: number[] };
+
+export interface Checkpoint {
+  config: GPTConfig;
+  dir: string;
+  /** One entry per parameterSpecs(config) name (no `transformer.` prefix), in that order. */
+  weights: Map<string, WeightSource>;
+}
+
+export interface LoadOptions {
+  /** Called after each parameter is resolved (conversions of F16/BF16 files take a while). */
+  onProgress?: (done: number, total: number) => void;
+}
+
+const PREFIX = 'transformer.';
+const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
+
+export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint {
+  const configPath = path.join(dir, 'config.json');
+  const weightsPath = path.join(dir, 'model.safetensors');
+  const config = fromHFConfig(readJson(configPath, dir), configPath);
+  if (!fs.existsSync(weightsPath)) {
+    const hint = fs.existsSync(path.join(dir, 'model.safetensors.index.json'))
+      ? ' (sharded checkpoints are not supported: merge the shards into one model.safetensors)'
+      : fs.existsSync(path.join(dir, 'pytorch_model.bin'))
+        ? ' (only pytorch_model.bin is there: convert it to safetensors)'
+        : '';
+    throw new Error(`checkpoint ${dir}: missing ${weightsPath}${hint}`);
+  }
+  const file = openSafetensors(weightsPath);
+  const fail = (msg: string): never => {
+    throw new Error(`${weightsPath}: ${msg}`);
+  };
+
+  // Strip the prefix, refusing files where both spellings of one name appear.
+  const byName = new Map<string, { key: string; info: TensorInfo }>();
+  for (const [key, info] of file.tensors) {
+    const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key;
+    const other = byName.get(name);
+    if (other) fail(`tensor '${name}' appears twice, as '${other.key}' and '${key}'`);
+    byName.set(name, { key, info });
+  }
+
+  const C = config.nEmbd;
+  const specs = parameterSpecs(config);
+  const expected = new Map(specs.map((s) => [s.name, s.shape]));
+  for (const [name, { key, info }] of byName) {
+    if (expected.has(name)) continue;
+    if (name === 'lm_head.weight') {
+      if (!sameShape(info.shape, [config.vocabSize, C])) {
+        fail(`tensor '${key}' has shape ${fmt(info.shape)}, expected ${fmt([config.vocabSize, C])} (the output head tied to wte)`);
+      }
+      continue;
+    }
+    const buffer = /^h\.(\d+)\.attn\.(bias|masked_bias)$/.exec(name);
+    if (buffer && Number(buffer[1]) < config.nLayer) continue;
+    const qkvBias = /^h\.(\d+)\.attn\.c_attn\.bias$/.exec(name);
+    if (qkvBias && !config.qkvBias && Number(qkvBias[1]) < config.nLayer) {
+      if (!sameShape(info.shape, [3 * C])) fail(`tensor '${key}' has shape ${fmt(info.shape)}, expected ${fmt([3 * C])}`);
+      if (!FLOAT_DTYPES.has(info.dtype) || readTensorF32(file, key).some((v) => v !== 0)) {
+        fail(`tensor '${key}' is not all zeros, but config.json has qkv_bias false: the model would change if it were dropped`);
+      }
+      continue;
+    }
+    fail(`unexpected tensor '${key}' (not a GPT-2 parameter for n_layer=${config.nLayer}; check config.json)`);
+  }
+
+  const weights = new Map<string, WeightSource>();
+  specs.forEach((spec, i) => {
+    const found = byName.get(spec.name);
+    if (!found) return fail(`missing tensor '${spec.name}' (looked for '${spec.name}' and '${PREFIX}${spec.name}')`);
+    const { key, info } = found;
+    if (!sameShape(info.shape, spec.shape)) fail(`tensor '${key}' has shape ${fmt(info.shape)}, expected ${fmt(spec.shape)}`);
+    if (!FLOAT_DTYPES.has(info.dtype)) fail(`tensor '${key}' has dtype ${info.dtype}, expected F32, F16 or BF16`);
+    weights.set(
+      spec.name,
+      info.dtype === 'F32'
+        ? { kind: 'file', path: weightsPath, offset: info.begin, length: info.end - info.begin, shape: [...spec.shape] }
+        : { kind: 'memory', data: readTensorF32(file, key), shape: [...spec.shape] },
+    );
+    opts.onProgress?.(i + 1, specs.length);
+  });
+  return { config, dir, weights };
+}
+
+function readJson(file: string, dir: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    throw new Error(err.code === 'ENOENT' ? `checkpoint ${dir}: missing ${file}` : `${file}: cannot read: ${err.message}`);
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
+  }
+  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${file}: not a JSON object`);
+  return j as Record<string, unknown>;
+}
+
+const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);
+const fmt = (s: readonly number[]): string => `[${s.join(', ')}]`;
+
+export interface SaveOptions {
+  /** Storage dtype of model.safetensors (default F32). */
+  dtype?: 'F32' | 'F16' | 'BF16';
+}
+
+const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as const;
+
+/**
+ * Write a folder that both loadCheckpoint and transformers' GPT2LMHeadModel.from_pretrained
+ * load: keys carry the `transformer.` prefix as save_pretrained writes them, lm_head is left
+ * out (tied). Each file is replaced atomically; the weights go first, so a crash between
+ * the two writes leaves new weights with the old config rather than the reverse.
+ */
+export function saveCheckpoint(dir: string, config: GPTConfig, params: Params, opts: SaveOptions = {}): void {
+  const dtype = opts.dtype ?? 'F32';
+  const specs = parameterSpecs(config);
+  const known = new Set(specs.map((s) => s.name));
+  for (const name of params.keys()) {
+    if (!known.has(name)) throw new Error(`saveCheckpoint ${dir}: parameter '${name}' is not part of this config's GPT-2`);
+  }
+  const C = config.nEmbd;
+  const tensors: Parameters<typeof writeSafetensors>[1] = [];
+  for (const spec of specs) {
+    const t = params.get(spec.name);
+    if (!t) throw new Error(`saveCheckpoint ${dir}: missing parameter '${spec.name}'`);
+    if (!sameShape(t.shape, spec.shape) || t.data.length !== numel(spec.shape)) {
+      throw new Error(`saveCheckpoint ${dir}: parameter '${spec.name}' has shape ${fmt(t.shape)} (${t.data.length} values), expected ${fmt(spec.shape)}`);
+    }
+    tensors.push({ name: PREFIX + spec.name, dtype, shape: spec.shape, data: t.data });
+    if (!config.qkvBias && spec.name.endsWith('.attn.c_attn.weight')) {
+      // transformers' GPT-2 always has a c_attn bias; zeros make it the same model.
+      const name = spec.name.replace(/weight$/, 'bias');
+      tensors.push({ name: PREFIX + name, dtype, shape: [3 * C], data: new Float32Array(3 * C) });
+    }
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { metadata: { format: 'pt' } });
+  const hf = { ...toHFConfig(config), torch_dtype: TORCH_DTYPE[dtype] };
+  writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(hf, null, 2) + '\n');
+}
+
+/** Read every weight into memory as float32 (for training and tests). */
+export function materialize(weights: Map<string, WeightSource>): Params {
+  const params: Params = new Map();
+  const fds = new Map<string, number>(); // one descriptor per file, not per tensor
+  try {
+    for (const [name, w] of weights) {
+      if (w.kind === 'memory') {
+        params.set(name, { shape: [...w.shape], data: w.data });
+        continue;
+      }
+      let fd = fds.get(w.path);
+      if (fd === undefined) fds.set(w.path, (fd = fs.openSync(w.path, 'r')));
+      // A fresh ArrayBuffer is aligned whatever the (possibly odd) file offset was.
+      const data = new Float32Array(w.length / 4);
+      const bytes = new Uint8Array(data.buffer);
+      let done = 0;
+      while (done < w.length) {
+        const n = fs.readSync(fd, bytes, done, Math.min(w.length - done, 1 << 30), w.offset + done);
+        if (n === 0) throw new Error(`${w.path}: unexpected end of file reading '${name}' at byte ${w.offset + done}`);
+        done += n;
+      }
+      params.set(name, { shape: [...w.shape], data });
+    }
+  } finally {
+    for (const fd of fds.values()) fs.closeSync(fd);
+  }
+  return params;
+}
+
+/**
+ * GPT-2's initialisation: weights N(0, 0.02); the two projections that write into the
+ * residual stream scaled by 1/sqrt(2·n_layer) so its variance does not grow with depth
+ * (GPT-2 paper §2.3); biases 0; LayerNorm gain 1 and shift 0. Deterministic for a seed.
+ */
+export function randomInit(config: GPTConfig, seed: number): Params {
+  const rng = new Rng(seed);
+  const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
+  const params: Params = new Map();
+  for (const spec of parameterSpecs(config)) {
+    const data = new Float32Array(numel(spec.shape));
+    const isLayerNorm = /(^|\.)ln_(1|2|f)\.weight$/.test(spec.name);
+    if (isLayerNorm) {
+      data.fill(1);
+    } else if (spec.name.endsWith('.weight')) {
+      const std = /\.(attn|mlp)\.c_proj\.weight$/.test(spec.name) ? residualStd : 0.02;
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+    } // biases (and LayerNorm shifts) stay 0
+    params.set(spec.name, { shape: [...spec.shape], data });
+  }
+  return params;
+}

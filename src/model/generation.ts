@@ -1,0 +1,77 @@
+// One generation request's state: sampler, detokenizer, stop strings and counts. Whoever runs the
+// model (the CLI loop below, or the server's batching scheduler) feeds it the logits for the next
+// position and gets back the chosen token and the text that may be shown now.
+import type { GPTConfig } from './config.js';
+import { checkContextLength } from './errors.js';
+import { Sampler, type SamplingOptions, type TokenLogprob } from './sampler.js';
+import type { ModelSession } from './session.js';
+import { finish, StopChecker, type FinishReason } from './stop.js';
+import { StreamingDetokenizer } from './tokenizer.js';
+
+export interface StepResult {
+  token: number;
+  /** Text completed by this token, safe to emit (stop strings held back and cut). */
+  text: string;
+  logprob: number;
+  topLogprobs?: TokenLogprob[];
+  /** Set on the last step. */
+  finishReason: FinishReason | null;
+}
+
+export class Generation {
+  readonly sampler: Sampler;
+  readonly tokens: number[] = [];
+  finishReason: FinishReason | null = null;
+  private readonly detok = new StreamingDetokenizer();
+  private readonly stops: StopChecker;
+
+  constructor(
+    readonly promptTokens: number[],
+    readonly options: SamplingOptions,
+    config: GPTConfig,
+  ) {
+    if (promptTokens.length === 0) throw new Error('the prompt must contain at least one token');
+    checkContextLength(promptTokens.length, options.maxTokens, config.contextLength); // before any work
+    this.sampler = new Sampler(options, promptTokens, config.vocabSize);
+    this.stops = new StopChecker(options.stop ?? []);
+  }
+
+  get done(): boolean {
+    return this.finishReason !== null;
+  }
+
+  /** Samples the next token from `logits` (raw, one position) and advances the state. */
+  step(logits: Float32Array): StepResult {
+    if (this.done) throw new Error('generation already finished');
+    const s = this.sampler.sample(logits);
+    this.tokens.push(s.token);
+    const eos = s.token === 50256 && !this.options.ignoreEos;
+    const stop = this.stops.push(eos ? '' : this.detok.push(s.token)); // <|endoftext|> is not shown
+    this.finishReason = finish({
+      token: s.token,
+      generated: this.tokens.length,
+      maxTokens: this.options.maxTokens,
+      stopped: stop.stopped,
+      ignoreEos: this.options.ignoreEos,
+    });
+    let text = stop.emit;
+    if (this.finishReason && !stop.stopped) text += this.stops.push(this.detok.flush()).emit + this.stops.flush();
+    return { token: s.token, text, logprob: s.logprob, topLogprobs: s.topLogprobs, finishReason: this.finishReason };
+  }
+}
+
+/**
+ * Generates with a KV cache in `slot`: one prefill, then one decode step per token.
+ * Yields each step as soon as it is sampled (streaming).
+ */
+export async function* generate(model: ModelSession, promptTokens: number[], options: SamplingOptions, slot = 0): AsyncGenerator<StepResult> {
+  const gen = new Generation(promptTokens, options, model.config);
+  if (options.maxTokens === 0) return;
+  let [logits] = await model.forward([{ slot, tokens: promptTokens, start: 0, logits: 'last' }]);
+  for (;;) {
+    const step = gen.step(logits!);
+    yield step;
+    if (step.finishReason) return;
+    [logits] = await model.forward([{ slot, tokens: [step.token], start: promptTokens.length + gen.tokens.length - 1, logits: 'last' }]);
+  }
+}

@@ -1,0 +1,127 @@
+// GPTModel as an ONNX graph: the whole of GPT-2 on one page, in the order of nanoGPT's model.py.
+// `transformer` is shared by the inference graph below (KV cache) and the training graphs
+// (src/train), which differ only in how attention sees the past and where dropout applies.
+import { Graph, type Value } from '../onnx/graph.js';
+import * as op from '../onnx/ops.js';
+import type { GPTConfig } from './config.js';
+import { parameterSpecs } from './params.js';
+
+/** Looks up a parameter by its GPT-2 checkpoint name (an initializer or a graph input). */
+export type ParamFn = (name: string) => Value;
+
+/**
+ * Attention over what a layer may see. q, k, v: [B, T, C] for the new tokens, returns [B, T, C].
+ * Inference concatenates cached keys/values; training masks a full causal square.
+ */
+export type AttendFn = (layer: number, q: Value, k: Value, v: Value) => Value;
+
+/** Dropout hook (identity in inference); `site` names where it applies, as in the book. */
+export type DropoutFn = (x: Value, site: string) => Value;
+
+const noDropout: DropoutFn = (x) => x;
+
+/** Split [B, T, C] into heads: [B, H, T, hd]. */
+export function splitHeads(x: Value, nHead: number, headDim: number): Value {
+  return op.transpose(op.reshape(x, [0, 0, nHead, headDim]), [0, 2, 1, 3]);
+}
+
+/** Merge heads back: [B, H, T, hd] → [B, T, C]. */
+export function mergeHeads(y: Value, nEmbd: number): Value {
+  return op.reshape(op.transpose(y, [0, 2, 1, 3]), [0, 0, nEmbd]);
+}
+
+/** Scaled dot-product attention with an additive mask [B|1, 1, T, S] (0 = see, -1e9 = hidden). */
+export function scaledDotProduct(q: Value, kT: Value, v: Value, mask: Value, headDim: number, dropout = noDropout, site = ''): Value {
+  const scores = op.add(op.matmul(op.mul(q, op.scalar(q, 1 / Math.sqrt(headDim))), kT), mask); // [B, H, T, S]
+  return op.matmul(dropout(op.softmax(scores, -1), site), v); // [B, H, T, hd]
+}
+
+function linear(x: Value, p: ParamFn, prefix: string, bias = true): Value {
+  const y = op.matmul(x, p(`${prefix}.weight`));
+  return bias ? op.add(y, p(`${prefix}.bias`)) : y;
+}
+
+function layerNorm(x: Value, p: ParamFn, prefix: string, eps: number): Value {
+  return op.layerNorm(x, p(`${prefix}.weight`), p(`${prefix}.bias`), eps);
+}
+
+function attention(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn): Value {
+  const C = cfg.nEmbd;
+  const [q, k, v] = op.split(linear(x, p, `h.${l}.attn.c_attn`, cfg.qkvBias), [C, C, C], -1) as [Value, Value, Value];
+  const y = attend(l, q, k, v); // [B, T, C], heads merged
+  return dropout(linear(y, p, `h.${l}.attn.c_proj`), `h.${l}.resid_attn`);
+}
+
+function mlp(x: Value, p: ParamFn, l: number, dropout: DropoutFn): Value {
+  const h = op.gelu(linear(x, p, `h.${l}.mlp.c_fc`), 'tanh'); // GPT-2's gelu_new
+  return dropout(linear(h, p, `h.${l}.mlp.c_proj`), `h.${l}.resid_mlp`);
+}
+
+function block(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn): Value {
+  const eps = cfg.layerNormEpsilon;
+  x = op.add(x, attention(cfg, layerNorm(x, p, `h.${l}.ln_1`, eps), p, l, attend, dropout)); // pre-LN
+  return op.add(x, mlp(layerNorm(x, p, `h.${l}.ln_2`, eps), p, l, dropout));
+}
+
+/** tokens, positions: int64 [B, T] → final hidden states after ln_f: [B, T, C]. */
+export function transformer(cfg: GPTConfig, p: ParamFn, tokens: Value, positions: Value, attend: AttendFn, dropout = noDropout): Value {
+  let x = op.add(op.gather(p('wte.weight'), tokens), op.gather(p('wpe.weight'), positions)); // [B, T, C]
+  x = dropout(x, 'emb');
+  for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, x, p, l, attend, dropout);
+  return layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon);
+}
+
+/** Output head tied to the token embedding: h [N, C] → logits [N, V] = h · wteᵀ. */
+export function lmHead(p: ParamFn, h: Value): Value {
+  return op.gemm(h, p('wte.weight'), { transB: true }); // Gemm reads wte transposed in place: no copy
+}
+
+/**
+ * The inference graph, used for both prefill and decode, for a batch of sequences of different
+ * lengths. The KV cache lives in JS buffers laid out [position, slot, C] per layer, so the first
+ * P positions of every slot are one contiguous prefix that ORT reads without a copy; the graph
+ * returns only the new tokens' K/V rows and the logits that were asked for.
+ *
+ * Inputs:  tokens, positions int64 [B, T]; slots int64 [B] (each row's cache slot);
+ *          mask float [B, 1, T, P+T] (additive); logit_rows int64 [N] (rows of the flattened
+ *          [B·T] batch whose logits to return); past_k.l, past_v.l float [P, S, C].
+ * Outputs: logits [N, V]; present_k.l, present_v.l [B, T, C].
+ */
+export function buildInferenceGraph(cfg: GPTConfig, weight: (g: Graph, name: string, shape: number[]) => Value): Graph {
+  const g = new Graph('gpt2_infer');
+  const shapes = new Map(parameterSpecs(cfg).map((s) => [s.name, s.shape]));
+  const params = new Map<string, Value>();
+  const p: ParamFn = (name) => {
+    let v = params.get(name);
+    if (!v) params.set(name, (v = weight(g, name, shapes.get(name)!)));
+    return v;
+  };
+  const C = cfg.nEmbd;
+  const H = cfg.nHead;
+  const hd = C / H;
+  const tokens = g.input('tokens', 'int64', ['B', 'T']);
+  const positions = g.input('positions', 'int64', ['B', 'T']);
+  const slots = g.input('slots', 'int64', ['B']);
+  const mask = g.input('mask', 'float32', ['B', 1, 'T', 'PT']);
+  const logitRows = g.input('logit_rows', 'int64', ['N']);
+  const presents: Value[] = [];
+
+  const attend: AttendFn = (l, q, k, v) => {
+    const past = (kind: string) => {
+      const cache = g.input(`past_${kind}.${l}`, 'float32', ['P', 'S', C]);
+      return op.transpose(op.gather(cache, slots, 1), [1, 0, 2]); // this batch's slots: [B, P, C]
+    };
+    presents.push(k, v);
+    const keys = op.concat([past('k'), k], 1); // [B, P+T, C]
+    const values = op.concat([past('v'), v], 1);
+    const kT = op.transpose(op.reshape(keys, [0, 0, H, hd]), [0, 2, 3, 1]); // [B, H, hd, P+T]
+    const y = scaledDotProduct(splitHeads(q, H, hd), kT, splitHeads(values, H, hd), mask, hd);
+    return mergeHeads(y, C);
+  };
+
+  const h = transformer(cfg, p, tokens, positions, attend); // [B, T, C]
+  const rows = op.gather(op.reshape(h, [-1, C]), logitRows); // [N, C]: only the positions asked for
+  g.output(lmHead(p, rows), 'logits');
+  presents.forEach((x, i) => g.output(x, `present_${i % 2 ? 'v' : 'k'}.${i >> 1}`));
+  return g;
+}

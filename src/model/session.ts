@@ -1,0 +1,118 @@
+// A loaded model ready to run: the inference graph's ORT session plus its KV cache.
+// One `forward` call serves prefill (many tokens per row), decode (one token per row) and any mix,
+// for rows of different lengths, so a scheduler can batch whatever is ready.
+import * as ort from 'onnxruntime-node';
+import { loadCheckpoint, type WeightSource } from './checkpoint.js';
+import type { GPTConfig } from './config.js';
+import { buildInferenceGraph } from './gpt.js';
+import { KVCache } from './kv-cache.js';
+import { createSession, type RuntimeOptions } from './runtime.js';
+
+export interface ForwardRow {
+  slot: number; // KV-cache slot this sequence owns
+  tokens: number[]; // new tokens
+  start: number; // position of the first new token (= tokens already in the cache)
+  logits: 'last' | 'all'; // which positions' logits to return
+}
+
+export interface SessionOptions extends RuntimeOptions {
+  /** Sequences that can be in flight at once (KV-cache slots). */
+  slots?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+const HIDDEN = -1e9; // additive mask value: exp(-1e9 - max) is exactly 0 in float32
+
+export class ModelSession {
+  readonly cache: KVCache;
+
+  private constructor(
+    readonly config: GPTConfig,
+    private readonly session: ort.InferenceSession,
+    slots: number,
+  ) {
+    this.cache = new KVCache(config, slots);
+  }
+
+  static async create(config: GPTConfig, weights: Map<string, WeightSource>, opts: SessionOptions = {}): Promise<ModelSession> {
+    const session = await createSession((weight) => buildInferenceGraph(config, weight), weights, opts);
+    return new ModelSession(config, session, opts.slots ?? 1);
+  }
+
+  /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors). */
+  static async load(dir: string, opts: SessionOptions = {}): Promise<ModelSession> {
+    const { config, weights } = loadCheckpoint(dir, { onProgress: opts.onProgress });
+    return ModelSession.create(config, weights, opts);
+  }
+
+  /**
+   * Runs new tokens of each row through the model, appends their K/V to the cache, and returns
+   * each row's logits: [1, V] for 'last', [tokens, V] for 'all', flattened.
+   */
+  async forward(rows: ForwardRow[]): Promise<Float32Array[]> {
+    const { nLayer, vocabSize: V, contextLength } = this.config;
+    const B = rows.length;
+    const T = Math.max(...rows.map((r) => r.tokens.length));
+    const P = Math.max(...rows.map((r) => r.start));
+    for (const r of rows) {
+      if (r.tokens.length === 0) throw new Error('forward: a row has no tokens');
+      if (r.start + r.tokens.length > contextLength) throw new Error(`forward: position ${r.start + r.tokens.length} exceeds the context length ${contextLength}`);
+      if (r.slot < 0 || r.slot >= this.cache.slots) throw new Error(`forward: slot ${r.slot} out of range`);
+    }
+    this.cache.reserve(Math.max(...rows.map((r) => r.start + r.tokens.length)));
+
+    const tokens = new BigInt64Array(B * T);
+    const positions = new BigInt64Array(B * T);
+    const mask = new Float32Array(B * T * (P + T)).fill(HIDDEN);
+    const logitRows: number[] = [];
+    rows.forEach((r, b) => {
+      for (let t = 0; t < T; t++) {
+        const real = t < r.tokens.length;
+        tokens[b * T + t] = BigInt(real ? r.tokens[t]! : 0);
+        positions[b * T + t] = BigInt(real ? r.start + t : 0);
+        const m = (b * T + t) * (P + T);
+        if (real) {
+          mask.fill(0, m, m + r.start); // this row's own cached past
+          mask.fill(0, m + P, m + P + t + 1); // causal within the new tokens
+        } else mask[m + P + t] = 0; // padding sees itself only, so softmax stays finite
+      }
+      if (r.logits === 'last') logitRows.push(b * T + r.tokens.length - 1);
+      else for (let t = 0; t < r.tokens.length; t++) logitRows.push(b * T + t);
+    });
+
+    const i64 = (data: BigInt64Array, dims: number[]) => new ort.Tensor('int64', data, dims);
+    const feeds: Record<string, ort.Tensor> = {
+      tokens: i64(tokens, [B, T]),
+      positions: i64(positions, [B, T]),
+      slots: i64(BigInt64Array.from(rows.map((r) => BigInt(r.slot))), [B]),
+      mask: new ort.Tensor('float32', mask, [B, 1, T, P + T]),
+      logit_rows: i64(BigInt64Array.from(logitRows.map(BigInt)), [logitRows.length]),
+    };
+    const S = this.cache.slots;
+    const C = this.config.nEmbd;
+    for (let l = 0; l < nLayer; l++) {
+      feeds[`past_k.${l}`] = new ort.Tensor('float32', this.cache.prefix('k', l, P), [P, S, C]);
+      feeds[`past_v.${l}`] = new ort.Tensor('float32', this.cache.prefix('v', l, P), [P, S, C]);
+    }
+    const out = await this.session.run(feeds);
+
+    for (let l = 0; l < nLayer; l++) {
+      for (const kind of ['k', 'v'] as const) {
+        const present = out[`present_${kind}.${l}`]!.data as Float32Array; // [B, T, C]
+        rows.forEach((r, b) => this.cache.write(kind, l, r.slot, r.start, present, b * T, r.tokens.length));
+      }
+    }
+    const logits = out.logits!.data as Float32Array; // [N, V]
+    let row = 0;
+    return rows.map((r) => {
+      const n = r.logits === 'last' ? 1 : r.tokens.length;
+      const slice = logits.subarray(row * V, (row + n) * V);
+      row += n;
+      return slice;
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.session.release();
+  }
+}

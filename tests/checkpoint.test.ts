@@ -1,0 +1,407 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadCheckpoint, materialize, randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { toHFConfig, type GPTConfig } from '../src/model/config.js';
+import { parameterSpecs, type Params } from '../src/model/params.js';
+import { Rng } from '../src/model/rng.js';
+import { ModelSession } from '../src/model/session.js';
+import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, writeSafetensorsRaw, type RawTensor } from '../src/model/safetensors.js';
+
+const tiny: GPTConfig = { vocabSize: 64, contextLength: 16, nEmbd: 8, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
+
+let root: string;
+beforeAll(() => {
+  root = fs.mkdtempSync(path.join(os.tmpdir(), 'checkpoint-test-'));
+});
+afterAll(() => {
+  fs.rmSync(root, { recursive: true, force: true });
+});
+let counter = 0;
+const freshDir = (): string => path.join(root, `ckpt${counter++}`);
+
+/** randomInit leaves biases at 0 and LayerNorm at 1; fill every tensor so that mix-ups show. */
+function distinctParams(config: GPTConfig, seed = 1): Params {
+  const rng = new Rng(seed);
+  const params = randomInit(config, seed);
+  for (const t of params.values()) for (let i = 0; i < t.data.length; i++) t.data[i] = rng.normal();
+  return params;
+}
+
+const f32Bytes = (a: Float32Array): Uint8Array => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+interface Layout {
+  prefix: boolean;
+  lmHead: boolean;
+  mask: 'none' | 'F32' | 'U8' | 'BOOL';
+  maskedBias: boolean;
+  alignHeader: boolean;
+  /** Extra metadata text, to move the data region's start. */
+  pad?: string;
+}
+
+/** Write a checkpoint the way some other tool would have, to test what we accept. */
+function writeLayout(dir: string, config: GPTConfig, params: Params, layout: Layout): string {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHFConfig(config)));
+  const T = config.contextLength;
+  const p = layout.prefix ? 'transformer.' : '';
+  const tensors: RawTensor[] = [];
+  if (layout.lmHead) tensors.push({ name: 'lm_head.weight', dtype: 'F32', shape: [config.vocabSize, config.nEmbd], data: f32Bytes(params.get('wte.weight')!.data) });
+  for (const spec of parameterSpecs(config)) {
+    tensors.push({ name: p + spec.name, dtype: 'F32', shape: spec.shape, data: f32Bytes(params.get(spec.name)!.data) });
+    const layer = /^h\.(\d+)\.ln_1\.weight$/.exec(spec.name)?.[1];
+    if (layer === undefined) continue;
+    const tril = new Uint8Array(T * T).map((_, i) => (i % T <= Math.floor(i / T) ? 1 : 0));
+    if (layout.mask === 'F32') tensors.push({ name: `${p}h.${layer}.attn.bias`, dtype: 'F32', shape: [1, 1, T, T], data: f32Bytes(Float32Array.from(tril)) });
+    if (layout.mask === 'U8' || layout.mask === 'BOOL') tensors.push({ name: `${p}h.${layer}.attn.bias`, dtype: layout.mask, shape: [1, 1, T, T], data: tril });
+    if (layout.maskedBias) tensors.push({ name: `${p}h.${layer}.attn.masked_bias`, dtype: 'F32', shape: [], data: f32Bytes(new Float32Array([-1e4])) });
+  }
+  // Sorted by name, as the Python library orders its output: a different order from ours.
+  tensors.sort((a, b) => (a.name < b.name ? -1 : 1));
+  const file = path.join(dir, 'model.safetensors');
+  writeSafetensorsRaw(file, tensors, { metadata: { format: 'pt', ...(layout.pad ? { pad: layout.pad } : {}) }, alignHeader: layout.alignHeader });
+  return file;
+}
+
+function expectSameParams(actual: Params, expected: Params): void {
+  expect([...actual.keys()]).toEqual([...expected.keys()]);
+  for (const [name, t] of expected) {
+    expect(actual.get(name)!.shape, name).toEqual(t.shape);
+    expect(actual.get(name)!.data, name).toEqual(t.data);
+  }
+}
+
+function errorOf(f: () => unknown): string {
+  try {
+    f();
+  } catch (e) {
+    return (e as Error).message;
+  }
+  throw new Error('expected an error');
+}
+
+describe('saveCheckpoint / loadCheckpoint', () => {
+  it('round-trips F32 exactly, with weights pointing into the file', () => {
+    const dir = freshDir();
+    const params = distinctParams(tiny);
+    saveCheckpoint(dir, tiny, params);
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']); // no temp files left
+    const hf = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ n_positions: 16, n_embd: 8, torch_dtype: 'float32' });
+
+    const progress: [number, number][] = [];
+    const ck = loadCheckpoint(dir, { onProgress: (d, t) => progress.push([d, t]) });
+    expect(ck.config).toEqual({ ...tiny, chatTemplate: undefined });
+    expect(ck.dir).toBe(dir);
+    const n = parameterSpecs(tiny).length;
+    expect(progress.length).toBe(n);
+    expect(progress.at(-1)).toEqual([n, n]);
+    for (const w of ck.weights.values()) {
+      expect(w.kind).toBe('file');
+      if (w.kind === 'file') expect(w.path).toBe(path.join(dir, 'model.safetensors'));
+    }
+    // 'file' offsets really are the raw float32 bytes.
+    const wte = ck.weights.get('wte.weight')!;
+    if (wte.kind !== 'file') throw new Error('expected a file source');
+    const raw = fs.readFileSync(wte.path).subarray(wte.offset, wte.offset + wte.length);
+    expect(new Float32Array(Uint8Array.from(raw).buffer)).toEqual(params.get('wte.weight')!.data);
+    expectSameParams(materialize(ck.weights), params);
+  });
+
+  it('writes transformer.-prefixed keys and no lm_head, like save_pretrained', () => {
+    const dir = freshDir();
+    saveCheckpoint(dir, tiny, distinctParams(tiny));
+    const buf = fs.readFileSync(path.join(dir, 'model.safetensors'));
+    const n = Number(buf.readBigUInt64LE(0));
+    const header = JSON.parse(buf.subarray(8, 8 + n).toString());
+    expect(header.__metadata__).toEqual({ format: 'pt' });
+    const keys = Object.keys(header).filter((k) => k !== '__metadata__');
+    expect(keys.every((k) => k.startsWith('transformer.'))).toBe(true);
+    expect(keys).toHaveLength(parameterSpecs(tiny).length);
+    expect((8 + n) % 8).toBe(0);
+  });
+
+  it.each(['F16', 'BF16'] as const)('round-trips %s within its precision, as in-memory weights', (dtype) => {
+    const dir = freshDir();
+    const params = distinctParams(tiny);
+    saveCheckpoint(dir, tiny, params, { dtype });
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).torch_dtype).toBe(dtype === 'F16' ? 'float16' : 'bfloat16');
+    const ck = loadCheckpoint(dir);
+    for (const w of ck.weights.values()) expect(w.kind).toBe('memory');
+    const loaded = materialize(ck.weights);
+    const round = dtype === 'F16' ? (v: number) => f16ToF32(f32ToF16(v)) : (v: number) => bf16ToF32(f32ToBf16(v));
+    for (const [name, t] of params) {
+      expect(loaded.get(name)!.shape).toEqual(t.shape);
+      expect(loaded.get(name)!.data, name).toEqual(t.data.map(round));
+    }
+  });
+
+  it('creates the directory and replaces an existing checkpoint', () => {
+    const dir = path.join(freshDir(), 'nested', 'deeper');
+    saveCheckpoint(dir, tiny, distinctParams(tiny, 1));
+    const second = distinctParams(tiny, 2);
+    saveCheckpoint(dir, tiny, second);
+    expect(fs.readdirSync(dir).sort()).toEqual(['config.json', 'model.safetensors']);
+    expectSameParams(materialize(loadCheckpoint(dir).weights), second);
+  });
+
+  it('writes zero c_attn biases when qkv_bias is off, and ignores them on load', () => {
+    const config = { ...tiny, qkvBias: false };
+    const dir = freshDir();
+    const params = distinctParams(config);
+    saveCheckpoint(dir, config, params);
+    const buf = fs.readFileSync(path.join(dir, 'model.safetensors'));
+    const header = JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString());
+    expect(header['transformer.h.0.attn.c_attn.bias'].shape).toEqual([24]);
+    const ck = loadCheckpoint(dir);
+    expect(ck.config.qkvBias).toBe(false);
+    expect(ck.weights.has('h.0.attn.c_attn.bias')).toBe(false);
+    expectSameParams(materialize(ck.weights), params);
+  });
+
+  it('refuses a nonzero c_attn bias when qkv_bias is off', () => {
+    const dir = freshDir();
+    const file = writeLayout(dir, tiny, distinctParams(tiny), { prefix: true, lmHead: false, mask: 'none', maskedBias: false, alignHeader: true });
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...toHFConfig(tiny), qkv_bias: false }));
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(
+      `${file}: tensor 'transformer.h.0.attn.c_attn.bias' is not all zeros, but config.json has qkv_bias false: the model would change if it were dropped`,
+    );
+  });
+
+  it('refuses parameters that do not fit the config', () => {
+    const params = distinctParams(tiny);
+    params.set('extra.weight', { shape: [1], data: new Float32Array(1) });
+    expect(() => saveCheckpoint(freshDir(), tiny, params)).toThrow(/'extra.weight' is not part/);
+    params.delete('extra.weight');
+    params.set('wpe.weight', { shape: [8, 8], data: new Float32Array(64) });
+    expect(() => saveCheckpoint(freshDir(), tiny, params)).toThrow(/'wpe.weight' has shape \[8, 8\] \(64 values\), expected \[16, 8\]/);
+    params.delete('wpe.weight');
+    expect(() => saveCheckpoint(freshDir(), tiny, params)).toThrow(/missing parameter 'wpe.weight'/);
+  });
+});
+
+/** Logits of every position for a fixed prompt, through ORT, for a checkpoint folder. */
+async function logitsOf(dir: string): Promise<Float32Array> {
+  const model = await ModelSession.load(dir);
+  const [logits] = await model.forward([{ slot: 0, tokens: [1, 5, 9, 63, 0, 2], start: 0, logits: 'all' }]);
+  await model.close();
+  return logits!;
+}
+
+describe('checkpoint layouts found in the wild', () => {
+  const params = distinctParams(tiny, 7);
+  let expected: Float32Array;
+  beforeAll(async () => {
+    const dir = freshDir();
+    saveCheckpoint(dir, tiny, params);
+    expected = await logitsOf(dir);
+  });
+  const layouts: Layout[] = [];
+  for (const prefix of [true, false])
+    for (const lmHead of [true, false])
+      for (const mask of ['none', 'F32', 'U8', 'BOOL'] as const)
+        for (const maskedBias of [true, false]) layouts.push({ prefix, lmHead, mask, maskedBias, alignHeader: mask !== 'U8' });
+
+  it.each(layouts)('loads %o to the same parameters and logits', async (layout) => {
+    const dir = freshDir();
+    writeLayout(dir, tiny, params, layout);
+    const ck = loadCheckpoint(dir);
+    expect([...ck.weights.keys()]).toEqual(parameterSpecs(tiny).map((s) => s.name));
+    expectSameParams(materialize(ck.weights), params);
+    expect(await logitsOf(dir)).toEqual(expected);
+  });
+
+  it('loads F16 and BF16 checkpoints to the logits of their rounded weights', async () => {
+    for (const [dtype, round] of [['F16', (x: number) => f16ToF32(f32ToF16(x))], ['BF16', (x: number) => bf16ToF32(f32ToBf16(x))]] as const) {
+      const rounded: Params = new Map([...params].map(([k, t]) => [k, { shape: t.shape, data: t.data.map(round) }]));
+      const [half, ref] = [freshDir(), freshDir()];
+      saveCheckpoint(half, tiny, params, { dtype });
+      saveCheckpoint(ref, tiny, rounded);
+      expect(await logitsOf(half), dtype).toEqual(await logitsOf(ref));
+    }
+  });
+
+  it('loads the hub gpt2 layout: unpadded header, unprefixed keys, uint8-era buffers', async () => {
+    const dir = freshDir();
+    // Lengthen the metadata until the data region starts at an offset that is not a multiple of 4.
+    for (let pad = ''; ; pad += 'x') {
+      const file = writeLayout(dir, tiny, params, { prefix: false, lmHead: false, mask: 'F32', maskedBias: true, alignHeader: false, pad });
+      if ((8 + Number(fs.readFileSync(file).readBigUInt64LE(0))) % 4 !== 0) break;
+    }
+    const ck = loadCheckpoint(dir);
+    const offsets = [...ck.weights.values()].map((w) => (w.kind === 'file' ? w.offset : 0));
+    expect(offsets.every((o) => o % 4 !== 0)).toBe(true); // every float tensor is misaligned in the file
+    expectSameParams(materialize(ck.weights), params);
+    expect(await logitsOf(dir)).toEqual(expected); // ORT maps the unaligned tensors straight from the file
+  });
+});
+
+describe('checkpoint errors', () => {
+  const base: Layout = { prefix: true, lmHead: false, mask: 'none', maskedBias: false, alignHeader: true };
+
+  it('names a missing config.json or model.safetensors', () => {
+    const dir = freshDir();
+    fs.mkdirSync(dir);
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(`checkpoint ${dir}: missing ${path.join(dir, 'config.json')}`);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHFConfig(tiny)));
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(`checkpoint ${dir}: missing ${path.join(dir, 'model.safetensors')}`);
+    fs.writeFileSync(path.join(dir, 'config.json'), '{"n_embd": ');
+    expect(errorOf(() => loadCheckpoint(dir))).toMatch(new RegExp(`^${escape(path.join(dir, 'config.json'))}: not valid JSON`));
+  });
+
+  it('names a missing tensor', () => {
+    const dir = freshDir();
+    const params = distinctParams(tiny);
+    const file = writeLayout(dir, { ...tiny, nLayer: 1 }, params, base); // layer 1 never written
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHFConfig(tiny)));
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(
+      `${file}: missing tensor 'h.1.ln_1.weight' (looked for 'h.1.ln_1.weight' and 'transformer.h.1.ln_1.weight')`,
+    );
+  });
+
+  it('names an unexpected tensor', () => {
+    const dir = freshDir();
+    const params = distinctParams(tiny);
+    const file = writeLayout(dir, tiny, params, base);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHFConfig({ ...tiny, nLayer: 1 })));
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(
+      `${file}: unexpected tensor 'transformer.h.1.attn.c_attn.bias' (not a GPT-2 parameter for n_layer=1; check config.json)`,
+    );
+  });
+
+  it('names a tensor with the wrong shape', () => {
+    const dir = freshDir();
+    const file = writeLayout(dir, tiny, distinctParams(tiny), base);
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(toHFConfig({ ...tiny, contextLength: 32 })));
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(`${file}: tensor 'transformer.wpe.weight' has shape [16, 8], expected [32, 8]`);
+  });
+
+  it('checks the shape of an lm_head it ignores', () => {
+    const dir = freshDir();
+    const file = writeLayout(dir, tiny, distinctParams(tiny), base);
+    writeSafetensorsRaw(file, [{ name: 'lm_head.weight', dtype: 'F32', shape: [8, 64], data: new Uint8Array(2048) }]);
+    expect(errorOf(() => loadCheckpoint(dir))).toMatch(/tensor 'lm_head.weight' has shape \[8, 64\], expected \[64, 8\]/);
+  });
+
+  it('refuses a name given both with and without the prefix', () => {
+    const dir = freshDir();
+    const file = writeLayout(dir, tiny, distinctParams(tiny), base);
+    fs.renameSync(file, file + '.orig');
+    writeSafetensorsRaw(file, [
+      { name: 'transformer.wte.weight', dtype: 'F32', shape: [1], data: new Uint8Array(4) },
+      { name: 'wte.weight', dtype: 'F32', shape: [1], data: new Uint8Array(4) },
+    ]);
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(`${file}: tensor 'wte.weight' appears twice, as 'transformer.wte.weight' and 'wte.weight'`);
+  });
+
+  it('refuses integer weights', () => {
+    const dir = freshDir();
+    const params = distinctParams(tiny);
+    const file = writeLayout(dir, tiny, params, base);
+    writeSafetensorsRaw(
+      file,
+      parameterSpecs(tiny).map((s) => ({ name: s.name, dtype: 'I32', shape: s.shape, data: f32Bytes(params.get(s.name)!.data) })),
+    );
+    expect(errorOf(() => loadCheckpoint(dir))).toBe(`${file}: tensor 'wte.weight' has dtype I32, expected F32, F16 or BF16`);
+  });
+
+  it('passes on header errors: corrupt JSON, truncation, overlaps', () => {
+    const dir = freshDir();
+    const file = writeLayout(dir, tiny, distinctParams(tiny), base);
+    const good = fs.readFileSync(file);
+
+    const corrupt = Buffer.from(good);
+    corrupt[8] = 0x78; // 'x' where the header's opening brace was
+    fs.writeFileSync(file, corrupt);
+    expect(errorOf(() => loadCheckpoint(dir))).toMatch(new RegExp(`^${escape(file)}: header is not valid JSON`));
+
+    fs.writeFileSync(file, good.subarray(0, good.length - 3)); // the last tensor (names are sorted) loses 3 bytes
+    expect(errorOf(() => loadCheckpoint(dir))).toMatch(
+      new RegExp(`^${escape(file)}: tensor 'transformer.wte.weight' ends at byte ${good.length} but the file has only ${good.length - 3} bytes \\(truncated\\?\\)$`),
+    );
+
+    const n = Number(good.readBigUInt64LE(0));
+    const header = JSON.parse(good.subarray(8, 8 + n).toString());
+    header['transformer.ln_f.bias'].data_offsets = header['transformer.ln_f.weight'].data_offsets; // same shape, same bytes
+    const json = Buffer.from(JSON.stringify(header));
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(json.length));
+    fs.writeFileSync(file, Buffer.concat([len, json, good.subarray(8 + n)]));
+    expect(errorOf(() => loadCheckpoint(dir))).toMatch(
+      new RegExp(`^${escape(file)}: tensors 'transformer.ln_f.(weight|bias)' .* and 'transformer.ln_f.(weight|bias)' .* overlap$`),
+    );
+  });
+});
+
+describe('randomInit', () => {
+  const config: GPTConfig = { ...tiny, vocabSize: 256, nEmbd: 64, nLayer: 4, nHead: 4 };
+  const std = (a: Float32Array): number => Math.sqrt(a.reduce((s, v) => s + v * v, 0) / a.length);
+
+  it('follows GPT-2 initialisation', () => {
+    const p = randomInit(config, 42);
+    expect([...p.keys()]).toEqual(parameterSpecs(config).map((s) => s.name));
+    for (const spec of parameterSpecs(config)) expect(p.get(spec.name)!.shape).toEqual(spec.shape);
+    expect(std(p.get('wte.weight')!.data)).toBeCloseTo(0.02, 3);
+    expect(std(p.get('h.0.attn.c_attn.weight')!.data)).toBeCloseTo(0.02, 3);
+    expect(std(p.get('h.1.mlp.c_fc.weight')!.data)).toBeCloseTo(0.02, 3);
+    const resid = 0.02 / Math.sqrt(8);
+    expect(std(p.get('h.0.attn.c_proj.weight')!.data) / resid).toBeCloseTo(1, 1);
+    expect(std(p.get('h.3.mlp.c_proj.weight')!.data) / resid).toBeCloseTo(1, 1);
+    expect(p.get('ln_f.weight')!.data.every((v) => v === 1)).toBe(true);
+    expect(p.get('h.2.ln_1.weight')!.data.every((v) => v === 1)).toBe(true);
+    for (const name of ['ln_f.bias', 'h.0.ln_2.bias', 'h.0.attn.c_attn.bias', 'h.1.mlp.c_proj.bias']) {
+      expect(p.get(name)!.data.every((v) => v === 0), name).toBe(true);
+    }
+  });
+
+  it('is deterministic for a seed and differs across seeds', () => {
+    expectSameParams(randomInit(tiny, 3), randomInit(tiny, 3));
+    expect(randomInit(tiny, 3).get('wte.weight')!.data).not.toEqual(randomInit(tiny, 4).get('wte.weight')!.data);
+  });
+});
+
+describe('Rng', () => {
+  it('is uniform in [0, 1) and repeatable', () => {
+    const a = new Rng(123);
+    const b = new Rng(123);
+    let sum = 0;
+    for (let i = 0; i < 100_000; i++) {
+      const x = a.next();
+      expect(x === b.next()).toBe(true);
+      if (!(x >= 0 && x < 1)) throw new Error(`out of range: ${x}`);
+      sum += x;
+    }
+    expect(sum / 100_000).toBeCloseTo(0.5, 2);
+    expect(new Rng(1).next()).not.toBe(new Rng(2).next());
+    expect(new Rng(2 ** 32 + 1).next()).not.toBe(new Rng(1).next());
+    expect(new Rng(-1).next()).not.toBe(new Rng(1).next());
+    expect(() => new Rng(NaN)).toThrow(/seed/);
+  });
+
+  it('gives standard normals', () => {
+    const r = new Rng(9);
+    const n = 200_000;
+    let s = 0;
+    let s2 = 0;
+    for (let i = 0; i < n; i++) {
+      const z = r.normal();
+      s += z;
+      s2 += z * z;
+    }
+    expect(s / n).toBeCloseTo(0, 2);
+    expect(s2 / n).toBeCloseTo(1, 1);
+  });
+
+  it('draws integers in range', () => {
+    const r = new Rng(5);
+    const seen = new Set<number>();
+    for (let i = 0; i < 1000; i++) seen.add(r.int(7));
+    expect([...seen].sort()).toEqual([0, 1, 2, 3, 4, 5, 6]);
+  });
+});
+
+function escape(s: string): string {
+  return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,98 @@
+// The `scratchgpt generate` command, run as users run it (a child process), on a tiny checkpoint.
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import type { GPTConfig } from '../src/model/config.js';
+import { generate } from '../src/model/generation.js';
+import { ModelSession } from '../src/model/session.js';
+import { decode } from '../src/model/tokenizer.js';
+
+const run = promisify(execFile);
+const BIN = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
+const cfg: GPTConfig = { vocabSize: 50257, contextLength: 48, nEmbd: 16, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
+let dir: string;
+
+beforeAll(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cli-test-'));
+  const params = randomInit(cfg, 11);
+  for (const t of params.values()) t.data.forEach((x, i) => (t.data[i] = x * 40)); // peaked distributions
+  saveCheckpoint(dir, cfg, params);
+});
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run('node', [BIN, ...args]);
+    return { stdout, stderr, code: 0 };
+  } catch (e) {
+    const err = e as { stdout: string; stderr: string; code: number };
+    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
+  }
+}
+
+describe('scratchgpt generate', () => {
+  it('prints one JSON object with tokens, text, finish_reason and sorted top logprobs', async () => {
+    const r = await cli('generate', '--model', dir, '--prompt-tokens', '15496,11,995', '--max-tokens', '6', '--temperature', '0', '--logprobs', '3', '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out).sort()).toEqual(['finish_reason', 'logprobs', 'prompt_tokens', 'text', 'tokens']);
+    expect(out.prompt_tokens).toEqual([15496, 11, 995]);
+    expect(out.tokens.length).toBeLessThanOrEqual(6);
+    expect(out.logprobs).toHaveLength(out.tokens.length);
+    for (const [i, lp] of out.logprobs.entries()) {
+      expect(lp.token).toBe(out.tokens[i]);
+      expect(lp.top_logprobs).toHaveLength(3);
+      const values = lp.top_logprobs.map((t: { logprob: number }) => t.logprob);
+      expect(values).toEqual([...values].sort((a, b) => b - a));
+      expect(lp.top_logprobs[0].token).toBe(lp.token); // greedy picks the most likely token
+      expect(lp.logprob).toBeCloseTo(values[0], 6);
+    }
+
+    // the same greedy run in-process gives the same tokens
+    const model = await ModelSession.load(dir);
+    const tokens: number[] = [];
+    for await (const s of generate(model, [15496, 11, 995], { maxTokens: 6, temperature: 0 })) tokens.push(s.token);
+    await model.close();
+    expect(out.tokens).toEqual(tokens);
+    if (out.finish_reason === 'length') expect(out.text).toBe(decode(tokens));
+  });
+
+  it('streams the same text as --json, and a seed reproduces a sampled run', async () => {
+    const args = ['generate', '--model', dir, '--prompt', 'The meaning of life is', '--max-tokens', '8', '--seed', '42', '--top-k', '20', '--top-p', '0.9'];
+    const [streamed, json, again] = await Promise.all([cli(...args), cli(...args, '--json'), cli(...args, '--json')]);
+    expect(streamed.code).toBe(0);
+    expect(JSON.parse(json.stdout).tokens).toEqual(JSON.parse(again.stdout).tokens);
+    expect(streamed.stdout).toBe(JSON.parse(json.stdout).text + '\n');
+    expect(JSON.parse(json.stdout).prompt_tokens).toEqual([464, 3616, 286, 1204, 318]);
+  });
+
+  it('stops at a stop string without printing it', async () => {
+    const base = JSON.parse((await cli('generate', '--model', dir, '--prompt', 'Hi', '--max-tokens', '12', '--temperature', '0', '--json')).stdout);
+    const text: string = base.text;
+    if (text.length < 4) return; // the model ended at once: nothing to cut
+    const stop = text.slice(2, 4);
+    const cut = JSON.parse((await cli('generate', '--model', dir, '--prompt', 'Hi', '--max-tokens', '12', '--temperature', '0', '--stop', stop, '--json')).stdout);
+    expect(cut.finish_reason).toBe('stop');
+    expect(cut.text).toBe(text.slice(0, text.indexOf(stop)));
+  });
+
+  it('refuses prompt + max_tokens beyond the context window before generating', async () => {
+    const r = await cli('generate', '--model', dir, '--prompt-tokens', '1,2,3', '--max-tokens', '46');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/maximum context length is 48 tokens. However, you requested 49 tokens \(3 in the prompt, 46 for the completion\)/);
+    expect(r.stdout).toBe('');
+  });
+
+  it('gives clear errors for bad options and a missing execution provider', async () => {
+    expect((await cli('generate', '--model', dir)).stderr).toMatch(/exactly one of --prompt and --prompt-tokens/);
+    expect((await cli('generate', '--model', dir, '--prompt', 'x', '--max-tokens', 'many')).stderr).toMatch(/--max-tokens expects a number/);
+    expect((await cli('generate', '--model', path.join(dir, 'nope'), '--prompt', 'x')).stderr).toMatch(/config\.json/);
+    const cuda = await cli('generate', '--model', dir, '--prompt', 'x', '--device', 'cuda');
+    expect(cuda.code).toBe(1);
+    expect(cuda.stderr).toMatch(/could not start the cuda execution provider[\s\S]*--onnxruntime-node-install=cuda12/);
+  });
+});
