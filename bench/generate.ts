@@ -19,6 +19,7 @@ const { values: args } = parseArgs({
     prompt: { type: 'string', default: '128' },
     gen: { type: 'string', default: '128' },
     baseline: { type: 'boolean', default: false },
+    int8: { type: 'boolean', default: true }, // also measure decode with int8 weights (--no-int8 to skip)
   },
 });
 const reps = Number(args.reps);
@@ -34,11 +35,13 @@ console.log(`model ${args.config}: ${cfg.nLayer} layers, ${cfg.nEmbd} wide; thre
 const t0 = now();
 const weights = new Map<string, WeightSource>();
 for (const [name, t] of randomInit(cfg, 1)) weights.set(name, { kind: 'memory', data: t.data, shape: t.shape });
-const model = await ModelSession.create(cfg, weights, { slots: 16, threads: args.threads ? Number(args.threads) : undefined });
+const threads = args.threads ? Number(args.threads) : undefined;
+const model = await ModelSession.create(cfg, weights, { slots: 16, threads, quantize: args.int8 ? 'int8' : 'none' });
+const fp32 = args.int8 ? await ModelSession.create(cfg, weights, { slots: 16, threads }) : model;
 weights.clear();
 console.log(`session ready in ${((now() - t0) / 1000).toFixed(1)} s`);
 
-async function prefill(T: number): Promise<number> {
+async function prefill(T: number, model = fp32): Promise<number> {
   const times: number[] = [];
   await model.forward([{ slot: 0, tokens: randomTokens(T, 0), start: 0, logits: 'last' }]); // warm-up
   for (let r = 0; r < reps; r++) {
@@ -50,7 +53,7 @@ async function prefill(T: number): Promise<number> {
 }
 
 /** Greedy decode of `genLen` tokens for a batch of B sequences after a prompt each; decode-only tok/s. */
-async function decode(B: number): Promise<number> {
+async function decode(B: number, model = fp32): Promise<number> {
   const rates: number[] = [];
   for (let r = 0; r < Math.max(1, reps - 1); r++) {
     const rows = Array.from({ length: B }, (_, b) => ({ slot: b, tokens: randomTokens(promptLen, b + 1), start: 0, logits: 'last' as const }));
@@ -68,7 +71,7 @@ async function decode(B: number): Promise<number> {
 }
 
 /** Batch-1 decode that recomputes the whole sequence every step (no KV cache). */
-async function decodeNoCache(): Promise<number> {
+async function decodeNoCache(model = fp32): Promise<number> {
   const tokens = randomTokens(promptLen, 1);
   const s = now();
   for (let step = 0; step < genLen; step++) {
@@ -90,6 +93,12 @@ report('decode_tok_s_b4', await decode(4), 'decode batch 4, aggregate');
 report('decode_tok_s_b16', await decode(16), 'decode batch 16, aggregate');
 report('decode_nocache_tok_s_b1', await decodeNoCache(), 'decode batch 1 without KV cache');
 console.log(`KV-cache speed-up at batch 1: ${(result.decode_tok_s_b1! / result.decode_nocache_tok_s_b1!).toFixed(1)}×`);
+if (args.int8) {
+  // Opt-in int8 weights for decode steps (prefill stays fp32): not fp32-exact, so reported apart.
+  report('decode_tok_s_b1_int8', await decode(1, model), 'decode batch 1, int8 weights');
+  report('decode_tok_s_b4_int8', await decode(4, model), 'decode batch 4, int8 weights, aggregate');
+  report('decode_tok_s_b16_int8', await decode(16, model), 'decode batch 16, int8 weights, aggregate');
+}
 
 if (args.baseline) {
   // PyTorch on the same machine in the same run (ratios survive a noisy machine; absolute times don't).
@@ -104,6 +113,7 @@ if (args.baseline) {
 }
 console.log(JSON.stringify(result));
 await model.close();
+if (fp32 !== model) await fp32.close();
 
 function printRatios(torch: unknown): void {
   console.log('PyTorch baseline (same run):', JSON.stringify(torch).slice(0, 2000));

@@ -78,13 +78,15 @@ export function lmHead(p: ParamFn, h: Value): Value {
 
 /**
  * The inference graph, used for both prefill and decode, for a batch of sequences of different
- * lengths. The KV cache lives in JS buffers laid out [position, slot, C] per layer, so the first
- * P positions of every slot are one contiguous prefix that ORT reads without a copy; the graph
- * returns only the new tokens' K/V rows and the logits that were asked for.
+ * lengths. The KV cache lives in JS buffers laid out [slot, head, position, hd] (kv-cache.ts): the
+ * batch's slots arrive as one zero-copy input per layer, already in the layout attention reads, and
+ * the graph returns only the new tokens' K/V rows and the logits that were asked for. Scores
+ * against the cache and against the new tokens are computed apart and joined, so the cache itself
+ * is never concatenated or transposed (copies that cost more than the matmuls at batch 16).
  *
- * Inputs:  tokens, positions int64 [B, T]; slots int64 [B] (each row's cache slot);
- *          mask float [B, 1, T, P+T] (additive); logit_rows int64 [N] (rows of the flattened
- *          [B·T] batch whose logits to return); past_k.l, past_v.l float [P, S, C].
+ * Inputs:  tokens, positions int64 [B, T]; mask float [B, 1, T, P+T] (additive: 0 = visible);
+ *          logit_rows int64 [N] (rows of the flattened [B·T] batch whose logits to return);
+ *          past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch).
  * Outputs: logits [N, V]; present_k.l, present_v.l [B, T, C].
  */
 export function buildInferenceGraph(cfg: GPTConfig, weight: (g: Graph, name: string, shape: number[]) => Value): Graph {
@@ -101,22 +103,22 @@ export function buildInferenceGraph(cfg: GPTConfig, weight: (g: Graph, name: str
   const hd = C / H;
   const tokens = g.input('tokens', 'int64', ['B', 'T']);
   const positions = g.input('positions', 'int64', ['B', 'T']);
-  const slots = g.input('slots', 'int64', ['B']);
   const mask = g.input('mask', 'float32', ['B', 1, 'T', 'PT']);
   const logitRows = g.input('logit_rows', 'int64', ['N']);
   const presents: Value[] = [];
 
   const attend: AttendFn = (l, q, k, v) => {
-    const past = (kind: string) => {
-      const cache = g.input(`past_${kind}.${l}`, 'float32', ['P', 'S', C]);
-      return op.transpose(op.gather(cache, slots, 1), [1, 0, 2]); // this batch's slots: [B, P, C]
-    };
     presents.push(k, v);
-    const keys = op.concat([past('k'), k], 1); // [B, P+T, C]
-    const values = op.concat([past('v'), v], 1);
-    const kT = op.transpose(op.reshape(keys, [0, 0, H, hd]), [0, 2, 3, 1]); // [B, H, hd, P+T]
-    const y = scaledDotProduct(splitHeads(q, H, hd), kT, splitHeads(values, H, hd), mask, hd);
-    return mergeHeads(y, C);
+    const pastK = g.input(`past_k.${l}`, 'float32', ['B', H, 'P', hd]);
+    const pastV = g.input(`past_v.${l}`, 'float32', ['B', H, 'P', hd]);
+    const qh = op.mul(splitHeads(q, H, hd), op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
+    const [kh, vh] = [splitHeads(k, H, hd), splitHeads(v, H, hd)];
+    const scores = op.concat([op.matmul(qh, op.transpose(pastK, [0, 1, 3, 2])), op.matmul(qh, op.transpose(kh, [0, 1, 3, 2]))], -1);
+    const probs = op.softmax(op.add(scores, mask), -1); // [B, H, T, P+T]
+    const P = op.shapeOf(pastK, 2, 3); // [P]
+    const probsPast = op.sliceDynamic(probs, op.ints(g, [0]), P, -1); // [B, H, T, P]
+    const probsNew = op.sliceDynamic(probs, P, op.ints(g, [2 ** 31]), -1); // [B, H, T, T]
+    return mergeHeads(op.add(op.matmul(probsPast, pastV), op.matmul(probsNew, vh)), C);
   };
 
   const h = transformer(cfg, p, tokens, positions, attend); // [B, T, C]

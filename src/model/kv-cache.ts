@@ -1,6 +1,8 @@
-// The KV cache, owned by JS: per layer one K and one V buffer laid out [position, slot, C].
-// ORT reads the first P positions of all slots as one contiguous prefix (inputs are zero-copy),
-// and the graph returns only new rows, which we write in place here.
+// The KV cache, owned by JS: per layer one K and one V buffer laid out [slot, head, position, hd],
+// which is the layout attention reads. A forward call over a contiguous range of slots hands ORT
+// one subarray per layer with no copy (inputs are zero-copy); the graph returns only the new
+// tokens' K/V rows, which are written in place here. Schedulers keep running sequences in
+// neighbouring slots (moveSlot) so that the common case never copies.
 import type { GPTConfig } from './config.js';
 
 export class KVCache {
@@ -8,21 +10,29 @@ export class KVCache {
   readonly v: Float32Array[] = [];
   /** Positions allocated per slot; grows by doubling up to the context length. */
   capacity: number;
+  private readonly heads: number;
+  private readonly headDim: number;
 
   constructor(
     readonly cfg: GPTConfig,
     readonly slots: number,
     initialCapacity = 64,
   ) {
+    this.heads = cfg.nHead;
+    this.headDim = cfg.nEmbd / cfg.nHead;
     this.capacity = Math.min(cfg.contextLength, initialCapacity);
     for (let l = 0; l < cfg.nLayer; l++) {
-      this.k.push(new Float32Array(this.capacity * slots * cfg.nEmbd));
-      this.v.push(new Float32Array(this.capacity * slots * cfg.nEmbd));
+      this.k.push(new Float32Array(this.slotSize()));
+      this.v.push(new Float32Array(this.slotSize()));
     }
   }
 
+  private slotSize(capacity = this.capacity): number {
+    return this.slots * this.cfg.nEmbd * capacity;
+  }
+
   get bytes(): number {
-    return 2 * this.cfg.nLayer * this.capacity * this.slots * this.cfg.nEmbd * 4;
+    return 2 * this.cfg.nLayer * this.slotSize() * 4;
   }
 
   /** Makes room for `positions` positions in every slot (keeps contents). */
@@ -30,9 +40,11 @@ export class KVCache {
     if (positions <= this.capacity) return;
     if (positions > this.cfg.contextLength) throw new Error(`KV cache: ${positions} positions exceed the context length ${this.cfg.contextLength}`);
     const capacity = Math.min(this.cfg.contextLength, Math.max(positions, 2 * this.capacity));
+    const rows = this.slots * this.heads; // each (slot, head) owns `capacity` rows of hd values
+    const [oldStride, newStride] = [this.capacity * this.headDim, capacity * this.headDim];
     const grow = (a: Float32Array) => {
-      const b = new Float32Array(capacity * this.slots * this.cfg.nEmbd);
-      b.set(a);
+      const b = new Float32Array(this.slotSize(capacity));
+      for (let r = 0; r < rows; r++) b.set(a.subarray(r * oldStride, (r + 1) * oldStride), r * newStride);
       return b;
     };
     for (let l = 0; l < this.cfg.nLayer; l++) {
@@ -42,18 +54,37 @@ export class KVCache {
     this.capacity = capacity;
   }
 
-  /** The first `positions` positions of every slot of layer l: [positions, slots, C], no copy. */
-  prefix(kind: 'k' | 'v', layer: number, positions: number): Float32Array {
-    return this[kind][layer]!.subarray(0, positions * this.slots * this.cfg.nEmbd);
+  /** Slots [first, first+count) of layer l as [count, H, capacity, hd], without a copy. */
+  view(kind: 'k' | 'v', layer: number, first: number, count: number): Float32Array {
+    const per = this.heads * this.capacity * this.headDim;
+    return this[kind][layer]!.subarray(first * per, (first + count) * per);
   }
 
-  /** Writes rows [count, C] (starting at row `from` of `src`) at positions start.. of `slot`. */
+  /** The given slots of layer l copied side by side (for batches whose slots are not neighbours). */
+  gather(kind: 'k' | 'v', layer: number, slots: number[]): Float32Array {
+    const per = this.heads * this.capacity * this.headDim;
+    const out = new Float32Array(slots.length * per);
+    slots.forEach((s, i) => out.set(this[kind][layer]!.subarray(s * per, (s + 1) * per), i * per));
+    return out;
+  }
+
+  /** Moves a sequence's cache from one slot to another (e.g. to close a gap left by a finished one). */
+  moveSlot(from: number, to: number): void {
+    if (from === to) return;
+    const per = this.heads * this.capacity * this.headDim;
+    for (const buf of [...this.k, ...this.v]) buf.copyWithin(to * per, from * per, (from + 1) * per);
+  }
+
+  /** Writes rows [count, C] (from row `from` of `src`) at positions start.. of `slot`. */
   write(kind: 'k' | 'v', layer: number, slot: number, start: number, src: Float32Array, from: number, count: number): void {
-    const C = this.cfg.nEmbd;
+    const [H, hd, cap] = [this.heads, this.headDim, this.capacity];
     const dst = this[kind][layer]!;
     for (let t = 0; t < count; t++) {
-      const at = ((start + t) * this.slots + slot) * C;
-      dst.set(src.subarray((from + t) * C, (from + t + 1) * C), at);
+      const row = (from + t) * H * hd;
+      for (let h = 0; h < H; h++) {
+        const at = ((slot * H + h) * cap + start + t) * hd;
+        dst.set(src.subarray(row + h * hd, row + (h + 1) * hd), at);
+      }
     }
   }
 }

@@ -2,10 +2,11 @@
 // One `forward` call serves prefill (many tokens per row), decode (one token per row) and any mix,
 // for rows of different lengths, so a scheduler can batch whatever is ready.
 import * as ort from 'onnxruntime-node';
-import { loadCheckpoint, type WeightSource } from './checkpoint.js';
+import { loadCheckpoint, materialize, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
 import { buildInferenceGraph } from './gpt.js';
 import { KVCache } from './kv-cache.js';
+import { quantizeGraph } from './quantize.js';
 import { createSession, type RuntimeOptions } from './runtime.js';
 
 export interface ForwardRow {
@@ -18,6 +19,8 @@ export interface ForwardRow {
 export interface SessionOptions extends RuntimeOptions {
   /** Sequences that can be in flight at once (KV-cache slots). */
   slots?: number;
+  /** 'int8': decode steps run on blockwise int8 weights (¼ of the bytes to read per token). */
+  quantize?: 'none' | 'int8';
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -29,6 +32,8 @@ export class ModelSession {
   private constructor(
     readonly config: GPTConfig,
     private readonly session: ort.InferenceSession,
+    /** Optional int8 session, used for steps where every row decodes one token. */
+    private readonly decodeSession: ort.InferenceSession | undefined,
     slots: number,
   ) {
     this.cache = new KVCache(config, slots);
@@ -36,7 +41,16 @@ export class ModelSession {
 
   static async create(config: GPTConfig, weights: Map<string, WeightSource>, opts: SessionOptions = {}): Promise<ModelSession> {
     const session = await createSession((weight) => buildInferenceGraph(config, weight), weights, opts);
-    return new ModelSession(config, session, opts.slots ?? 1);
+    let decodeSession: ort.InferenceSession | undefined;
+    if (opts.quantize === 'int8') {
+      const read = (name: string) => materialize(new Map([[name, weights.get(name)!]])).get(name)!.data;
+      decodeSession = await createSession((weight) => {
+        const g = buildInferenceGraph(config, weight);
+        quantizeGraph(g, read);
+        return g;
+      }, weights, opts);
+    }
+    return new ModelSession(config, session, decodeSession, opts.slots ?? 1);
   }
 
   /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors). */
@@ -53,13 +67,14 @@ export class ModelSession {
     const { nLayer, vocabSize: V, contextLength } = this.config;
     const B = rows.length;
     const T = Math.max(...rows.map((r) => r.tokens.length));
-    const P = Math.max(...rows.map((r) => r.start));
+    const fresh = rows.every((r) => r.start === 0);
     for (const r of rows) {
       if (r.tokens.length === 0) throw new Error('forward: a row has no tokens');
       if (r.start + r.tokens.length > contextLength) throw new Error(`forward: position ${r.start + r.tokens.length} exceeds the context length ${contextLength}`);
       if (r.slot < 0 || r.slot >= this.cache.slots) throw new Error(`forward: slot ${r.slot} out of range`);
     }
     this.cache.reserve(Math.max(...rows.map((r) => r.start + r.tokens.length)));
+    const P = fresh ? 0 : this.cache.capacity; // attention reads every cached position; the mask hides the unused
 
     const tokens = new BigInt64Array(B * T);
     const positions = new BigInt64Array(B * T);
@@ -84,17 +99,21 @@ export class ModelSession {
     const feeds: Record<string, ort.Tensor> = {
       tokens: i64(tokens, [B, T]),
       positions: i64(positions, [B, T]),
-      slots: i64(BigInt64Array.from(rows.map((r) => BigInt(r.slot))), [B]),
       mask: new ort.Tensor('float32', mask, [B, 1, T, P + T]),
       logit_rows: i64(BigInt64Array.from(logitRows.map(BigInt)), [logitRows.length]),
     };
-    const S = this.cache.slots;
-    const C = this.config.nEmbd;
+    const { nHead: H, nEmbd: C } = this.config;
+    const slots = rows.map((r) => r.slot);
+    const neighbours = slots.every((s, i) => s === slots[0]! + i);
     for (let l = 0; l < nLayer; l++) {
-      feeds[`past_k.${l}`] = new ort.Tensor('float32', this.cache.prefix('k', l, P), [P, S, C]);
-      feeds[`past_v.${l}`] = new ort.Tensor('float32', this.cache.prefix('v', l, P), [P, S, C]);
+      for (const kind of ['k', 'v'] as const) {
+        // A fresh batch reads no cache at all; neighbouring slots are one zero-copy view.
+        const past = P === 0 ? new Float32Array(0) : neighbours ? this.cache.view(kind, l, slots[0]!, B) : this.cache.gather(kind, l, slots);
+        feeds[`past_${kind}.${l}`] = new ort.Tensor('float32', past, [B, H, P === 0 ? 0 : this.cache.capacity, C / H]);
+      }
     }
-    const out = await this.session.run(feeds);
+    const decoding = rows.every((r) => r.tokens.length === 1 && r.logits === 'last');
+    const out = await (decoding && this.decodeSession ? this.decodeSession : this.session).run(feeds);
 
     for (let l = 0; l < nLayer; l++) {
       for (const kind of ['k', 'v'] as const) {
@@ -113,6 +132,7 @@ export class ModelSession {
   }
 
   async close(): Promise<void> {
+    await this.decodeSession?.release();
     await this.session.release();
   }
 }

@@ -172,8 +172,10 @@ export function slice(x: Value, starts: number[], ends: number[], axes: number[]
   return one(g.node('Slice', [x, ints(g, starts), ints(g, ends), ints(g, ax)], {}, [{ dtype: x.dtype, shape }]));
 }
 
-export function shapeOf(x: Value): Value {
-  return one(x.graph.node('Shape', [x], {}, [{ dtype: 'int64', shape: [x.rank] }]));
+/** The input's shape as an int64 tensor; `start`/`end` select a range of dims (opset 15). */
+export function shapeOf(x: Value, start = 0, end = x.rank): Value {
+  const attrs: Record<string, number> = start === 0 && end === x.rank ? {} : { start, end };
+  return one(x.graph.node('Shape', [x], attrs, [{ dtype: 'int64', shape: [end - start] }]));
 }
 
 export function expand(x: Value, shape: Value, outShape: Shape): Value {
@@ -222,4 +224,11 @@ export function gemm(a: Value, b: Value, opts: { transA?: boolean; transB?: bool
   const n = opts.transB ? b.shape[0]! : b.shape[1]!;
   const attrs = { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0 };
   return one(a.graph.node('Gemm', opts.c ? [a, b, opts.c] : [a, b], attrs, [{ dtype: a.dtype, shape: [m, n] }]));
+}
+
+/** Slice along one axis with run-time starts/ends (1-element int64 tensors). */
+export function sliceDynamic(x: Value, start: Value, end: Value, axis: number): Value {
+  const ax = normAxis(axis, x.rank);
+  const shape = x.shape.map((d, i) => (i === ax ? unknownDim() : d));
+  return one(x.graph.node('Slice', [x, start, end, ints(x.graph, [ax])], {}, [{ dtype: x.dtype, shape }]));
 }
