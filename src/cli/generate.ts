@@ -22,6 +22,7 @@ const HELP = `usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt
   --logprobs N           top-N log-probabilities per token (with --json)
   --device D             cpu | cuda | webgpu (default cpu)
   --threads N            intra-op threads (default: all cores)
+  --quantize int8        decode with blockwise int8 weights (faster, not fp32-exact)
   --json                 print one JSON object instead of streaming text`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -40,6 +41,7 @@ export async function run(argv: string[]): Promise<number> {
       logprobs: { type: 'string' },
       device: { type: 'string', default: 'cpu' },
       threads: { type: 'string' },
+      quantize: { type: 'string', default: 'none' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -50,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   if ((a.prompt === undefined) === (a['prompt-tokens'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
   if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
+  if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
   const promptTokens =
     a.prompt !== undefined ? encode(a.prompt) : a['prompt-tokens']!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
   const options: SamplingOptions = {
@@ -66,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = await ModelSession.load(dir, {
     device: a.device as Device,
     threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
+    quantize: a.quantize as 'none' | 'int8',
     onProgress: progressLine('loading weights'),
   });
   if (promptTokens.some((t) => t >= model.config.vocabSize)) throw new Error(`--prompt-tokens: ids must be below the vocabulary size ${model.config.vocabSize}`);

@@ -1,0 +1,64 @@
+// The ONNX GPTModel against an independent float64 implementation (plain loops, no ONNX).
+import { describe, expect, it } from 'vitest';
+import type { WeightSource } from '../src/model/checkpoint.js';
+import type { GPTConfig } from '../src/model/config.js';
+import { parameterCount, presetConfig } from '../src/model/config.js';
+import type { Params } from '../src/model/params.js';
+import { numel, parameterSpecs } from '../src/model/params.js';
+import { ModelSession } from '../src/model/session.js';
+import { randomParams, referenceForward } from './reference/gpt-reference.js';
+
+const asWeights = (params: Params) => new Map<string, WeightSource>([...params].map(([k, t]) => [k, { kind: 'memory', data: t.data, shape: t.shape }]));
+
+const configs: [string, GPTConfig][] = [
+  ['qkv bias, 2 layers', { vocabSize: 71, contextLength: 24, nEmbd: 24, nLayer: 2, nHead: 3, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 }],
+  ['no qkv bias, 3 layers, 1 head', { vocabSize: 50, contextLength: 16, nEmbd: 16, nLayer: 3, nHead: 1, dropout: 0, qkvBias: false, layerNormEpsilon: 1e-5 }],
+  ['4 heads, other epsilon', { vocabSize: 97, contextLength: 32, nEmbd: 32, nLayer: 1, nHead: 4, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-3 }],
+];
+
+describe('GPTModel numerics', () => {
+  it.each(configs)('ORT logits match the float64 reference within 1e-4 (%s)', async (_, cfg) => {
+    for (const seed of [1, 2]) {
+      const params = randomParams(cfg, seed); // LayerNorm weights and all biases non-trivial
+      const model = await ModelSession.create(cfg, asWeights(params));
+      const tokens = Array.from({ length: cfg.contextLength - 3 }, (_, i) => (i * 13 + seed * 7) % cfg.vocabSize);
+      const [ort] = await model.forward([{ slot: 0, tokens, start: 0, logits: 'all' }]);
+      const ref = referenceForward(cfg, params, tokens);
+      let maxDiff = 0;
+      ref.forEach((row, t) => row.forEach((x, v) => (maxDiff = Math.max(maxDiff, Math.abs(x - ort![t * cfg.vocabSize + v]!)))));
+      expect(maxDiff).toBeLessThan(1e-4);
+      await model.close();
+    }
+  });
+
+  it('decode steps through the KV cache match the reference too', async () => {
+    const cfg = configs[0]![1];
+    const params = randomParams(cfg, 5);
+    const model = await ModelSession.create(cfg, asWeights(params));
+    const tokens = [3, 14, 15, 9, 26, 5, 35, 8];
+    const ref = referenceForward(cfg, params, tokens);
+    await model.forward([{ slot: 0, tokens: tokens.slice(0, 3), start: 0, logits: 'last' }]);
+    for (let t = 3; t < tokens.length; t++) {
+      const [logits] = await model.forward([{ slot: 0, tokens: [tokens[t]!], start: t, logits: 'last' }]);
+      ref[t]!.forEach((x, v) => expect(Math.abs(x - logits![v]!)).toBeLessThan(1e-4));
+    }
+    await model.close();
+  });
+});
+
+describe('GPT-2 configs', () => {
+  it('presets have the published parameter counts', () => {
+    const millions = (name: string) => Math.round(parameterCount(presetConfig(name)) / 1e6);
+    expect(parameterCount(presetConfig('gpt2'))).toBe(124_439_808);
+    expect([millions('gpt2-medium'), millions('gpt2-large'), millions('gpt2-xl')]).toEqual([355, 774, 1558]);
+  });
+
+  it('parameterSpecs lists exactly parameterCount values', () => {
+    for (const name of ['gpt2', 'gpt2-medium']) {
+      const cfg = presetConfig(name);
+      expect(parameterSpecs(cfg).reduce((n, s) => n + numel(s.shape), 0)).toBe(parameterCount(cfg));
+    }
+    const noBias = presetConfig('gpt2', { qkvBias: false });
+    expect(parameterSpecs(noBias).reduce((n, s) => n + numel(s.shape), 0)).toBe(parameterCount(noBias));
+  });
+});
