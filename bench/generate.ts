@@ -1,15 +1,15 @@
 // npm run bench:generate — prefill and decode throughput of GPT-2 124M (random weights) on CPU.
 // Prints each figure; with --baseline it also runs PyTorch's reference bench from ../shared/bench
 // in the same run (needs Debian's python3-torch) and prints ratios. The last line is one JSON object.
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { randomInit } from '../src/model/checkpoint.js';
+import os from 'node:os';
+import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
-import type { WeightSource } from '../src/model/checkpoint.js';
 import { ModelSession } from '../src/model/session.js';
 import { argmax } from '../src/model/sampler.js';
+import { printComparison, runTorchBaseline } from './torch-baseline.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -32,14 +32,19 @@ const now = () => performance.now();
 const randomTokens = (n: number, seed: number) => Array.from({ length: n }, (_, i) => (seed * 7919 + i * 104729) % cfg.vocabSize);
 
 console.log(`model ${args.config}: ${cfg.nLayer} layers, ${cfg.nEmbd} wide; threads ${args.threads ?? 'all cores'}`);
-const t0 = now();
-const weights = new Map<string, WeightSource>();
-for (const [name, t] of randomInit(cfg, 1)) weights.set(name, { kind: 'memory', data: t.data, shape: t.shape });
+// A real checkpoint on disk (random weights, cached between runs), loaded the way users load one.
+const dir = path.join(os.tmpdir(), `scratchgpt-bench-${args.config}`);
+const written = !fs.existsSync(path.join(dir, 'config.json'));
+if (written) {
+  console.log(`writing a random ${args.config} checkpoint to ${dir} …`);
+  saveCheckpoint(dir, cfg, randomInit(cfg, 1));
+}
 const threads = args.threads ? Number(args.threads) : undefined;
-const model = await ModelSession.create(cfg, weights, { slots: 16, threads, quantize: args.int8 ? 'int8' : 'none' });
-const fp32 = args.int8 ? await ModelSession.create(cfg, weights, { slots: 16, threads }) : model;
-weights.clear();
-console.log(`session ready in ${((now() - t0) / 1000).toFixed(1)} s`);
+const t0 = now();
+const fp32 = await ModelSession.load(dir, { slots: 16, threads });
+const weightMB = (fs.statSync(path.join(dir, 'model.safetensors')).size / 1e6).toFixed(0);
+console.log(`loaded in ${((now() - t0) / 1000).toFixed(2)} s; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB for ${weightMB} MB of weights${written ? ' (includes writing the checkpoint: rerun for the load-only peak)' : ''}`);
+const model = args.int8 ? await ModelSession.load(dir, { slots: 16, threads, quantize: 'int8' }) : fp32;
 
 async function prefill(T: number, model = fp32): Promise<number> {
   const times: number[] = [];
@@ -101,20 +106,19 @@ if (args.int8) {
 }
 
 if (args.baseline) {
-  // PyTorch on the same machine in the same run (ratios survive a noisy machine; absolute times don't).
-  const script = path.resolve(import.meta.dirname, '../../shared/bench/torch_gpt2_bench.py');
-  if (!fs.existsSync(script)) console.log(`baseline skipped: ${script} not found`);
-  else {
-    const out = path.join(fs.mkdtempSync('/tmp/bench-'), 'torch.json');
-    const r = spawnSync('/usr/bin/python3', [script, '--sections', 'prefill,decode', '--reps', String(reps), '--json', out], { stdio: 'inherit' });
-    if (r.status === 0) printRatios(JSON.parse(fs.readFileSync(out, 'utf8')));
-    else console.log('baseline failed (is python3-torch installed? apt-get install python3-torch)');
-  }
+  const torch = runTorchBaseline(['prefill', 'decode'], reps);
+  if (typeof torch === 'string') console.log(`baseline skipped: ${torch}`);
+  else
+    Object.assign(result, printComparison(result, torch, {
+      prefill_tok_s_128: 'prefill T=128 B=1 (last-token logits) throughput',
+      prefill_tok_s_512: 'prefill T=512 B=1 (last-token logits) throughput',
+      decode_tok_s_b1: 'decode+cache B=1: decode-only aggregate',
+      decode_tok_s_b4: 'decode+cache B=4: decode-only aggregate',
+      decode_tok_s_b16: 'decode+cache B=16: decode-only aggregate',
+      decode_tok_s_b1_int8: 'decode+cache B=1: decode-only aggregate',
+      decode_tok_s_b16_int8: 'decode+cache B=16: decode-only aggregate',
+    }));
 }
 console.log(JSON.stringify(result));
 await model.close();
 if (fp32 !== model) await fp32.close();
-
-function printRatios(torch: unknown): void {
-  console.log('PyTorch baseline (same run):', JSON.stringify(torch).slice(0, 2000));
-}

@@ -95,4 +95,17 @@ describe('scratchgpt generate', () => {
     expect(cuda.code).toBe(1);
     expect(cuda.stderr).toMatch(/could not start the cuda execution provider[\s\S]*--onnxruntime-node-install=cuda12/);
   });
+
+  it('--device webgpu gives the CPU tokens and logprobs (skipped where no WebGPU adapter exists)', async () => {
+    const args = ['generate', '--model', dir, '--prompt-tokens', '15496,11,995', '--max-tokens', '5', '--temperature', '0', '--logprobs', '2', '--json'];
+    const gpu = await cli(...args, '--device', 'webgpu');
+    if (gpu.code === 1 && /could not start the webgpu execution provider/.test(gpu.stderr)) {
+      console.log('webgpu test skipped: no WebGPU adapter here (Debian: apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1)');
+      return;
+    }
+    expect(gpu.code).toBe(0);
+    const [a, b] = [JSON.parse((await cli(...args)).stdout), JSON.parse(gpu.stdout)];
+    expect(b.tokens).toEqual(a.tokens);
+    a.logprobs.forEach((lp: { logprob: number }, i: number) => expect(Math.abs(lp.logprob - b.logprobs[i].logprob)).toBeLessThan(1e-4));
+  });
 });

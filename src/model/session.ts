@@ -7,7 +7,7 @@ import type { GPTConfig } from './config.js';
 import { buildInferenceGraph } from './gpt.js';
 import { KVCache } from './kv-cache.js';
 import { quantizeGraph } from './quantize.js';
-import { createSession, type RuntimeOptions } from './runtime.js';
+import { createSession, type Device, type RuntimeOptions } from './runtime.js';
 
 export interface ForwardRow {
   slot: number; // KV-cache slot this sequence owns
@@ -35,6 +35,7 @@ export class ModelSession {
     /** Optional int8 session, used for steps where every row decodes one token. */
     private readonly decodeSession: ort.InferenceSession | undefined,
     slots: number,
+    private readonly device: Device,
   ) {
     this.cache = new KVCache(config, slots);
   }
@@ -50,7 +51,7 @@ export class ModelSession {
         return g;
       }, weights, opts);
     }
-    return new ModelSession(config, session, decodeSession, opts.slots ?? 1);
+    return new ModelSession(config, session, decodeSession, opts.slots ?? 1, opts.device ?? 'cpu');
   }
 
   /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors). */
@@ -67,7 +68,9 @@ export class ModelSession {
     const { nLayer, vocabSize: V, contextLength } = this.config;
     const B = rows.length;
     const T = Math.max(...rows.map((r) => r.tokens.length));
-    const fresh = rows.every((r) => r.start === 0);
+    // A fresh batch reads no cache (zero-size past inputs), except on GPU providers, where
+    // zero-size tensors crashed ORT's WebGPU provider.
+    const fresh = this.device === 'cpu' && rows.every((r) => r.start === 0);
     for (const r of rows) {
       if (r.tokens.length === 0) throw new Error('forward: a row has no tokens');
       if (r.start + r.tokens.length > contextLength) throw new Error(`forward: position ${r.start + r.tokens.length} exceeds the context length ${contextLength}`);
@@ -107,7 +110,7 @@ export class ModelSession {
     const neighbours = slots.every((s, i) => s === slots[0]! + i);
     for (let l = 0; l < nLayer; l++) {
       for (const kind of ['k', 'v'] as const) {
-        // A fresh batch reads no cache at all; neighbouring slots are one zero-copy view.
+        // Neighbouring slots are one zero-copy view.
         const past = P === 0 ? new Float32Array(0) : neighbours ? this.cache.view(kind, l, slots[0]!, B) : this.cache.gather(kind, l, slots);
         feeds[`past_${kind}.${l}`] = new ort.Tensor('float32', past, [B, H, P === 0 ? 0 : this.cache.capacity, C / H]);
       }
