@@ -11,7 +11,7 @@ export type ParamFn = (name: string) => Value;
 
 /**
  * Attention over what a layer may see. q, k, v: [B, T, C] for the new tokens, returns [B, T, C].
- * Inference concatenates cached keys/values; training masks a full causal square.
+ * Inference attends over the KV cache plus the new tokens; training masks a full causal square.
  */
 export type AttendFn = (layer: number, q: Value, k: Value, v: Value) => Value;
 
