@@ -232,3 +232,33 @@ export function sliceDynamic(x: Value, start: Value, end: Value, axis: number): 
   const shape = x.shape.map((d, i) => (i === ax ? unknownDim() : d));
   return one(x.graph.node('Slice', [x, start, end, ints(x.graph, [ax])], {}, [{ dtype: x.dtype, shape }]));
 }
+
+// ---- helpers added for autodiff (grad.ts) ----
+/** Elementwise sum of any number of same-dtype tensors (numpy broadcasting). */
+export function sum(xs: Value[]): Value {
+  const first = xs[0]!;
+  const shape = xs.slice(1).reduce((s, x) => broadcastShapes(s, x.shape), first.shape);
+  return one(first.graph.node('Sum', xs, {}, [{ dtype: first.dtype, shape }]));
+}
+
+/** The Gauss error function (ORT 1.30 has float32 and float16 kernels only, no float64). */
+export const erf = (x: Value) => unary('Erf', x);
+
+/** Zero-pad: `pads` = [begin_0, …, begin_{r-1}, end_0, …, end_{r-1}] (ONNX order). */
+export function pad(x: Value, pads: number[]): Value {
+  const r = x.rank;
+  const shape = x.shape.map((d, i) => (typeof d === 'number' ? d + pads[i]! + pads[i + r]! : pads[i] === 0 && pads[i + r] === 0 ? d : unknownDim()));
+  return one(x.graph.node('Pad', [x, ints(x.graph, pads)], {}, [{ dtype: x.dtype, shape }]));
+}
+
+/** A tensor of the run-time shape `shape` (1-D int64) filled with `value`; outShape is its static shape. */
+export function constantOfShape(shape: Value, value: number, dtype: 'float32' | 'float64', outShape: Shape): Value {
+  const data = dtype === 'float64' ? new Float64Array([value]) : new Float32Array([value]);
+  const attrs = { value: { tensor: { name: 'value', dtype, dims: [1], data } } };
+  return one(shape.graph.node('ConstantOfShape', [shape], attrs, [{ dtype, shape: outShape }]));
+}
+
+/** Reshape to a run-time shape (1-D int64, e.g. from shapeOf); outShape is the result's static shape. */
+export function reshapeTo(x: Value, shape: Value, outShape: Shape): Value {
+  return one(x.graph.node('Reshape', [x, shape], {}, [{ dtype: x.dtype, shape: outShape }]));
+}
