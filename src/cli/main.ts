@@ -1,6 +1,8 @@
 // `scratchgpt <command> [options]`: one file per command, each exporting run(argv) → exit code.
 const COMMANDS: Record<string, { about: string; load: () => Promise<{ run: (argv: string[]) => Promise<number> }> }> = {
   generate: { about: 'stream a completion from a GPT-2 checkpoint', load: () => import('./generate.js') },
+  pretrain: { about: 'train a GPT-2 on raw text files', load: () => import('./pretrain.js') },
+  'prepare-brown': { about: 'write the Brown corpus as plain text (pretraining data)', load: () => import('./prepare-brown.js') },
 };
 
 const USAGE = `usage: scratchgpt <command> [options]\n\ncommands:\n${Object.entries(COMMANDS)

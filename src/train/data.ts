@@ -1,0 +1,134 @@
+// Pretraining data as the book builds it: the text split by characters (validation = the last
+// part), tokenized, cut into sliding windows of max_length tokens every `stride` tokens, and
+// batched with a seeded shuffle per epoch. Batches are addressed by a global index, so a
+// resumed run only needs that index to continue with exactly the batches it would have seen.
+import { Rng } from '../model/rng.js';
+import { encode } from '../model/tokenizer.js';
+
+export const IGNORE_INDEX = -100;
+
+/** The book's split: train = the first (1 - valRatio) of the characters, validation = the rest. */
+export function splitText(text: string, valRatio: number): { train: string; val: string } {
+  if (!(valRatio >= 0 && valRatio < 1)) throw new Error(`validation ratio must be in [0, 1), got ${valRatio}`);
+  const at = Math.floor((1 - valRatio) * text.length);
+  return { train: text.slice(0, at), val: text.slice(at) };
+}
+
+export function tokenize(text: string): Int32Array {
+  return Int32Array.from(encode(text));
+}
+
+/**
+ * GPTDatasetV1: window i covers tokens [start, start + maxLength) as input and the same
+ * shifted by one as target, for start = 0, stride, 2·stride, … while a full target fits.
+ */
+export class SlidingWindows {
+  readonly length: number;
+
+  constructor(
+    readonly tokens: Int32Array,
+    readonly maxLength: number,
+    readonly stride: number,
+  ) {
+    if (!Number.isInteger(maxLength) || maxLength < 1) throw new Error(`max_length must be a positive integer, got ${maxLength}`);
+    if (!Number.isInteger(stride) || stride < 1) throw new Error(`stride must be a positive integer, got ${stride}`);
+    // range(0, len(tokens) - max_length, stride) in the book
+    this.length = Math.max(0, Math.ceil((tokens.length - maxLength) / stride));
+  }
+
+  input(i: number): Int32Array {
+    return this.tokens.subarray(i * this.stride, i * this.stride + this.maxLength);
+  }
+
+  target(i: number): Int32Array {
+    return this.tokens.subarray(i * this.stride + 1, i * this.stride + this.maxLength + 1);
+  }
+}
+
+export interface Batch {
+  tokens: BigInt64Array; // [B, T]
+  targets: BigInt64Array; // [B·T], IGNORE_INDEX on padding rows
+  /** Targets that count (not ignored). */
+  count: number;
+}
+
+export interface LoaderOptions {
+  batchSize: number;
+  shuffle: boolean;
+  /** Drop the last partial batch (training) or pad it with ignored rows (evaluation). */
+  dropLast: boolean;
+  seed: number;
+}
+
+export class BatchLoader {
+  readonly batchesPerEpoch: number;
+  private order: Uint32Array | undefined;
+  private orderEpoch = -1;
+
+  constructor(
+    readonly windows: SlidingWindows,
+    readonly opts: LoaderOptions,
+  ) {
+    const n = windows.length / opts.batchSize;
+    this.batchesPerEpoch = opts.dropLast ? Math.floor(n) : Math.ceil(n);
+  }
+
+  /** Batch `k` counted from the start of training; epoch = floor(k / batchesPerEpoch). */
+  batch(k: number): Batch {
+    if (this.batchesPerEpoch === 0) throw new Error(`not enough data for one batch of ${this.opts.batchSize} windows (have ${this.windows.length})`);
+    const epoch = Math.floor(k / this.batchesPerEpoch);
+    const first = (k % this.batchesPerEpoch) * this.opts.batchSize;
+    const order = this.epochOrder(epoch);
+    const { batchSize: B } = this.opts;
+    const T = this.windows.maxLength;
+    const tokens = new BigInt64Array(B * T);
+    const targets = new BigInt64Array(B * T).fill(BigInt(IGNORE_INDEX));
+    let count = 0;
+    for (let b = 0; b < B && first + b < this.windows.length; b++) {
+      const w = order ? order[first + b]! : first + b;
+      const [x, y] = [this.windows.input(w), this.windows.target(w)];
+      for (let t = 0; t < T; t++) {
+        tokens[b * T + t] = BigInt(x[t]!);
+        targets[b * T + t] = BigInt(y[t]!);
+      }
+      count += T;
+    }
+    return { tokens, targets, count };
+  }
+
+  /** Fisher-Yates shuffle of the windows, seeded by (seed, epoch). */
+  private epochOrder(epoch: number): Uint32Array | undefined {
+    if (!this.opts.shuffle) return undefined;
+    if (this.orderEpoch !== epoch) {
+      const rng = new Rng(streamSeed(this.opts.seed, SHUFFLE_STREAM, epoch));
+      const order = Uint32Array.from({ length: this.windows.length }, (_, i) => i);
+      for (let i = order.length - 1; i > 0; i--) {
+        const j = rng.int(i + 1);
+        [order[i], order[j]] = [order[j]!, order[i]!];
+      }
+      this.order = order;
+      this.orderEpoch = epoch;
+    }
+    return this.order;
+  }
+}
+
+export const SHUFFLE_STREAM = 1;
+export const DROPOUT_STREAM = 2;
+
+/**
+ * A seed for an independent random stream, derived from the run's seed and a position (e.g.
+ * epoch, or step and micro-batch). Derived streams make every random draw a function of where
+ * training is, so resuming needs no generator state, only the position.
+ */
+export function streamSeed(seed: number, ...parts: number[]): number {
+  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.floor(seed / 2 ** 32);
+  let l = 0x27d4eb2f;
+  for (const p of [seed, ...parts]) {
+    l = Math.imul(l ^ (p >>> 0) ^ Math.floor(p / 2 ** 32), 0xc2b2ae35);
+    l ^= l >>> 15;
+    h = Math.imul(h ^ l, 0x165667b1);
+    h ^= h >>> 13;
+  }
+  return (h >>> 11) * 2 ** 32 + (l >>> 0); // < 2^53: every bit reaches Rng
+}
