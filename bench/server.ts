@@ -1,0 +1,164 @@
+// npm run bench:server — the HTTP server under load: GPT-2 124M (random weights) on CPU, 1, 4 and 16
+// concurrent streaming clients, each sending a 128-token prompt and reading 128 generated tokens
+// (ignore_eos, temperature 0). The server runs as `scratchgpt serve` in a child process, as users
+// run it; the clients run here. The same generation in-process (ModelSession + argmax, batch 1, no
+// HTTP, no sampler) gives the raw rate that c1 is compared to: their ratio is the cost of the worker
+// thread, the per-token sampler (log-softmax for logprobs), HTTP, JSON and SSE. Raw and c1 runs
+// alternate three times and the medians are compared, since the load on a shared machine drifts.
+// The last line is one JSON object.
+//
+//   --mixed-prefill     serve with prefill rows in the decode call (compare TTFT and throughput)
+//   --prefill-tokens N  the scheduler's prefill budget per step (default: the server's)
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { presetConfig } from '../src/model/config.js';
+import { argmax } from '../src/model/sampler.js';
+import { ModelSession } from '../src/model/session.js';
+
+const { values: args } = parseArgs({
+  options: {
+    prompt: { type: 'string', default: '128' },
+    gen: { type: 'string', default: '128' },
+    clients: { type: 'string', default: '1,4,16' },
+    'mixed-prefill': { type: 'boolean', default: false },
+    'prefill-tokens': { type: 'string' },
+    threads: { type: 'string' },
+  },
+});
+const promptLen = Number(args.prompt);
+const genLen = Number(args.gen);
+const cfg = presetConfig('gpt2');
+const now = () => performance.now();
+const prompt = (seed: number) => Array.from({ length: promptLen }, (_, i) => (seed * 7919 + i * 104729) % cfg.vocabSize);
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
+
+// The same random checkpoint as bench/generate.ts (same path, config and seed), written once.
+const dir = path.join(os.tmpdir(), 'scratchgpt-bench-gpt2');
+if (!fs.existsSync(path.join(dir, 'config.json'))) {
+  console.log(`writing a random gpt2 checkpoint to ${dir} …`);
+  saveCheckpoint(dir, cfg, randomInit(cfg, 1));
+}
+console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
+
+// ── the server ──
+const port = 30000 + Math.floor(Math.random() * 20000);
+const bin = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
+const serveArgs = ['serve', '--model', dir, '--port', String(port), '--slots', '16', '--queue', '64'];
+if (args['mixed-prefill']) serveArgs.push('--mixed-prefill');
+if (args['prefill-tokens']) serveArgs.push('--prefill-tokens', args['prefill-tokens']);
+if (args.threads) serveArgs.push('--threads', args.threads);
+const server = spawn('node', [bin, ...serveArgs], { stdio: ['ignore', 'inherit', 'pipe'] });
+let log = '';
+server.stderr.on('data', (d) => (log += d));
+process.on('exit', () => server.kill()); // never leave the server running (errors, Ctrl-C)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+const base = `http://127.0.0.1:${port}`;
+for (let t0 = Date.now(); !log.includes('ready'); await new Promise((r) => setTimeout(r, 100))) {
+  if (server.exitCode !== null || Date.now() - t0 > 120_000) throw new Error(`server did not start:\n${log}`);
+}
+
+interface Run {
+  tokens: number;
+  ttft: number;
+  ms: number;
+}
+
+/** One streaming client: TTFT = until the first token's chunk; counts token chunks. */
+async function client(seed: number): Promise<Run> {
+  const t0 = now();
+  const res = await fetch(`${base}/v1/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: path.basename(dir), prompt: prompt(seed), max_tokens: genLen, temperature: 0, ignore_eos: true, stream: true }),
+  });
+  if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
+  const decoder = new TextDecoder();
+  let buf = '';
+  let tokens = 0;
+  let ttft = 0;
+  for await (const part of res.body!) {
+    buf += decoder.decode(part as Uint8Array, { stream: true });
+    let at: number;
+    while ((at = buf.indexOf('\n\n')) >= 0) {
+      const event = buf.slice(0, at);
+      buf = buf.slice(at + 2);
+      if (!event.startsWith('data: {')) continue;
+      if (tokens++ === 0) ttft = now() - t0;
+    }
+  }
+  return { tokens, ttft, ms: now() - t0 };
+}
+
+// ── raw: in-process, batch 1, the same prompts; alternated with c1 runs, as the load on a shared
+// machine drifts (the server's worker sits idle meanwhile) ──
+const threads = args.threads ? Number(args.threads) : undefined;
+const model = await ModelSession.load(dir, { slots: 1, threads });
+async function raw(seed: number): Promise<{ total: number; decode: number }> {
+  const t0 = now();
+  const p = prompt(seed);
+  let [logits] = await model.forward([{ slot: 0, tokens: p, start: 0, logits: 'last' }]);
+  const t1 = now();
+  for (let i = 0; i < genLen; i++) {
+    const token = argmax(logits!);
+    if (i === genLen - 1) break;
+    [logits] = await model.forward([{ slot: 0, tokens: [token], start: promptLen + i, logits: 'last' }]);
+  }
+  const t2 = now();
+  return { total: (genLen / (t2 - t0)) * 1000, decode: ((genLen - 1) / (t2 - t1)) * 1000 };
+}
+await raw(0); // warm-ups
+await client(999);
+const REPS = 3;
+const raws: { total: number; decode: number }[] = [];
+const c1s: Run[] = [];
+for (let r = 0; r < REPS; r++) {
+  raws.push(await raw(100 + r)); // the c1 run below uses the same prompt
+  const t0 = now();
+  const run = await client(100 + r);
+  c1s.push({ ...run, ms: now() - t0 });
+}
+await model.close();
+const rawRun = { total: percentile(raws.map((r) => r.total), 50), decode: percentile(raws.map((r) => r.decode), 50) };
+console.log(
+  `raw in-process, batch 1: ${rawRun.total.toFixed(1)} tok/s including prefill (${rawRun.decode.toFixed(1)} tok/s decode only); ` +
+    `median of ${REPS}: ${raws.map((r) => r.total.toFixed(1)).join(', ')}`,
+);
+
+const results: Record<number, { agg: number; ttft: number[]; runs: Run[] }> = {};
+for (const c of args.clients!.split(',').map(Number)) {
+  const t0 = now();
+  // c1: the median of the runs alternated with the raw ones
+  const runs = c === 1 ? [[...c1s].sort((a, b) => a.ms - b.ms)[Math.floor(REPS / 2)]!] : await Promise.all(Array.from({ length: c }, (_, i) => client(c * 100 + i)));
+  const wall = c === 1 ? runs[0]!.ms : now() - t0;
+  const tokens = runs.reduce((s, r) => s + r.tokens, 0);
+  if (runs.some((r) => r.tokens !== genLen)) throw new Error(`a client got ${runs.map((r) => r.tokens)} tokens, expected ${genLen} each`);
+  results[c] = { agg: (tokens / wall) * 1000, ttft: runs.map((r) => r.ttft), runs };
+  const ttft = results[c]!.ttft;
+  console.log(
+    `c${c}: ${results[c]!.agg.toFixed(1)} tok/s aggregate, ${((genLen / percentile(runs.map((r) => r.ms), 50)) * 1000).toFixed(1)} tok/s per client (median); ` +
+      `TTFT p50 ${percentile(ttft, 50).toFixed(0)} ms, p99 ${percentile(ttft, 99).toFixed(0)} ms; wall ${(wall / 1000).toFixed(2)} s`,
+  );
+}
+server.kill('SIGTERM');
+await new Promise((r) => server.once('exit', r));
+
+const c1 = results[1];
+if (c1) console.log(`c1 / raw = ${(c1.agg / rawRun.total).toFixed(3)} (${rawRun.total.toFixed(1)} tok/s raw: the HTTP + worker + SSE overhead at batch 1)`);
+const c16 = results[16];
+console.log(
+  JSON.stringify({
+    agg_tok_s_c1: round(results[1]?.agg),
+    agg_tok_s_c4: round(results[4]?.agg),
+    agg_tok_s_c16: round(results[16]?.agg),
+    ttft_ms_p50_c16: round(c16 && percentile(c16.ttft, 50)),
+    ttft_ms_p99_c16: round(c16 && percentile(c16.ttft, 99)),
+  }),
+);
+
+function round(x: number | undefined): number | null {
+  return x === undefined ? null : Number(x.toFixed(1));
+}

@@ -1,0 +1,90 @@
+// scratchgpt serve: the OpenAI-compatible HTTP server (src/server) for one or more model folders.
+import { parseArgs } from 'node:util';
+import { resolveModelDir } from '../model/default-model.js';
+import { DEVICES, type Device } from '../model/runtime.js';
+import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
+import { startServer } from '../server/server.js';
+import { integer } from './args.js';
+
+const HELP = `usage: scratchgpt serve [--model DIR]... [options]
+
+  --model DIR            Hugging Face GPT-2 folder to serve (repeatable; id = folder name);
+                         default: the embedded model in weights/
+  --host H               address to bind (env HOST, default 127.0.0.1; 0.0.0.0 in containers)
+  --port P               port (env PORT, default 8080)
+  --slots N              sequences decoded together per model (KV-cache slots, default 16)
+  --queue N              sequences that may wait for a slot before requests get 429 (default 64)
+  --prefill-tokens N     prompt tokens prefilled per scheduler step (default 512)
+  --mixed-prefill        prefill in the decode step's forward call instead of its own (rows are
+                         padded to the longest prompt: usually slower, see bench/server.ts)
+  --device D             cpu | cuda | webgpu (default cpu)
+  --threads N            ORT intra-op threads per model (default: all cores)
+  --max-body-bytes N     request body limit (default ${DEFAULT_MAX_BODY_BYTES})
+  --shutdown-timeout S   seconds in-flight requests may finish after SIGTERM (default 10)
+
+environment:
+  SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
+                         (/health stays open)`;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values: a } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: 'string', multiple: true },
+      host: { type: 'string' },
+      port: { type: 'string' },
+      slots: { type: 'string', default: '16' },
+      queue: { type: 'string', default: '64' },
+      'prefill-tokens': { type: 'string', default: '512' },
+      'mixed-prefill': { type: 'boolean', default: false },
+      device: { type: 'string', default: 'cpu' },
+      threads: { type: 'string' },
+      'max-body-bytes': { type: 'string', default: String(DEFAULT_MAX_BODY_BYTES) },
+      'shutdown-timeout': { type: 'string', default: '10' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (a.help) {
+    console.log(HELP);
+    return 0;
+  }
+  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
+  const dirs = a.model?.length ? a.model.map((d) => resolveModelDir(d)) : [resolveModelDir(undefined)];
+  const apiKeys = (process.env.SCRATCHGPT_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const server = await startServer({
+    modelDirs: dirs,
+    host: a.host ?? process.env.HOST ?? '127.0.0.1',
+    port: integer('--port', a.port ?? process.env.PORT ?? '8080', 0),
+    slots: integer('--slots', a.slots!, 1),
+    queue: integer('--queue', a.queue!, 0),
+    prefillTokens: integer('--prefill-tokens', a['prefill-tokens']!, 1),
+    mixedPrefill: a['mixed-prefill'],
+    device: a.device as Device,
+    threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
+    apiKeys,
+    maxBodyBytes: integer('--max-body-bytes', a['max-body-bytes']!, 1),
+    shutdownTimeoutMs: 1000 * integer('--shutdown-timeout', a['shutdown-timeout']!, 0),
+  });
+  console.error(`scratchgpt serve: listening on ${server.url} (${apiKeys.length ? 'API keys required' : 'no auth'}); loading ${server.models.list().map((m) => m.id).join(', ')}…`);
+
+  const stopped = new Promise<number>((resolve) => {
+    const stop = (signal: string) => {
+      console.error(`scratchgpt serve: ${signal}: finishing in-flight requests…`);
+      server.shutdown().then(() => resolve(0), (e) => {
+        console.error(`scratchgpt serve: shutdown failed: ${(e as Error).message}`);
+        resolve(1);
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  try {
+    await server.ready;
+    console.error('scratchgpt serve: ready');
+  } catch (e) {
+    console.error(`scratchgpt serve: ${(e as Error).message}`);
+    await server.shutdown();
+    return 1;
+  }
+  return stopped;
+}

@@ -1,0 +1,178 @@
+// POST /v1/completions: OpenAI's legacy text completions, streamed or not.
+import { Hono } from 'hono';
+import { z } from 'zod';
+import { ContextLengthError, checkContextLength } from '../model/errors.js';
+import type { TokenLogprob } from '../model/sampler.js';
+import { decode, encode, EOT, VOCAB_SIZE } from '../model/tokenizer.js';
+import type { AppEnv } from './env.js';
+import { badRequest } from './errors.js';
+import { collect, finishOf, newId, submit, unixTime, usage, type ChoiceResult } from './jobs.js';
+import type { PromptEvent } from './protocol.js';
+import { samplingFields, samplingOptions, stopList } from './sampling.js';
+import { streamJob } from './sse.js';
+import { json } from './validate.js';
+
+const tokenIds = z.array(z.number().int().min(0)).min(1);
+
+export const completionRequest = z.strictObject({
+  ...samplingFields,
+  prompt: z.union([z.string(), z.array(z.string()).min(1), tokenIds, z.array(tokenIds).min(1)], {
+    error: 'must be a string, an array of strings, an array of token ids, or an array of token-id arrays',
+  }),
+  echo: z.boolean().nullish(),
+  logprobs: z.number().int().min(0).max(5).nullish(),
+  best_of: z.number().int().min(1).nullish(),
+  suffix: z.unknown().optional(), // accepted by the schema only to be refused by name below
+});
+
+type CompletionRequest = z.infer<typeof completionRequest>;
+
+interface Prompt {
+  tokens: number[];
+  text: string; // what echo returns
+}
+
+/** Every prompt form OpenAI accepts, as a list of prompts. */
+function promptList(p: CompletionRequest['prompt']): (string | number[])[] {
+  return typeof p === 'string' ? [p] : typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
+}
+
+/** Prompts as token ids (+ text for echo). */
+function toPrompts(list: (string | number[])[], vocabSize: number): Prompt[] {
+  return list.map((x, i) => {
+    if (typeof x === 'string') {
+      // An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional samples.
+      const tokens = encode(x);
+      return { tokens: tokens.length ? tokens : [EOT], text: x };
+    }
+    const bad = x.find((t) => t >= Math.min(vocabSize, VOCAB_SIZE));
+    if (bad !== undefined) throw badRequest(`Invalid token id ${bad} in prompt${list.length > 1 ? ` ${i}` : ''}: the vocabulary has ${vocabSize} tokens.`, 'prompt');
+    return { tokens: x, text: decode(x) };
+  });
+}
+
+/** OpenAI's legacy logprobs object: parallel lists, top alternatives as {token text: logprob}. */
+interface LegacyLogprobs {
+  tokens: string[];
+  token_logprobs: (number | null)[];
+  top_logprobs: (Record<string, number> | null)[];
+  text_offset: number[];
+}
+
+function legacyLogprobs(tokens: number[], logprobs: (number | null)[], tops: (TokenLogprob[] | null | undefined)[], offsets: number[]): LegacyLogprobs {
+  return {
+    tokens: tokens.map((t) => decode([t])),
+    token_logprobs: logprobs,
+    // The N most likely, plus the chosen token (OpenAI: "up to logprobs+1 elements").
+    top_logprobs: tops.map((top, i) => {
+      if (!top) return null;
+      const dict: Record<string, number> = {};
+      for (const t of top) dict[decode([t.token])] ??= t.logprob;
+      dict[decode([tokens[i]!])] ??= logprobs[i]!;
+      return dict;
+    }),
+    text_offset: offsets,
+  };
+}
+
+/** The prompt's logprobs (echo): offsets run over the prompt's token texts from 0. */
+function promptLogprobs(p: Prompt, e: PromptEvent): LegacyLogprobs {
+  const offsets: number[] = [];
+  let at = 0;
+  for (const t of p.tokens) {
+    offsets.push(at);
+    at += decode([t]).length;
+  }
+  return legacyLogprobs(p.tokens, e.logprobs, e.top, offsets);
+}
+
+function concat(a: LegacyLogprobs, b: LegacyLogprobs): LegacyLogprobs {
+  return {
+    tokens: [...a.tokens, ...b.tokens],
+    token_logprobs: [...a.token_logprobs, ...b.token_logprobs],
+    top_logprobs: [...a.top_logprobs, ...b.top_logprobs],
+    text_offset: [...a.text_offset, ...b.text_offset],
+  };
+}
+
+export const completions = new Hono<AppEnv>().post('/completions', json(completionRequest), async (c) => {
+  const b = c.req.valid('json');
+  const model = c.var.models.get(b.model);
+  // Insertion needs a model trained for it; GPT-2 only continues text. Refused, never ignored.
+  if (b.suffix != null) throw badRequest("'suffix' is not supported: GPT-2 models only continue text (no insertion).", 'suffix');
+  const n = b.n ?? 1;
+  if (b.best_of != null && b.best_of !== n) throw badRequest(`best_of (${b.best_of}) must equal n (${n}): this server does not rank candidates.`, 'best_of');
+  if (b.stream_options && !b.stream) throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
+  const { vocabSize, contextLength } = model.config;
+  const list = promptList(b.prompt);
+  // Before tokenizing: a body of 100k tiny prompts must not cost 100k encodes to refuse.
+  if (list.length * n > model.capacity) throw badRequest(`This request needs ${list.length * n} sequences (n × prompts), more than the ${model.capacity} this server can hold.`, 'n');
+  const prompts = toPrompts(list, vocabSize);
+  const maxTokens = b.max_tokens ?? 16; // OpenAI's default for completions
+  for (const p of prompts) {
+    try {
+      checkContextLength(p.tokens.length, maxTokens, contextLength);
+    } catch (e) {
+      if (e instanceof ContextLengthError) throw badRequest(e.message, 'prompt', e.code);
+      throw e;
+    }
+  }
+  const logprobs = b.logprobs ?? undefined;
+  const echo = b.echo ?? false;
+  const stop = stopList(b.stop);
+  const specs = prompts.flatMap((p) =>
+    Array.from({ length: n }, (_, i) => ({
+      prompt: p.tokens,
+      options: samplingOptions(b, { maxTokens, stop, logprobs, vocabSize }, i),
+      promptLogprobs: echo && logprobs !== undefined ? logprobs : undefined,
+    })),
+  );
+  const job = submit(model, specs);
+  const promptOf = (k: number) => prompts[Math.floor(k / n)]!;
+  const promptTokens = prompts.reduce((s, p) => s + p.tokens.length, 0); // once per prompt, whatever n
+  const head = { id: newId('cmpl'), object: 'text_completion' as const, created: unixTime(), model: model.id };
+
+  if (b.stream) {
+    const choice = (index: number, text: string, lp: LegacyLogprobs | null, finish: string | null) => ({
+      ...head,
+      choices: [{ index, text, logprobs: lp, finish_reason: finish }],
+    });
+    const state = job.ids.map(() => ({ echo: echo ? undefined : '', emitted: 0 }));
+    let generated = 0;
+    return streamJob(c, job, {
+      event(e) {
+        const k = job.index(e.id);
+        const s = state[k]!;
+        const p = promptOf(k);
+        if (e.type === 'prompt') {
+          s.echo = '';
+          s.emitted = p.text.length;
+          return [choice(k, p.text, promptLogprobs(p, e), null)];
+        }
+        const pre = s.echo ?? p.text; // echo without logprobs: the prompt rides in the first chunk
+        s.echo = '';
+        s.emitted += pre.length;
+        if (e.type === 'end') return [choice(k, pre, null, finishOf(job, e))];
+        generated++;
+        const lp = logprobs === undefined ? null : legacyLogprobs([e.token], [e.logprob], [e.top], [s.emitted]);
+        s.emitted += e.text.length;
+        return [choice(k, pre + e.text, lp, e.finish)];
+      },
+      usage: b.stream_options?.include_usage ? () => ({ ...head, choices: [], usage: usage(promptTokens, generated) }) : undefined,
+    });
+  }
+
+  const results = await collect(c, job);
+  const choices = results.map((r: ChoiceResult, k) => {
+    const p = promptOf(k);
+    const pre = echo ? p.text : '';
+    let lp: LegacyLogprobs | null = null;
+    if (logprobs !== undefined) {
+      lp = legacyLogprobs(r.tokens, r.logprobs, r.top, r.offsets.map((o) => o + pre.length));
+      if (echo && r.prompt) lp = concat(promptLogprobs(p, r.prompt), lp);
+    }
+    return { text: pre + r.text, index: k, logprobs: lp, finish_reason: r.finish };
+  });
+  const generated = results.reduce((s, r) => s + r.tokens.length, 0);
+  return c.json({ ...head, choices, usage: usage(promptTokens, generated) });
+});

@@ -1,0 +1,14 @@
+// GET /health (503 while models load or after shutdown begins, then 200) and GET /metrics
+// (Prometheus text format).
+import { Hono } from 'hono';
+import type { AppEnv } from './env.js';
+
+export function health(draining: () => boolean) {
+  return new Hono<AppEnv>()
+    .get('/health', (c) => {
+      const state = draining() ? 'shutting_down' : c.var.models.state;
+      const models = Object.fromEntries(c.var.models.list().map((m) => [m.id, m.state]));
+      return c.json({ status: state === 'ready' ? 'ok' : state, models }, state === 'ready' ? 200 : 503);
+    })
+    .get('/metrics', (c) => c.text(c.var.metrics.render(), 200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' }));
+}

@@ -1,0 +1,60 @@
+// Messages between the HTTP thread and a model worker (one worker per model).
+//
+//   HTTP thread ── submit(seqs) / cancel(ids) ──► worker: Scheduler ─► ModelSession.forward ─► Generation.step
+//   HTTP thread ◄── step{events, running, waiting} ── worker, one message per forward call
+//
+// A sequence is one choice of one request: its own prompt tokens, sampling options (seed) and KV
+// slot. Data flows one way; the only message against the flow is cancel.
+import type { SamplingOptions, TokenLogprob } from '../model/sampler.js';
+import type { FinishReason } from '../model/stop.js';
+
+export interface SeqSpec {
+  id: number;
+  prompt: number[];
+  options: SamplingOptions;
+  /** Score the prompt too (echo + logprobs): this many alternatives per prompt position. */
+  promptLogprobs?: number;
+}
+
+export type ToWorker = { type: 'submit'; seqs: SeqSpec[] } | { type: 'cancel'; ids: number[] };
+
+/** Log-probabilities of the prompt's tokens; the first has none (nothing predicts it). */
+export interface PromptEvent {
+  type: 'prompt';
+  id: number;
+  logprobs: (number | null)[];
+  top: (TokenLogprob[] | null)[];
+}
+
+export interface TokenEvent {
+  type: 'token';
+  id: number;
+  token: number;
+  /** Text this token completes (stop strings held back and cut, as Generation.step). */
+  text: string;
+  logprob: number;
+  top?: TokenLogprob[];
+  /** Set on the sequence's last token. */
+  finish: FinishReason | null;
+}
+
+/** A sequence that ends without a final token: max_tokens 0 ('length'), cancelled, or failed. */
+export interface EndEvent {
+  type: 'end';
+  id: number;
+  reason: FinishReason | 'cancelled' | 'error';
+  message?: string;
+}
+
+export type SeqEvent = PromptEvent | TokenEvent | EndEvent;
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'failed'; message: string }
+  /** `batch`: rows of the forward call these events came from (0: no call, e.g. a cancel). */
+  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number };
+
+/** True when the event is the sequence's last. */
+export function isFinal(e: SeqEvent): e is EndEvent | TokenEvent {
+  return e.type === 'end' || (e.type === 'token' && e.finish !== null);
+}

@@ -1,0 +1,53 @@
+// Streaming a job as OpenAI does: data-only server-sent events, `data: {chunk}\n\n` per event,
+// an optional usage chunk, then `data: [DONE]`. A client that disconnects cancels the job, which
+// frees its batch slots at the worker's next step.
+import type { Context } from 'hono';
+import { streamSSE } from 'hono/streaming';
+import { errorBody } from './errors.js';
+import type { Job } from './model-worker.js';
+import type { SeqEvent } from './protocol.js';
+
+export interface ChunkRenderer {
+  /** Chunks sent before any event (chat: one role delta per choice). */
+  start?(): unknown[];
+  /** Chunks for one event (may be none). */
+  event(e: SeqEvent): unknown[];
+  /** The usage chunk (choices: []), when the client asked for stream_options.include_usage. */
+  usage?(): unknown;
+}
+
+export function streamJob(c: Context, job: Job, render: ChunkRenderer): Response {
+  return streamSSE(c, async (stream) => {
+    let gone = false;
+    let failed = false;
+    const leave = () => {
+      gone = true;
+      job.cancel();
+    };
+    stream.onAbort(leave);
+    c.req.raw.signal.addEventListener('abort', leave, { once: true });
+    const send = (chunk: unknown) => stream.writeSSE({ data: JSON.stringify(chunk) });
+    try {
+      for (const chunk of render.start?.() ?? []) await send(chunk);
+      for await (const e of job) {
+        if (gone) return; // nobody is reading; the job drains on its own
+        if (e.type === 'end' && (e.reason === 'cancelled' || e.reason === 'error')) {
+          // Shutdown or a failure: say so in-band (the status line went out long ago), then end.
+          job.cancel();
+          const message = job.endedBy === 'shutdown' ? 'The server shut down before this request finished.' : `Generation failed: ${e.message ?? 'cancelled'}`;
+          await send(errorBody(503, message, { code: job.endedBy === 'shutdown' ? 'server_shutting_down' : 'generation_failed' }));
+          failed = true;
+          break;
+        }
+        for (const chunk of render.event(e)) await send(chunk);
+      }
+      if (!failed && render.usage) await send(render.usage());
+      await stream.writeSSE({ data: '[DONE]' });
+    } catch (e) {
+      // A bug while rendering: log it, tell the client without details, close the stream.
+      console.error(`[${c.get('requestId') ?? '-'}] stream failed:`, e);
+      job.cancel();
+      await send(errorBody(500, 'The server had an error while streaming your response.'));
+    }
+  });
+}

@@ -1,0 +1,35 @@
+// Request-body validation: `json(schema)` as route middleware, then `c.req.valid('json')` is typed.
+// Failures become 400s naming the offending parameter (OpenAI's `param`), never Zod's raw result.
+import { validator } from 'hono/validator';
+import { z } from 'zod';
+import { badRequest } from './errors.js';
+
+/** 'messages[0].content' from Zod's path ['messages', 0, 'content']. */
+function paramOf(path: readonly PropertyKey[]): string | null {
+  if (!path.length) return null;
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? String(p) : `.${String(p)}`)).join('');
+}
+
+/** The first issue as a 400, worded like OpenAI's ("Unrecognized request argument supplied: x"). */
+export function invalidBody(error: z.ZodError): Error {
+  const issue = error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') {
+    const p = paramOf([...issue.path, issue.keys[0]!]);
+    return badRequest(`Unrecognized request argument supplied: ${issue.keys.join(', ')}`, p);
+  }
+  const param = paramOf(issue.path);
+  return badRequest(param ? `Invalid '${param}': ${issue.message}` : issue.message, param);
+}
+
+const JSON_TYPE = /^application\/([\w.-]+\+)?json$/i;
+
+/** Validates the JSON body against `schema` (a non-JSON Content-Type is a 400 too, not an empty body). */
+export function json<T extends z.ZodType>(schema: T) {
+  return validator('json', (value, c): z.output<T> => {
+    const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim();
+    if (!JSON_TYPE.test(type)) throw badRequest(`Content-Type must be application/json, got '${type || 'none'}'.`);
+    const result = schema.safeParse(value);
+    if (!result.success) throw invalidBody(result.error);
+    return result.data;
+  });
+}

@@ -1,0 +1,8 @@
+// Worker threads start from a plain .js file: Node resolves a worker's entry before any loader
+// flag could apply, so a .ts entry fails with ERR_UNKNOWN_FILE_EXTENSION. This registers tsx in
+// the new thread (as bin/scratchgpt.js does for the CLI) and imports the TypeScript entry, which
+// works the same under `npx tsx`, `node bin/scratchgpt.js` and vitest.
+import { register } from 'tsx/esm/api';
+
+register();
+await import('./worker.ts');

@@ -1,0 +1,31 @@
+// A model worker thread: owns the ModelSession (ORT's run blocks whatever thread calls it) and the
+// Scheduler. Started by ModelWorker (model-worker.ts) through worker-boot.js.
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Device } from '../model/runtime.js';
+import { ModelSession } from '../model/session.js';
+import type { FromWorker, ToWorker } from './protocol.js';
+import { Scheduler, type SchedulerOptions } from './scheduler.js';
+
+export interface WorkerConfig extends SchedulerOptions {
+  dir: string;
+  slots: number;
+  device?: Device;
+  threads?: number;
+}
+
+const port = parentPort!;
+const cfg = workerData as WorkerConfig;
+const post = (msg: FromWorker) => port.postMessage(msg);
+
+try {
+  const model = await ModelSession.load(cfg.dir, { slots: cfg.slots, device: cfg.device, threads: cfg.threads });
+  const scheduler = new Scheduler(model, post, cfg);
+  port.on('message', (msg: ToWorker) => {
+    if (msg.type === 'submit') scheduler.submit(msg.seqs);
+    else if (msg.type === 'cancel') scheduler.cancel(msg.ids);
+  });
+  post({ type: 'ready' });
+  await scheduler.run();
+} catch (e) {
+  post({ type: 'failed', message: (e as Error).message });
+}
