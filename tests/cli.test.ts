@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, materialize, randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { generate } from '../src/model/generation.js';
 import { ModelSession } from '../src/model/session.js';
@@ -107,5 +107,30 @@ describe('scratchgpt generate', () => {
     const [a, b] = [JSON.parse((await cli(...args)).stdout), JSON.parse(gpu.stdout)];
     expect(b.tokens).toEqual(a.tokens);
     a.logprobs.forEach((lp: { logprob: number }, i: number) => expect(Math.abs(lp.logprob - b.logprobs[i].logprob)).toBeLessThan(1e-4));
+  });
+});
+
+describe('scratchgpt convert', () => {
+  it('writes an F16 folder half the size whose weights round-trip to the F32 values at half precision', async () => {
+    const out = path.join(dir, '..', path.basename(dir) + '-f16');
+    try {
+      const r = await cli('convert', '--model', dir, '--out', out, '--dtype', 'f16');
+      expect(r.code).toBe(0);
+      const [f32, f16] = [dir, out].map((d) => fs.statSync(path.join(d, 'model.safetensors')).size);
+      expect(f16! / f32!).toBeGreaterThan(0.49);
+      expect(f16! / f32!).toBeLessThan(0.51);
+      expect(JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8')).torch_dtype).toBe('float16');
+      const [a, b] = [dir, out].map((d) => materialize(loadCheckpoint(d).weights));
+      for (const [name, t] of a!) {
+        const h = b!.get(name)!.data;
+        // float16 keeps 11 significant bits: relative error ≤ 2^-11 (plus subnormals near 0)
+        const worst = t.data.reduce((w, x, i) => Math.max(w, Math.abs(h[i]! - x) - (Math.abs(x) * 2 ** -11 + 6e-8)), -Infinity);
+        expect(worst, name).toBeLessThanOrEqual(0);
+      }
+      expect((await cli('convert', '--model', dir, '--out', dir)).stderr).toMatch(/--out must differ from --model/);
+      expect((await cli('convert', '--model', dir, '--out', out, '--dtype', 'F8')).stderr).toMatch(/--dtype must be one of F32, F16, BF16/);
+    } finally {
+      fs.rmSync(out, { recursive: true, force: true });
+    }
   });
 });
