@@ -2,6 +2,7 @@
 const COMMANDS: Record<string, { about: string; load: () => Promise<{ run: (argv: string[]) => Promise<number> }> }> = {
   generate: { about: 'stream a completion from a GPT-2 checkpoint', load: () => import('./generate.js') },
   pretrain: { about: 'train a GPT-2 on raw text files', load: () => import('./pretrain.js') },
+  finetune: { about: 'finetune a GPT-2 on instructions or labelled texts (full, last blocks, LoRA)', load: () => import('./finetune.js') },
   serve: { about: 'serve models over an OpenAI-compatible HTTP API', load: () => import('./serve.js') },
   convert: { about: 'rewrite a GPT-2 folder in another dtype (F32, F16, BF16)', load: () => import('./convert.js') },
   'prepare-brown': { about: 'write the Brown corpus as plain text (pretraining data)', load: () => import('./prepare-brown.js') },

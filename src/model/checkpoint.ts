@@ -8,12 +8,14 @@
 //     rank, saved by older transformers versions: ignored, the graphs build their own mask;
 //   - an all-zero `c_attn.bias` when config.json says qkv_bias is false (we write one so that
 //     transformers, which always expects it, can load our no-bias models).
+// A classifier (config.json's architectures: GPT2ForSequenceClassification) also has its head
+// `score.weight`, outside the `transformer.` prefix, and no output head tied to wte.
 // Anything else is an error, since silently dropping a tensor would mean running a
 // different model than the one saved.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
-import { numel, parameterSpecs, type Params } from './params.js';
+import { CLASSIFIER_HEAD, numel, parameterSpecs, type Params } from './params.js';
 import { Rng } from './rng.js';
 import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors, type TensorInfo } from './safetensors.js';
 
@@ -89,6 +91,7 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint 
       }
       continue;
     }
+    if (name === CLASSIFIER_HEAD) fail(`tensor '${key}' is a classification head, but config.json's architectures does not name GPT2ForSequenceClassification`);
     fail(`unexpected tensor '${key}' (not a GPT-2 parameter for n_layer=${config.nLayer}; check config.json)`);
   }
 
@@ -140,8 +143,9 @@ const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as cons
 
 /**
  * Write a folder that both loadCheckpoint and transformers' GPT2LMHeadModel.from_pretrained
- * load: keys carry the `transformer.` prefix as save_pretrained writes them, lm_head is left
- * out (tied). Each file is replaced atomically; the weights go first, so a crash between
+ * (GPT2ForSequenceClassification for a config with labels) load: keys carry the `transformer.`
+ * prefix as save_pretrained writes them (the classifier's `score.weight` does not), lm_head is
+ * left out (tied). Each file is replaced atomically; the weights go first, so a crash between
  * the two writes leaves new weights with the old config rather than the reverse.
  */
 export function saveCheckpoint(dir: string, config: GPTConfig, params: Params, opts: SaveOptions = {}): void {
@@ -159,7 +163,7 @@ export function saveCheckpoint(dir: string, config: GPTConfig, params: Params, o
     if (!sameShape(t.shape, spec.shape) || t.data.length !== numel(spec.shape)) {
       throw new Error(`saveCheckpoint ${dir}: parameter '${spec.name}' has shape ${fmt(t.shape)} (${t.data.length} values), expected ${fmt(spec.shape)}`);
     }
-    tensors.push({ name: PREFIX + spec.name, dtype, shape: spec.shape, data: t.data });
+    tensors.push({ name: spec.name === CLASSIFIER_HEAD ? spec.name : PREFIX + spec.name, dtype, shape: spec.shape, data: t.data });
     if (!config.qkvBias && spec.name.endsWith('.attn.c_attn.weight')) {
       // transformers' GPT-2 always has a c_attn bias; zeros make it the same model.
       const name = spec.name.replace(/weight$/, 'bias');

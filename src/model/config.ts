@@ -11,6 +11,12 @@ export interface GPTConfig {
   layerNormEpsilon: number;
   /** Chat/instruction template recorded by finetuning ('alpaca'); absent for base models. */
   chatTemplate?: string;
+  /**
+   * Class names by class id for a sequence classifier (Hugging Face GPT2ForSequenceClassification:
+   * a `score.weight` [num_labels, n_embd] head instead of the tied language-model head); absent
+   * for language models. A classifier cannot generate text.
+   */
+  labels?: string[];
 }
 
 const base = { vocabSize: 50257, contextLength: 1024, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
@@ -33,6 +39,11 @@ export function validateConfig(c: GPTConfig): GPTConfig {
   for (const k of positive) if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`config: ${k} must be a positive integer, got ${c[k]}`);
   if (c.nEmbd % c.nHead !== 0) throw new Error(`config: n_embd (${c.nEmbd}) must be divisible by n_head (${c.nHead})`);
   if (!(c.dropout >= 0 && c.dropout < 1)) throw new Error(`config: dropout must be in [0, 1), got ${c.dropout}`);
+  if (c.labels !== undefined) {
+    // One label would be HF's regression head (num_labels=1, MSE loss): not a classifier.
+    if (c.labels.length < 2) throw new Error(`config: a classifier needs at least 2 labels, got ${c.labels.length}`);
+    if (new Set(c.labels).size !== c.labels.length) throw new Error(`config: labels must be distinct, got ${JSON.stringify(c.labels)}`);
+  }
   return c;
 }
 
@@ -40,7 +51,7 @@ export function validateConfig(c: GPTConfig): GPTConfig {
 export function parameterCount(c: GPTConfig): number {
   const C = c.nEmbd;
   const block = 2 * 2 * C + C * 3 * C + (c.qkvBias ? 3 * C : 0) + C * C + C + C * 4 * C + 4 * C + 4 * C * C + C;
-  return c.vocabSize * C + c.contextLength * C + c.nLayer * block + 2 * C;
+  return c.vocabSize * C + c.contextLength * C + c.nLayer * block + 2 * C + (c.labels?.length ?? 0) * C;
 }
 
 /** Hugging Face config.json (GPT2Config) → GPTConfig. Uses n_positions, not the legacy n_ctx. */
@@ -64,13 +75,56 @@ export function fromHFConfig(j: Record<string, unknown>, where = 'config.json'):
     qkvBias: j.qkv_bias === undefined ? true : Boolean(j.qkv_bias),
     layerNormEpsilon: num('layer_norm_epsilon', 1e-5),
     chatTemplate: typeof j.chat_template === 'string' ? j.chat_template : undefined,
+    labels: classifierLabels(j, where),
   });
 }
 
-/** GPTConfig → Hugging Face config.json, loadable by transformers' GPT2LMHeadModel. */
+export const CLASSIFIER_ARCHITECTURE = 'GPT2ForSequenceClassification';
+
+/**
+ * A classifier's labels in class-id order, from `id2label` (HF writes its keys as strings), or
+ * HF's default names LABEL_i when only `num_labels` is given; undefined for language models.
+ * Only single-label classification is supported (softmax over the labels).
+ */
+function classifierLabels(j: Record<string, unknown>, where: string): string[] | undefined {
+  const architectures = Array.isArray(j.architectures) ? j.architectures : [];
+  if (!architectures.includes(CLASSIFIER_ARCHITECTURE)) return undefined;
+  if (j.problem_type !== undefined && j.problem_type !== null && j.problem_type !== 'single_label_classification') {
+    throw new Error(`${where}: problem_type '${String(j.problem_type)}' is not supported (single_label_classification only)`);
+  }
+  const id2label = j.id2label;
+  if (id2label === undefined || id2label === null) {
+    const n = j.num_labels;
+    if (typeof n !== 'number' || !Number.isInteger(n)) throw new Error(`${where}: a ${CLASSIFIER_ARCHITECTURE} needs id2label or num_labels`);
+    return Array.from({ length: n }, (_, i) => `LABEL_${i}`);
+  }
+  if (typeof id2label !== 'object' || Array.isArray(id2label)) throw new Error(`${where}: id2label must be an object {"0": "label", …}`);
+  const entries = Object.entries(id2label as Record<string, unknown>);
+  const labels = entries.map((_, i) => {
+    const v = (id2label as Record<string, unknown>)[String(i)];
+    if (typeof v !== 'string') throw new Error(`${where}: id2label must map every id 0…${entries.length - 1} to a string (id ${i}: ${JSON.stringify(v)})`);
+    return v;
+  });
+  if (typeof j.num_labels === 'number' && j.num_labels !== labels.length) throw new Error(`${where}: num_labels is ${j.num_labels} but id2label has ${labels.length} labels`);
+  return labels;
+}
+
+/**
+ * GPTConfig → Hugging Face config.json, loadable by transformers' GPT2LMHeadModel, or by
+ * GPT2ForSequenceClassification when the config has labels (that model reads the logits at the
+ * last token that is not pad_token_id, hence pad_token_id = <|endoftext|>, our padding).
+ */
 export function toHFConfig(c: GPTConfig): Record<string, unknown> {
+  const classifier = c.labels
+    ? {
+        id2label: Object.fromEntries(c.labels.map((l, i) => [String(i), l])),
+        label2id: Object.fromEntries(c.labels.map((l, i) => [l, i])),
+        num_labels: c.labels.length,
+        pad_token_id: 50256,
+      }
+    : {};
   return {
-    architectures: ['GPT2LMHeadModel'],
+    architectures: [c.labels ? CLASSIFIER_ARCHITECTURE : 'GPT2LMHeadModel'],
     model_type: 'gpt2',
     vocab_size: c.vocabSize,
     n_positions: c.contextLength,
@@ -91,5 +145,6 @@ export function toHFConfig(c: GPTConfig): Record<string, unknown> {
     torch_dtype: 'float32',
     qkv_bias: c.qkvBias,
     ...(c.chatTemplate ? { chat_template: c.chatTemplate } : {}),
+    ...classifier,
   };
 }

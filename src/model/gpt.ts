@@ -18,6 +18,13 @@ export type AttendFn = (layer: number, q: Value, k: Value, v: Value) => Value;
 /** Dropout hook (identity in inference); `site` names where it applies, as in the book. */
 export type DropoutFn = (x: Value, site: string) => Value;
 
+/**
+ * Hook on each linear layer of the blocks: gets the layer's name (e.g. `h.0.attn.c_attn`), its
+ * input x and output y = x·W + b, and returns the output to use. LoRA adds its low-rank path
+ * here (src/train/lora.ts); without a hook the layer is just x·W + b.
+ */
+export type AdaptFn = (prefix: string, x: Value, y: Value) => Value;
+
 const noDropout: DropoutFn = (x) => x;
 
 /** Split [B, T, C] into heads: [B, H, T, hd]. */
@@ -36,44 +43,53 @@ export function scaledDotProduct(q: Value, kT: Value, v: Value, mask: Value, hea
   return op.matmul(dropout(op.softmax(scores, -1), site), v); // [B, H, T, hd]
 }
 
-function linear(x: Value, p: ParamFn, prefix: string, bias = true): Value {
-  const y = op.matmul(x, p(`${prefix}.weight`));
-  return bias ? op.add(y, p(`${prefix}.bias`)) : y;
+function linear(x: Value, p: ParamFn, prefix: string, bias: boolean, adapt: AdaptFn | undefined): Value {
+  let y = op.matmul(x, p(`${prefix}.weight`));
+  if (bias) y = op.add(y, p(`${prefix}.bias`));
+  return adapt ? adapt(prefix, x, y) : y;
 }
 
 function layerNorm(x: Value, p: ParamFn, prefix: string, eps: number): Value {
   return op.layerNorm(x, p(`${prefix}.weight`), p(`${prefix}.bias`), eps);
 }
 
-function attention(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn): Value {
+function attention(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn, adapt?: AdaptFn): Value {
   const C = cfg.nEmbd;
-  const [q, k, v] = op.split(linear(x, p, `h.${l}.attn.c_attn`, cfg.qkvBias), [C, C, C], -1) as [Value, Value, Value];
+  const [q, k, v] = op.split(linear(x, p, `h.${l}.attn.c_attn`, cfg.qkvBias, adapt), [C, C, C], -1) as [Value, Value, Value];
   const y = attend(l, q, k, v); // [B, T, C], heads merged
-  return dropout(linear(y, p, `h.${l}.attn.c_proj`), `h.${l}.resid_attn`);
+  return dropout(linear(y, p, `h.${l}.attn.c_proj`, true, adapt), `h.${l}.resid_attn`);
 }
 
-function mlp(x: Value, p: ParamFn, l: number, dropout: DropoutFn): Value {
-  const h = op.gelu(linear(x, p, `h.${l}.mlp.c_fc`), 'tanh'); // GPT-2's gelu_new
-  return dropout(linear(h, p, `h.${l}.mlp.c_proj`), `h.${l}.resid_mlp`);
+function mlp(x: Value, p: ParamFn, l: number, dropout: DropoutFn, adapt?: AdaptFn): Value {
+  const h = op.gelu(linear(x, p, `h.${l}.mlp.c_fc`, true, adapt), 'tanh'); // GPT-2's gelu_new
+  return dropout(linear(h, p, `h.${l}.mlp.c_proj`, true, adapt), `h.${l}.resid_mlp`);
 }
 
-function block(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn): Value {
+function block(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn, adapt?: AdaptFn): Value {
   const eps = cfg.layerNormEpsilon;
-  x = op.add(x, attention(cfg, layerNorm(x, p, `h.${l}.ln_1`, eps), p, l, attend, dropout)); // pre-LN
-  return op.add(x, mlp(layerNorm(x, p, `h.${l}.ln_2`, eps), p, l, dropout));
+  x = op.add(x, attention(cfg, layerNorm(x, p, `h.${l}.ln_1`, eps), p, l, attend, dropout, adapt)); // pre-LN
+  return op.add(x, mlp(layerNorm(x, p, `h.${l}.ln_2`, eps), p, l, dropout, adapt));
 }
 
 /** tokens, positions: int64 [B, T] → final hidden states after ln_f: [B, T, C]. */
-export function transformer(cfg: GPTConfig, p: ParamFn, tokens: Value, positions: Value, attend: AttendFn, dropout = noDropout): Value {
+export function transformer(cfg: GPTConfig, p: ParamFn, tokens: Value, positions: Value, attend: AttendFn, dropout = noDropout, adapt?: AdaptFn): Value {
   let x = op.add(op.gather(p('wte.weight'), tokens), op.gather(p('wpe.weight'), positions)); // [B, T, C]
   x = dropout(x, 'emb');
-  for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, x, p, l, attend, dropout);
+  for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, x, p, l, attend, dropout, adapt);
   return layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon);
 }
 
 /** Output head tied to the token embedding: h [N, C] → logits [N, V] = h · wteᵀ. */
 export function lmHead(p: ParamFn, h: Value): Value {
   return op.gemm(h, p('wte.weight'), { transB: true }); // Gemm reads wte transposed in place: no copy
+}
+
+/**
+ * Classification head (GPT2ForSequenceClassification's `score`, no bias): h [N, C] → logits
+ * [N, K] = h · scoreᵀ, score stored [K, C] as torch's nn.Linear keeps it.
+ */
+export function classifierHead(p: ParamFn, h: Value): Value {
+  return op.gemm(h, p('score.weight'), { transB: true });
 }
 
 /**

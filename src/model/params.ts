@@ -3,6 +3,9 @@
 // [in, out], which is what MatMul wants: checkpoints load key for key with no transpose.
 import type { GPTConfig } from './config.js';
 
+/** The classification head's tensor name; it sits outside `transformer.` in HF checkpoints. */
+export const CLASSIFIER_HEAD = 'score.weight';
+
 export interface ParamSpec {
   name: string;
   shape: number[];
@@ -40,6 +43,9 @@ export function parameterSpecs(c: GPTConfig): ParamSpec[] {
     );
   }
   specs.push({ name: 'ln_f.weight', shape: [C] }, { name: 'ln_f.bias', shape: [C] });
+  // A classifier's head (GPT2ForSequenceClassification's nn.Linear(n_embd, num_labels, bias=False),
+  // stored [out, in] as torch does); wte then only embeds.
+  if (c.labels) specs.push({ name: CLASSIFIER_HEAD, shape: [c.labels.length, C] });
   return specs;
 }
 

@@ -41,6 +41,7 @@ export class ModelSession {
   }
 
   static async create(config: GPTConfig, weights: Map<string, WeightSource>, opts: SessionOptions = {}): Promise<ModelSession> {
+    if (config.labels) throw new Error(`this model is a classifier (labels ${config.labels.join(', ')}): it has no language-model head to generate with; open it with ClassifierSession`);
     const session = await createSession((weight) => buildInferenceGraph(config, weight), weights, opts);
     let decodeSession: ort.InferenceSession | undefined;
     if (opts.quantize === 'int8') {

@@ -26,7 +26,7 @@ export const DECAY_POLICIES: readonly DecayPolicy[] = ['matrices', 'matrices+emb
 
 export function decays(name: string, policy: DecayPolicy): boolean {
   const embedding = name === 'wte.weight' || name === 'wpe.weight';
-  const matrix = /\.(c_attn|c_proj|c_fc)\.weight$/.test(name) || /\.lora_[AB]$/.test(name);
+  const matrix = /\.(c_attn|c_proj|c_fc)\.weight$/.test(name) || /\.lora_[AB]$/.test(name) || name === 'score.weight';
   switch (policy) {
     case 'matrices': return matrix;
     case 'matrices+embeddings': return matrix || embedding;

@@ -47,9 +47,11 @@ export class SlidingWindows {
 
 export interface Batch {
   tokens: BigInt64Array; // [B, T]
-  targets: BigInt64Array; // [B·T], IGNORE_INDEX on padding rows
+  targets: BigInt64Array; // [B·T], IGNORE_INDEX on padding rows; [B] class ids for a classification batch
   /** Targets that count (not ignored). */
   count: number;
+  /** Classification only: [B] flattened position (b·T + t) of the token each row's head reads. */
+  lastRows?: BigInt64Array;
 }
 
 export interface LoaderOptions {

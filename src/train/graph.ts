@@ -6,14 +6,22 @@
 //          dropout.<site> bool masks (true = keep), only when dropout > 0;
 //          each trainable parameter, float32, under its GPT-2 name.
 // Outputs: loss float32 []; grad.<name> for each trainable parameter (training graphs only).
+//
+// With head 'classify' (a config with labels, chapter 6), the loss is instead the cross-entropy
+// of the classifier head read at one position per row:
+// Inputs:  tokens int64 [B, T]; last_rows int64 [B] (b·T + row b's last real token);
+//          targets int64 [B] (class ids, -100 = a padding row).
+// Outputs: loss; logits [B, num_labels] (for accuracy); grad.<name> when training.
+// With `lora`, every block's linear layers get adapters (lora.ts) whose A/B are trainable inputs.
 // Frozen parameters are initializers (external data, placed by WeightPlacer), so freezing costs
 // neither inputs nor backward work.
 import { Graph, type Value } from '../onnx/graph.js';
 import { gradients } from '../onnx/grad.js';
 import * as op from '../onnx/ops.js';
 import type { GPTConfig } from '../model/config.js';
-import { lmHead, mergeHeads, scaledDotProduct, splitHeads, transformer, type AttendFn, type DropoutFn, type ParamFn } from '../model/gpt.js';
+import { classifierHead, lmHead, mergeHeads, scaledDotProduct, splitHeads, transformer, type AttendFn, type DropoutFn, type ParamFn } from '../model/gpt.js';
 import { parameterSpecs } from '../model/params.js';
+import { loraAdapt, loraSpecs, type LoraConfig } from './lora.js';
 
 export interface TrainGraphOptions {
   batchSize: number;
@@ -24,6 +32,10 @@ export interface TrainGraphOptions {
   weight: (g: Graph, name: string, shape: number[]) => Value;
   /** true: outputs gradients too (and dropout applies if cfg.dropout > 0); false: loss only. */
   train: boolean;
+  /** 'lm' (default): next-token loss at every position; 'classify': the classifier head at one position per row. */
+  head?: 'lm' | 'classify';
+  /** LoRA adapters on the blocks' linear layers; their lora_A/lora_B tensors are parameters like any other. */
+  lora?: LoraConfig;
 }
 
 export interface DropoutSite {
@@ -49,10 +61,13 @@ export function buildTrainGraph(cfg: GPTConfig, opts: TrainGraphOptions): TrainG
   const H = cfg.nHead;
   const hd = C / H;
 
-  const specs = new Map(parameterSpecs(cfg).map((s) => [s.name, s.shape]));
+  const classify = opts.head === 'classify';
+  if (classify && !cfg.labels) throw new Error('a classification graph needs a config with labels');
+  const specs = new Map([...parameterSpecs(cfg), ...(opts.lora ? loraSpecs(cfg, opts.lora.rank) : [])].map((s) => [s.name, s.shape]));
   for (const name of opts.trainable) if (!specs.has(name)) throw new Error(`trainable parameter '${name}' is not part of this GPT-2`);
   const tokens = g.input('tokens', 'int64', [B, T]);
-  const targets = g.input('targets', 'int64', [B * T]);
+  const targets = g.input('targets', 'int64', [classify ? B : B * T]);
+  const lastRows = classify ? g.input('last_rows', 'int64', [B]) : undefined;
   const inputs = new Map<string, Value>();
   for (const [name, shape] of specs) if (opts.trainable.has(name)) inputs.set(name, g.input(name, 'float32', shape));
   const frozen = new Map<string, Value>();
@@ -92,9 +107,16 @@ export function buildTrainGraph(cfg: GPTConfig, opts: TrainGraphOptions): TrainG
     return mergeHeads(y, C); // [B, T, C]
   };
 
-  const h = transformer(cfg, p, tokens, positions, attend, dropout); // [B, T, C]
-  const logits = lmHead(p, op.reshape(h, [B * T, C])); // [B·T, V]
-  const loss = g.output(op.softmaxCrossEntropy(logits, targets, -100), 'loss');
+  const h = transformer(cfg, p, tokens, positions, attend, dropout, opts.lora && loraAdapt(opts.lora, p)); // [B, T, C]
+  let loss: Value;
+  if (lastRows) {
+    const logits = classifierHead(p, op.gather(op.reshape(h, [B * T, C]), lastRows)); // [B, K]
+    loss = g.output(op.softmaxCrossEntropy(logits, targets, -100), 'loss');
+    g.output(logits, 'logits');
+  } else {
+    const logits = lmHead(p, op.reshape(h, [B * T, C])); // [B·T, V]
+    loss = g.output(op.softmaxCrossEntropy(logits, targets, -100), 'loss');
+  }
 
   if (opts.train) {
     const wrt = [...inputs.values()];

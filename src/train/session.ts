@@ -12,6 +12,7 @@ import { createSession, type RuntimeOptions } from '../model/runtime.js';
 import type { Batch } from './data.js';
 import type { FlatLayout } from './flat.js';
 import { buildTrainGraph, gradName, type DropoutSite } from './graph.js';
+import type { LoraConfig } from './lora.js';
 
 export interface TrainSessionOptions extends RuntimeOptions {
   batchSize: number;
@@ -20,6 +21,10 @@ export interface TrainSessionOptions extends RuntimeOptions {
   train: boolean;
   /** ORT profiling (enableProfiling): the trace file's prefix. */
   profile?: string;
+  /** 'classify': the classifier head's loss (batches carry lastRows and class-id targets); default 'lm'. */
+  head?: 'lm' | 'classify';
+  /** LoRA adapters (their tensors are in the layout, the adapted weights in `frozen`). */
+  lora?: LoraConfig;
 }
 
 export class TrainSession {
@@ -50,7 +55,7 @@ export class TrainSession {
     if (opts.profile) Object.assign(extra, { enableProfiling: true, profileFilePrefix: opts.profile });
     const session = await createSession(
       (weight) => {
-        const built = buildTrainGraph(config, { batchSize: opts.batchSize, seqLen: opts.seqLen, trainable, weight, train: opts.train });
+        const built = buildTrainGraph(config, { batchSize: opts.batchSize, seqLen: opts.seqLen, trainable, weight, train: opts.train, head: opts.head, lora: opts.lora });
         sites = built.dropoutSites;
         return built.graph;
       },
@@ -68,15 +73,25 @@ export class TrainSession {
   /**
    * Runs one micro-batch and returns its mean loss. With `grads`, writes (accumulate=false) or
    * adds (accumulate=true) the gradients into it, in the layout's places. `rng` draws the
-   * dropout masks (required when the graph has dropout sites).
+   * dropout masks (required when the graph has dropout sites). `logits` (classification only)
+   * receives the head's [B, num_labels] logits.
    */
-  async run(params: Float32Array, batch: Batch, opts: { grads?: Float32Array; accumulate?: boolean; rng?: Rng; timings?: { run: number; gather: number } } = {}): Promise<number> {
+  async run(
+    params: Float32Array,
+    batch: Batch,
+    opts: { grads?: Float32Array; accumulate?: boolean; rng?: Rng; logits?: Float32Array; timings?: { run: number; gather: number } } = {},
+  ): Promise<number> {
     const { batchSize: B, seqLen: T } = this.opts;
-    if (batch.tokens.length !== B * T || batch.targets.length !== B * T) throw new Error(`batch is not ${B}×${T}`);
+    const classify = this.opts.head === 'classify';
+    const nTargets = classify ? B : B * T;
+    if (batch.tokens.length !== B * T || batch.targets.length !== nTargets) throw new Error(`batch is not ${B}×${T}`);
+    if (classify && batch.lastRows?.length !== B) throw new Error(`a classification batch needs lastRows for its ${B} rows`);
+    if (opts.logits && !classify) throw new Error('logits are an output of classification graphs only');
     if (this.fedParams !== params) this.bindParams(params);
     const feeds = this.feeds;
     feeds.tokens = new ort.Tensor('int64', batch.tokens, [B, T]);
-    feeds.targets = new ort.Tensor('int64', batch.targets, [B * T]);
+    feeds.targets = new ort.Tensor('int64', batch.targets, [nTargets]);
+    if (classify) feeds.last_rows = new ort.Tensor('int64', batch.lastRows!, [B]);
     if (this.masks.length) {
       if (!opts.rng) throw new Error('this training graph has dropout: pass an rng for the masks');
       for (const m of this.masks) {
@@ -84,7 +99,7 @@ export class TrainSession {
         feeds[m.site.name] = new ort.Tensor('bool', m.data, m.site.shape);
       }
     }
-    const fetches = opts.grads ? undefined : ['loss'];
+    const fetches = opts.grads ? undefined : opts.logits ? ['loss', 'logits'] : ['loss'];
     let t = performance.now();
     const out = fetches ? await this.session.run(feeds, fetches) : await this.session.run(feeds);
     if (opts.timings) opts.timings.run += performance.now() - t;
@@ -97,6 +112,7 @@ export class TrainSession {
       }
     }
     if (opts.timings) opts.timings.gather += performance.now() - t;
+    if (opts.logits) opts.logits.set(out.logits!.data as Float32Array);
     return (out.loss!.data as Float32Array)[0]!;
   }
 

@@ -45,6 +45,36 @@ function linear(x: Vec, W: Float32Array, outDim: number, b?: Float32Array): Vec 
 
 /** Logits (length vocabSize) at every position 0..T-1. */
 export function referenceForward(config: GPTConfig, params: Params, tokens: number[]): Float64Array[] {
+  const wte = get(params, 'wte.weight');
+  const C = config.nEmbd;
+  return referenceHidden(config, params, tokens).map((y) => {
+    const logits = new Float64Array(config.vocabSize);
+    for (let v = 0; v < config.vocabSize; v++) {
+      let dot = 0;
+      for (let c = 0; c < C; c++) dot += y[c]! * wte[v * C + c]!;
+      logits[v] = dot;
+    }
+    return logits;
+  });
+}
+
+/**
+ * GPT2ForSequenceClassification: the head `score.weight` [K, C] applied to the final hidden
+ * state of the last token (the caller passes the unpadded tokens).
+ */
+export function referenceClassifierLogits(config: GPTConfig, params: Params, tokens: number[]): Float64Array {
+  const hidden = referenceHidden(config, params, tokens);
+  const y = hidden[hidden.length - 1]!;
+  const score = get(params, 'score.weight');
+  const C = config.nEmbd;
+  const K = score.length / C;
+  const out = new Float64Array(K);
+  for (let k = 0; k < K; k++) for (let c = 0; c < C; c++) out[k]! += y[c]! * score[k * C + c]!;
+  return out;
+}
+
+/** Hidden states after the final LayerNorm (length nEmbd) at every position 0..T-1. */
+export function referenceHidden(config: GPTConfig, params: Params, tokens: number[]): Float64Array[] {
   const C = config.nEmbd, H = config.nHead, d = C / H, T = tokens.length, eps = config.layerNormEpsilon;
   if (T > config.contextLength) throw new Error(`reference: ${T} tokens exceed context length ${config.contextLength}`);
   const wte = get(params, 'wte.weight'), wpe = get(params, 'wpe.weight');
@@ -91,16 +121,7 @@ export function referenceForward(config: GPTConfig, params: Params, tokens: numb
   }
 
   const lnW = get(params, 'ln_f.weight'), lnB = get(params, 'ln_f.bias');
-  return xs.map((x) => {
-    const y = referenceLayerNorm(x, eps, lnW, lnB);
-    const logits = new Float64Array(config.vocabSize);
-    for (let v = 0; v < config.vocabSize; v++) {
-      let dot = 0;
-      for (let c = 0; c < C; c++) dot += y[c]! * wte[v * C + c]!;
-      logits[v] = dot;
-    }
-    return logits;
-  });
+  return xs.map((x) => referenceLayerNorm(x, eps, lnW, lnB));
 }
 
 function add(a: Vec, b: Vec): Vec {

@@ -1,0 +1,531 @@
+// Finetuning a pretrained GPT-2, the book's chapters 6 (classification), 7 (instructions) and
+// appendix E (LoRA), as one resumable run:
+//
+//   runFinetune(spec, hooks) → the finetuned model, a Hugging Face folder in spec.outDir.
+//
+// The loop is the book's train_classifier_simple / train_model_simple: one AdamW step per batch
+// at a constant learning rate (no warmup, no clipping unless asked), evaluation at each epoch's
+// end. Frozen tensors are graph initializers; trainable ones live in one flat buffer that
+// AdamW updates (as in pretraining, trainer.ts). Batches are padded to bucketed lengths, one
+// ORT session per length (finetune-data.ts, session-pool.ts). Every random draw (shuffle, head
+// and adapter init) comes from (seed, position) streams, so a run resumed from a checkpoint
+// (finetune-checkpoint.ts) ends with the same parameters, bit for bit, as an uninterrupted one.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { loadCheckpoint, materialize, saveCheckpoint, type WeightSource } from '../model/checkpoint.js';
+import type { GPTConfig } from '../model/config.js';
+import { CLASSIFIER_HEAD, parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
+import { Rng } from '../model/rng.js';
+import { writeSafetensors } from '../model/safetensors.js';
+import { sortedLabels, type ClassificationRecord, type InstructionRecord } from '../datasets/index.js';
+import { ADAMW_DEFAULTS, AdamW, clipCoefficient, globalNorm, type DecayPolicy } from './adamw.js';
+import { streamSeed } from './data.js';
+import { claimWorkDir, fsyncDir, latestFinetuneCheckpoint, loadTrainingState, saveFinetuneCheckpoint, type FinetuneProgress, type SavedState } from './finetune-checkpoint.js';
+import { batchLength, ClassificationExamples, classificationTokens, evalBatches, InstructionExamples, TrainOrder, type Examples } from './finetune-data.js';
+import { FlatLayout } from './flat.js';
+import { WasmArena } from './kernels.js';
+import { loraInit, loraSpecs, mergeLora, validateLora, type LoraConfig } from './lora.js';
+import { SessionPool } from './session-pool.js';
+import { TrainSession } from './session.js';
+
+export type FinetuneTask = { type: 'instruction'; maskPrompt?: boolean } | { type: 'classification' };
+export type FinetuneMethod = { type: 'full' } | { type: 'last_blocks'; n: number } | { type: 'lora'; rank: number; alpha: number };
+
+export interface FinetuneSpec {
+  /** Hugging Face GPT-2 folder (config.json + model.safetensors) to start from. */
+  baseModelDir: string;
+  /** The finetuned model's folder, written at the end (temporary folder + rename). */
+  outDir: string;
+  /** Checkpoints and resume state; a folder holding an earlier run of the same spec is resumed. */
+  workDir: string;
+  task: FinetuneTask;
+  /** Callers default classification to last_blocks n=1 (the book: last block + final LayerNorm + head). */
+  method: FinetuneMethod;
+  /** Records as parseDataset returns them (instruction: chat, prompt/completion or Alpaca). */
+  train: InstructionRecord[] | ClassificationRecord[];
+  validation?: InstructionRecord[] | ClassificationRecord[];
+  /** Classification: label order = class ids (default: sortedLabels of train). */
+  labels?: string[];
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+  /** AdamW decoupled weight decay (default 0.1, the book's). */
+  weightDecay?: number;
+  /**
+   * Rows are truncated to this many tokens (default: the context length; classification: the
+   * longest training example, at most the context length, as the book's SpamDataset).
+   */
+  maxLength?: number;
+  /** Also checkpoint every N steps (default: at epoch ends only). */
+  checkpointEverySteps?: number;
+  threads?: number;
+  /** Optional: global gradient-norm clipping (default 0 = off, as the book's chapters 6 and 7). */
+  gradClip?: number;
+  /** Optional: which tensors weight decay applies to (default 'all': the book decays every trainable parameter). */
+  decay?: DecayPolicy;
+  /** Optional: validation batches per evaluation (default: the whole validation set). */
+  evalBatches?: number;
+}
+
+export interface FinetuneEvent {
+  step: number;
+  totalSteps: number;
+  /** Epochs done, fractional (step / steps per epoch). */
+  epoch: number;
+  /** This step's batch loss; at step 0, the loss of the first (up to 5) training batches before any update. */
+  trainLoss: number;
+  /** At step 0 and at each epoch's end. */
+  valLoss?: number;
+  valAccuracy?: number;
+  /** Classification, at each epoch's end: accuracy on the epoch's training batches (as they were predicted while training). */
+  trainAccuracy?: number;
+  /** Example tokens (no padding) per second of this step. */
+  tokensPerSecond: number;
+  /** Example tokens (no padding) trained on so far. */
+  trainedTokens?: number;
+}
+
+export interface FinetuneCheckpoint {
+  epoch: number;
+  step: number;
+  /** A loadable Hugging Face model folder for this checkpoint. */
+  dir: string;
+  /** Mean step loss since the previous checkpoint. */
+  trainLoss: number;
+  valLoss?: number;
+  valAccuracy?: number;
+}
+
+export interface FinetuneHooks {
+  onEvent?(e: FinetuneEvent): void;
+  onCheckpoint?(c: FinetuneCheckpoint): void;
+  /** Cancel: stop after the current step, throw FinetuneCancelled. */
+  signal?: AbortSignal;
+  /** Optional: write a checkpoint before throwing FinetuneCancelled (the CLI's Ctrl-C), so a resume loses nothing. */
+  saveOnCancel?: boolean;
+}
+
+export interface FinetuneResult {
+  outDir: string;
+  /** Example tokens processed (padding excluded), over all epochs. */
+  trainedTokens: number;
+  steps: number;
+  /** Mean step loss over the last epoch. */
+  finalTrainLoss: number;
+  finalValLoss?: number;
+  finalValAccuracy?: number;
+}
+
+export class FinetuneCancelled extends Error {
+  override readonly name = 'FinetuneCancelled';
+  /** Optimizer steps done when it stopped. */
+  constructor(readonly step?: number) {
+    super(step === undefined ? 'finetuning cancelled' : `finetuning cancelled after step ${step}`);
+  }
+}
+
+// Independent random streams of a run (shuffling uses data.ts's SHUFFLE_STREAM).
+const HEAD_STREAM = 11;
+const LORA_STREAM = 12;
+/** Training batches behind the step-0 training loss (the book's eval_iter). */
+const INITIAL_TRAIN_BATCHES = 5;
+
+export async function runFinetune(spec: FinetuneSpec, hooks: FinetuneHooks = {}): Promise<FinetuneResult> {
+  const run = prepare(spec);
+  const pool = new SessionPool((seqLen, train) =>
+    TrainSession.create(run.config, run.layout, run.frozen, {
+      threads: spec.threads,
+      batchSize: spec.batchSize,
+      seqLen,
+      train,
+      head: run.classify ? 'classify' : 'lm',
+      lora: run.lora,
+    }),
+  );
+  try {
+    return await train(spec, run, pool, hooks);
+  } finally {
+    await pool.close();
+  }
+}
+
+/** Everything a run needs before its first step: model, data, trainable set, resumed state. */
+interface Run {
+  config: GPTConfig;
+  classify: boolean;
+  lora: LoraConfig | undefined;
+  /** Every GPT-2 tensor of the output model at its starting value (trainable ones are copied into `params`). */
+  base: Params;
+  layout: FlatLayout;
+  frozen: Map<string, WeightSource>;
+  params: Float32Array;
+  grads: Float32Array;
+  optimizer: AdamW;
+  arena: WasmArena | undefined;
+  train: Examples;
+  validation: Examples | undefined;
+  order: TrainOrder;
+  totalSteps: number;
+  fingerprint: string;
+  progress: FinetuneProgress;
+}
+
+function prepare(spec: FinetuneSpec): Run {
+  validateSpec(spec);
+  const base = loadCheckpoint(spec.baseModelDir);
+  const classify = spec.task.type === 'classification';
+  let config: GPTConfig;
+  let labels: string[] | undefined;
+  if (classify) {
+    const train = spec.train as ClassificationRecord[];
+    labels = spec.labels ?? sortedLabels(train, train.every((r) => typeof r.label === 'number') ? 'integer' : 'string');
+    if (labels.length < 2) throw new Error(`classification needs at least 2 labels, the data has ${JSON.stringify(labels)}`);
+    if (base.config.labels && JSON.stringify(base.config.labels) !== JSON.stringify(labels)) {
+      throw new Error(`the base model is a classifier for ${JSON.stringify(base.config.labels)}, not ${JSON.stringify(labels)}`);
+    }
+    const { chatTemplate: _, ...lm } = base.config;
+    config = { ...lm, labels };
+  } else {
+    if (base.config.labels) throw new Error('the base model is a classifier: instruction finetuning needs a language model');
+    config = { ...base.config, chatTemplate: 'alpaca' }; // the server's /v1/chat/completions formats prompts by it
+  }
+  const C = config.contextLength;
+  const encoded = classify ? classificationTokens(spec.train as ClassificationRecord[]) : [];
+  const maxLength = spec.maxLength ?? (classify ? Math.min(C, encoded.reduce((m, t) => Math.max(m, t.length), 0)) : C);
+  if (maxLength > C) throw new Error(`maxLength ${maxLength} exceeds the model's context length ${C}`);
+  const examples = (records: FinetuneSpec['train'], tokens?: number[][]): Examples =>
+    classify
+      ? new ClassificationExamples(records as ClassificationRecord[], tokens ?? classificationTokens(records as ClassificationRecord[]), labels!, maxLength)
+      : new InstructionExamples(records as InstructionRecord[], maxLength, spec.task.type === 'instruction' && spec.task.maskPrompt === true);
+  const train = examples(spec.train, encoded);
+  const validation = spec.validation?.length ? examples(spec.validation) : undefined;
+
+  // The output model's tensors: the base's, plus a new seeded head (HF's init: N(0, 0.02)).
+  const params = materialize(base.weights);
+  if (classify && !params.has(CLASSIFIER_HEAD)) {
+    const rng = new Rng(streamSeed(spec.seed, HEAD_STREAM));
+    const data = Float32Array.from({ length: labels!.length * config.nEmbd }, () => 0.02 * rng.normal());
+    params.set(CLASSIFIER_HEAD, { shape: [labels!.length, config.nEmbd], data });
+  }
+  const method = spec.method;
+  const lora = method.type === 'lora' ? { rank: method.rank, alpha: method.alpha } : undefined;
+  const trainable = trainableSpecs(config, method, classify);
+  const layout = new FlatLayout(trainable);
+  const initial = lora ? new Map([...params, ...loraInit(config, lora, streamSeed(spec.seed, LORA_STREAM))]) : params;
+  const arena = WasmArena.create(4 * layout.size);
+  const alloc = () => arena?.alloc(layout.size) ?? layout.alloc();
+  const flat = layout.pack(initial, alloc());
+  for (const s of layout.segments) params.delete(s.name); // lives in `flat` now (outputParams reads it there)
+  // Frozen tensors straight from the base file where they are float32 there (ORT maps it; every
+  // session shares the same pages), else from memory.
+  const frozen = new Map<string, WeightSource>();
+  for (const s of parameterSpecs(config)) {
+    if (layout.byName.has(s.name)) continue;
+    const t = params.get(s.name)!;
+    frozen.set(s.name, base.weights.get(s.name) ?? { kind: 'memory', data: t.data, shape: t.shape });
+  }
+  const optimizer = new AdamW(layout, { ...ADAMW_DEFAULTS, weightDecay: spec.weightDecay ?? 0.1 }, spec.decay ?? 'all', arena);
+  const order = new TrainOrder(train.size, spec.batchSize, spec.seed);
+  return {
+    config,
+    classify,
+    lora,
+    base: params,
+    layout,
+    frozen,
+    params: flat,
+    grads: alloc(),
+    optimizer,
+    arena,
+    train,
+    validation,
+    order,
+    totalSteps: spec.epochs * order.batchesPerEpoch,
+    fingerprint: fingerprint(spec, config, maxLength),
+    progress: {
+      step: 0,
+      trainedTokens: 0,
+      optimizerStep: 0,
+      sinceCheckpoint: { lossSum: 0, steps: 0 },
+      epoch: { lossSum: 0, steps: 0, correct: 0, seen: 0 },
+      last: {},
+    },
+  };
+}
+
+/**
+ * The tensors that train, by method. Embeddings never train except in 'full'; the classifier
+ * head always trains (it starts random).
+ */
+function trainableSpecs(config: GPTConfig, method: FinetuneMethod, classify: boolean): ParamSpec[] {
+  const specs = parameterSpecs(config);
+  const head = specs.filter((s) => s.name === CLASSIFIER_HEAD);
+  switch (method.type) {
+    case 'full':
+      return specs;
+    case 'last_blocks': {
+      const L = config.nLayer;
+      if (!(Number.isInteger(method.n) && method.n >= 1 && method.n <= L)) throw new Error(`last_blocks n must be an integer in 1…${L}, got ${method.n}`);
+      const first = L - method.n;
+      return specs.filter((s) => {
+        const layer = /^h\.(\d+)\./.exec(s.name)?.[1];
+        return layer !== undefined ? Number(layer) >= first : s.name.startsWith('ln_f.') || s.name === CLASSIFIER_HEAD;
+      });
+    }
+    case 'lora':
+      validateLora(method);
+      return [...loraSpecs(config, method.rank), ...(classify ? head : [])];
+  }
+}
+
+async function train(spec: FinetuneSpec, run: Run, pool: SessionPool, hooks: FinetuneHooks): Promise<FinetuneResult> {
+  const { layout, order, totalSteps } = run;
+  claimWorkDir(spec.workDir, run.fingerprint, { task: spec.task, method: spec.method, base: path.resolve(spec.baseModelDir) });
+  const resumed = latestFinetuneCheckpoint(spec.workDir);
+  if (resumed) {
+    if (resumed.state.fingerprint !== run.fingerprint) throw new Error(`${resumed.dir} belongs to another finetuning run: use a fresh work folder`);
+    loadTrainingState(resumed.dir, { layout, params: run.params, m: run.optimizer.m, v: run.optimizer.v });
+    run.progress = resumed.state.progress;
+    run.optimizer.step = run.progress.optimizerStep;
+  }
+  const p = run.progress;
+  const bpe = order.batchesPerEpoch;
+  const emit = (e: Omit<FinetuneEvent, 'totalSteps' | 'epoch'>) => hooks.onEvent?.({ ...e, totalSteps, epoch: e.step / bpe, trainedTokens: p.trainedTokens });
+  const cancelled = () => hooks.signal?.aborted === true;
+
+  const checkpoint = (): void => {
+    p.optimizerStep = run.optimizer.step;
+    const state: SavedState = { format: 'scratchgpt-finetune-state/1', fingerprint: run.fingerprint, progress: p };
+    // (No step since the last one: this replaces a checkpoint of the same step, see endEpoch.)
+    const trainLoss = p.sinceCheckpoint.steps ? p.sinceCheckpoint.lossSum / p.sinceCheckpoint.steps : p.last.trainLoss ?? NaN;
+    const atEpochEnd = p.step % bpe === 0 && !p.pendingEpochEnd;
+    p.sinceCheckpoint = { lossSum: 0, steps: 0 };
+    const dir = saveFinetuneCheckpoint(spec.workDir, { config: run.config, params: outputParams(run) }, { layout, params: run.params, m: run.optimizer.m, v: run.optimizer.v }, state);
+    hooks.onCheckpoint?.({
+      epoch: p.step / bpe,
+      step: p.step,
+      dir,
+      trainLoss,
+      ...(atEpochEnd && p.last.valLoss !== undefined && { valLoss: p.last.valLoss }),
+      ...(atEpochEnd && p.last.valAccuracy !== undefined && { valAccuracy: p.last.valAccuracy }),
+    });
+  };
+
+  /** Validation, the epoch's event, then its checkpoint (after the epoch's last step). */
+  const endEpoch = async (): Promise<void> => {
+    const { trainLoss, tokensPerSecond } = p.pendingEpochEnd!;
+    const val = await validate(run, pool, spec, hooks.signal);
+    p.last = { trainLoss: p.epoch.lossSum / p.epoch.steps, ...val };
+    const trainAccuracy = run.classify && p.epoch.seen ? { trainAccuracy: p.epoch.correct / p.epoch.seen } : {};
+    emit({ step: p.step, trainLoss, ...val, ...trainAccuracy, tokensPerSecond });
+    p.epoch = { lossSum: 0, steps: 0, correct: 0, seen: 0 };
+    p.pendingEpochEnd = undefined;
+    checkpoint();
+  };
+
+  if (p.pendingEpochEnd) await endEpoch(); // resumed from a checkpoint taken during an epoch-end validation
+  if (p.step === 0 && !cancelled()) {
+    const first = Array.from({ length: Math.min(INITIAL_TRAIN_BATCHES, bpe) }, (_, k) => order.indices(k));
+    const initial = await evaluate(run, pool, run.train, first, spec.batchSize, hooks.signal);
+    const val = await validate(run, pool, spec, hooks.signal);
+    emit({ step: 0, trainLoss: initial.loss, ...val, tokensPerSecond: 0 });
+  }
+
+  while (p.step < totalSteps) {
+    if (cancelled()) {
+      if (hooks.saveOnCancel && p.sinceCheckpoint.steps > 0) checkpoint();
+      throw new FinetuneCancelled(p.step);
+    }
+    const t0 = performance.now();
+    const indices = order.indices(p.step);
+    const T = batchLength(run.train, indices);
+    const batch = run.train.batch(indices, spec.batchSize, T);
+    const session = await pool.get(T, true);
+    const logits = run.classify ? new Float32Array(spec.batchSize * run.config.labels!.length) : undefined;
+    const loss = await session.run(run.params, batch, { grads: run.grads, logits });
+    if (!Number.isFinite(loss)) throw new Error(`the loss is ${loss} at step ${p.step + 1}: lower the learning rate`);
+    const clip = spec.gradClip ?? 0;
+    const scale = clip > 0 ? clipCoefficient(globalNorm(run.grads, run.arena), clip) : 1;
+    run.optimizer.update(run.params, run.grads, spec.lr, scale);
+    const tokens = indices.reduce((n, i) => n + run.train.length(i), 0);
+    p.step++;
+    p.trainedTokens += tokens;
+    p.sinceCheckpoint.lossSum += loss;
+    p.sinceCheckpoint.steps++;
+    p.epoch.lossSum += loss;
+    p.epoch.steps++;
+    if (logits) {
+      const c = countCorrect(logits, batch.targets, run.config.labels!.length);
+      p.epoch.correct += c.correct;
+      p.epoch.seen += c.seen;
+    }
+    const tokensPerSecond = tokens / ((performance.now() - t0) / 1000);
+
+    if (p.step % bpe !== 0) {
+      emit({ step: p.step, trainLoss: loss, tokensPerSecond });
+      if (spec.checkpointEverySteps && p.step % spec.checkpointEverySteps === 0) checkpoint();
+      continue;
+    }
+    p.pendingEpochEnd = { trainLoss: loss, tokensPerSecond };
+    try {
+      await endEpoch();
+    } catch (e) {
+      // Stopped during the epoch's validation: keep the step; the resumed run validates first.
+      if (e instanceof FinetuneCancelled && hooks.saveOnCancel) checkpoint();
+      throw e;
+    }
+  }
+
+  writeOutput(spec, run);
+  return {
+    outDir: spec.outDir,
+    trainedTokens: p.trainedTokens,
+    steps: totalSteps,
+    finalTrainLoss: p.last.trainLoss ?? NaN,
+    ...(p.last.valLoss !== undefined && { finalValLoss: p.last.valLoss }),
+    ...(p.last.valAccuracy !== undefined && { finalValAccuracy: p.last.valAccuracy }),
+  };
+}
+
+/** Validation loss (and accuracy for classification) over the validation set, or nothing without one. */
+async function validate(run: Run, pool: SessionPool, spec: FinetuneSpec, signal?: AbortSignal): Promise<{ valLoss?: number; valAccuracy?: number }> {
+  if (!run.validation) return {};
+  const r = await evaluate(run, pool, run.validation, evalBatches(run.validation, spec.batchSize, spec.evalBatches), spec.batchSize, signal);
+  return { valLoss: r.loss, ...(r.accuracy !== undefined && { valAccuracy: r.accuracy }) };
+}
+
+/**
+ * Mean loss per target (per predicted token for instructions, per example for classification)
+ * over the given batches, and classification accuracy. Token-weighted, so it does not depend on
+ * how examples fall into batches (the book averages per-batch means instead).
+ */
+async function evaluate(run: Run, pool: SessionPool, examples: Examples, batches: number[][], B: number, signal?: AbortSignal): Promise<{ loss: number; accuracy?: number }> {
+  let sum = 0;
+  let count = 0;
+  let correct = 0;
+  const K = run.config.labels?.length ?? 0;
+  for (const indices of batches) {
+    if (signal?.aborted) throw new FinetuneCancelled(run.progress.step);
+    const T = batchLength(examples, indices);
+    const batch = examples.batch(indices, B, T);
+    const logits = run.classify ? new Float32Array(B * K) : undefined;
+    const loss = await (await pool.get(T, false)).run(run.params, batch, { logits });
+    sum += loss * batch.count;
+    count += batch.count;
+    if (logits) correct += countCorrect(logits, batch.targets, K).correct;
+  }
+  return { loss: sum / count, ...(run.classify && { accuracy: correct / count }) };
+}
+
+function countCorrect(logits: Float32Array, targets: BigInt64Array, K: number): { correct: number; seen: number } {
+  let correct = 0;
+  let seen = 0;
+  targets.forEach((t, b) => {
+    if (t < 0n) return; // a padding row
+    let best = 0;
+    for (let k = 1; k < K; k++) if (logits[b * K + k]! > logits[b * K + best]!) best = k;
+    seen++;
+    if (BigInt(best) === t) correct++;
+  });
+  return { correct, seen };
+}
+
+/** The model as it stands: base tensors with the trained ones in place, LoRA merged into W. */
+function outputParams(run: Run): Params {
+  const trained = run.layout.params(run.params);
+  if (run.lora) {
+    const head = trained.get(CLASSIFIER_HEAD);
+    const merged = mergeLora(run.config, run.base, trained, run.lora);
+    if (head) merged.set(CLASSIFIER_HEAD, head);
+    return merged;
+  }
+  const out: Params = new Map();
+  for (const { name } of parameterSpecs(run.config)) out.set(name, trained.get(name) ?? run.base.get(name)!);
+  return out;
+}
+
+/**
+ * The final model into outDir, atomically: written beside it, then renamed over it (a previous
+ * folder there is moved aside first, since a folder cannot be renamed over a non-empty one).
+ * LoRA adapters are also kept in workDir/adapter.safetensors (a few MB) for inspection or reuse.
+ */
+function writeOutput(spec: FinetuneSpec, run: Run): void {
+  const out = path.resolve(spec.outDir);
+  const parent = path.dirname(out);
+  fs.mkdirSync(parent, { recursive: true });
+  const stamp = `${process.pid}-${Date.now().toString(36)}`;
+  const tmp = `${out}.tmp-${stamp}`;
+  try {
+    saveCheckpoint(tmp, run.config, outputParams(run));
+    if (fs.existsSync(out)) {
+      const old = `${out}.old-${stamp}`;
+      fs.renameSync(out, old);
+      fs.renameSync(tmp, out);
+      fs.rmSync(old, { recursive: true, force: true });
+    } else fs.renameSync(tmp, out);
+    fsyncDir(parent);
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  if (run.lora) {
+    const tensors = [...run.layout.params(run.params)].filter(([name]) => name.includes('.lora_')).map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
+    writeSafetensors(path.join(spec.workDir, 'adapter.safetensors'), tensors, {
+      metadata: { format: 'scratchgpt-lora/1', rank: String(run.lora.rank), alpha: String(run.lora.alpha), scale: 'alpha/rank' },
+    });
+  }
+}
+
+function validateSpec(s: FinetuneSpec): void {
+  const positiveInt = { epochs: s.epochs, batchSize: s.batchSize, ...(s.maxLength !== undefined && { maxLength: s.maxLength }), ...(s.checkpointEverySteps !== undefined && { checkpointEverySteps: s.checkpointEverySteps }), ...(s.threads !== undefined && { threads: s.threads }), ...(s.evalBatches !== undefined && { evalBatches: s.evalBatches }) };
+  for (const [k, v] of Object.entries(positiveInt)) if (!(Number.isInteger(v) && v >= 1)) throw new Error(`${k} must be a positive integer, got ${v}`);
+  if (!(s.lr > 0 && Number.isFinite(s.lr))) throw new Error(`lr must be a positive number, got ${s.lr}`);
+  if (!Number.isSafeInteger(s.seed)) throw new Error(`seed must be an integer, got ${s.seed}`);
+  if (s.weightDecay !== undefined && !(s.weightDecay >= 0)) throw new Error(`weightDecay must be ≥ 0, got ${s.weightDecay}`);
+  if (s.gradClip !== undefined && !(s.gradClip >= 0)) throw new Error(`gradClip must be ≥ 0, got ${s.gradClip}`);
+  if (s.train.length === 0) throw new Error('no training records');
+  const records = [...s.train, ...(s.validation ?? [])];
+  const classification = (r: object) => 'text' in r && 'label' in r;
+  if (s.task.type === 'classification' && !records.every(classification)) throw new Error('classification needs {text, label} records');
+  if (s.task.type === 'instruction' && records.some(classification)) throw new Error('instruction finetuning needs chat, prompt/completion or Alpaca records, not {text, label}');
+  if (path.resolve(s.outDir) === path.resolve(s.workDir)) throw new Error('outDir and workDir must differ');
+}
+
+/**
+ * Identifies a run: everything that changes its parameters (base weights, data, task, method,
+ * hyperparameters), not what only changes where or how fast it runs (outDir, threads,
+ * checkpoint interval).
+ */
+function fingerprint(spec: FinetuneSpec, config: GPTConfig, maxLength: number): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({
+    format: 1,
+    config,
+    task: spec.task,
+    method: spec.method,
+    epochs: spec.epochs,
+    batchSize: spec.batchSize,
+    lr: spec.lr,
+    seed: spec.seed,
+    weightDecay: spec.weightDecay ?? 0.1,
+    maxLength,
+    gradClip: spec.gradClip ?? 0,
+    decay: spec.decay ?? 'all',
+    evalBatches: spec.evalBatches ?? null,
+  }));
+  h.update(JSON.stringify(spec.train));
+  h.update(JSON.stringify(spec.validation ?? []));
+  hashFile(h, path.join(spec.baseModelDir, 'model.safetensors'));
+  return h.digest('hex');
+}
+
+function hashFile(h: ReturnType<typeof createHash>, file: string): void {
+  const fd = fs.openSync(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(16 << 20);
+    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
+  } finally {
+    fs.closeSync(fd);
+  }
+}
