@@ -47,7 +47,7 @@ console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} 
 // ── the server ──
 const port = 30000 + Math.floor(Math.random() * 20000);
 const bin = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
-const serveArgs = ['serve', '--model', dir, '--port', String(port), '--slots', '16', '--queue', '64'];
+const serveArgs = ['serve', '--model', dir, '--port', String(port), '--slots', '16', '--queue', '64', '--data-dir', path.join(os.tmpdir(), 'scratchgpt-bench-data')];
 if (args['mixed-prefill']) serveArgs.push('--mixed-prefill');
 if (args['prefill-tokens']) serveArgs.push('--prefill-tokens', args['prefill-tokens']);
 if (args.threads) serveArgs.push('--threads', args.threads);

@@ -232,7 +232,7 @@ describe('scratchgpt serve (CLI)', () => {
   it('serves --model dirs on --port, answers /health, and exits 0 on SIGTERM', async () => {
     const bin = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
     const port = 20000 + Math.floor(Math.random() * 20000);
-    const child = spawn('node', [bin, 'serve', '--model', dir, '--port', String(port), '--slots', '2', '--threads', '1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn('node', [bin, 'serve', '--model', dir, '--port', String(port), '--slots', '2', '--threads', '1', '--data-dir', path.join(tmp, 'data')], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr.on('data', (d) => (stderr += d));
     const exited = new Promise<number | null>((r) => child.on('exit', r));

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { resolveModelDir } from '../model/default-model.js';
 import { DEVICES, type Device } from '../model/runtime.js';
+import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
 import { integer } from './args.js';
@@ -21,10 +22,15 @@ const HELP = `usage: scratchgpt serve [--model DIR]... [options]
   --threads N            ORT intra-op threads per model (default: all cores)
   --max-body-bytes N     request body limit (default ${DEFAULT_MAX_BODY_BYTES})
   --shutdown-timeout S   seconds in-flight requests may finish after SIGTERM (default 10)
+  --data-dir DIR         files, fine-tuning jobs and finetuned models (env SCRATCHGPT_DATA_DIR,
+                         default ./data); created if missing
+  --max-file-bytes N     upload limit of POST /v1/files (default ${DEFAULT_MAX_FILE_BYTES})
+  --finetune-threads N   ORT threads for the training worker (default: all cores)
 
 environment:
   SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
-                         (/health stays open)`;
+                         (/health stays open)
+  SCRATCHGPT_DATA_DIR    the data folder when --data-dir is not given`;
 
 export async function run(argv: string[]): Promise<number> {
   const { values: a } = parseArgs({
@@ -41,6 +47,9 @@ export async function run(argv: string[]): Promise<number> {
       threads: { type: 'string' },
       'max-body-bytes': { type: 'string', default: String(DEFAULT_MAX_BODY_BYTES) },
       'shutdown-timeout': { type: 'string', default: '10' },
+      'data-dir': { type: 'string' },
+      'max-file-bytes': { type: 'string', default: String(DEFAULT_MAX_FILE_BYTES) },
+      'finetune-threads': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -64,8 +73,11 @@ export async function run(argv: string[]): Promise<number> {
     apiKeys,
     maxBodyBytes: integer('--max-body-bytes', a['max-body-bytes']!, 1),
     shutdownTimeoutMs: 1000 * integer('--shutdown-timeout', a['shutdown-timeout']!, 0),
+    dataDir: a['data-dir'] ?? process.env.SCRATCHGPT_DATA_DIR ?? 'data',
+    maxFileBytes: integer('--max-file-bytes', a['max-file-bytes']!, 1),
+    finetuneThreads: a['finetune-threads'] === undefined ? undefined : integer('--finetune-threads', a['finetune-threads'], 1),
   });
-  console.error(`scratchgpt serve: listening on ${server.url} (${apiKeys.length ? 'API keys required' : 'no auth'}); loading ${server.models.list().map((m) => m.id).join(', ')}…`);
+  console.error(`scratchgpt serve: listening on ${server.url} (${apiKeys.length ? 'API keys required' : 'no auth'}); loading ${server.models.list().map((m) => m.id).join(', ')}…${server.finetuning ? `; data in ${server.finetuning.dirs.root}` : ''}`);
 
   const stopped = new Promise<number>((resolve) => {
     const stop = (signal: string) => {

@@ -1,12 +1,18 @@
 // The Hono app: middleware, one sub-app per resource, and the single error mapping.
 //
-//   request id → services (registry, metrics, request counts, shutdown gate) → auth → body limit → routes
+//   request id → services (registry, metrics, fine-tuning, request counts, shutdown gate) → auth
+//   → body limit (uploads to /v1/files have their own, larger one) → routes
 import { Hono } from 'hono';
+import { except } from 'hono/combine';
 import { requestId } from 'hono/request-id';
+import { DEFAULT_MAX_FILE_BYTES, type FineTuning } from '../jobs/service.js';
 import { chat } from './chat.js';
+import { classifications } from './classifications.js';
 import { completions } from './completions.js';
 import type { AppEnv } from './env.js';
 import { notFound, onError } from './errors.js';
+import { files } from './files.js';
+import { fineTuning } from './fine-tuning.js';
 import { health } from './health.js';
 import type { Metrics } from './metrics.js';
 import { apiKeyAuth } from './middleware/auth.js';
@@ -25,18 +31,23 @@ export interface AppOptions {
   apiKeys?: string[];
   maxBodyBytes?: number;
   draining?: () => boolean;
+  /** Files, fine-tuning jobs and finetuned models; without it those routes answer 404. */
+  finetuning?: FineTuning;
 }
 
 export function createApp(o: AppOptions): Hono<AppEnv> {
   const draining = o.draining ?? (() => false);
   return new Hono<AppEnv>()
     .use(requestId())
-    .use(services({ models: o.models, metrics: o.metrics, draining }))
+    .use(services({ models: o.models, metrics: o.metrics, finetuning: o.finetuning, draining }))
     .use(apiKeyAuth(o.apiKeys ?? [], { open: ['/health'] }))
-    .use(limitBody(o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES))
+    .use(except('/v1/files', limitBody(o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)))
     .route('/v1', models)
     .route('/v1', completions)
     .route('/v1', chat)
+    .route('/v1', classifications)
+    .route('/v1', files(o.finetuning?.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES))
+    .route('/v1', fineTuning)
     .route('/', tokenize)
     .route('/', health(draining))
     .onError(onError)

@@ -82,6 +82,7 @@ interface Tracked {
 }
 
 export class ModelWorker {
+  readonly kind = 'generator' as const;
   readonly config: GPTConfig;
   readonly created: number;
   state: 'loading' | 'ready' | 'failed' = 'loading';

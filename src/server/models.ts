@@ -1,13 +1,46 @@
-// GET /v1/models and /v1/models/:id: every served model, id = its folder name.
+// GET /v1/models and /v1/models/:id: every served model (base models: id = folder name;
+// finetuned: 'ft:…'). DELETE /v1/models/:id deletes a finetuned model. Ids contain ':', so the
+// routes take the rest of the path ({.+}).
 import { Hono } from 'hono';
 import type { AppEnv } from './env.js';
-import type { ModelWorker } from './model-worker.js';
+import { apiError, modelNotFound } from './errors.js';
+import type { ServedModel } from './registry.js';
 
-function describe(m: ModelWorker) {
+function describe(m: ServedModel, finetuned: boolean) {
   // max_model_len is vLLM's extra field; OpenAI clients ignore it.
-  return { id: m.id, object: 'model' as const, created: m.created, owned_by: 'scratchgpt', max_model_len: m.config.contextLength };
+  return {
+    id: m.id,
+    object: 'model' as const,
+    created: m.created,
+    owned_by: finetuned ? 'user' : 'scratchgpt',
+    max_model_len: m.config.contextLength,
+    ...(m.kind === 'classifier' ? { task: 'classification' as const, labels: m.labels } : {}),
+  };
 }
 
 export const models = new Hono<AppEnv>()
-  .get('/models', (c) => c.json({ object: 'list' as const, data: c.var.models.list().map(describe) }))
-  .get('/models/:id{.+}', (c) => c.json(describe(c.var.models.get(c.req.param('id')))));
+  .get('/models', (c) => c.json({ object: 'list' as const, data: c.var.models.list().map((m) => describe(m, c.var.models.isFinetuned(m.id))) }))
+  .get('/models/:id{.+}', (c) => {
+    const m = c.var.models.find(c.req.param('id'));
+    return c.json(describe(m, c.var.models.isFinetuned(m.id)));
+  })
+  .delete('/models/:id{.+}', async (c) => {
+    const id = c.req.param('id');
+    const ft = c.var.finetuning;
+    const row = ft?.store.getModel(id);
+    if (!row || row.deleted) {
+      if (c.var.models.has(id)) {
+        throw apiError(403, `The model '${id}' is a base model served from a folder; only finetuned models can be deleted.`, { param: 'model', code: 'model_not_deletable' });
+      }
+      throw modelNotFound(id);
+    }
+    const users = ft!.store.jobsUsingModel(id);
+    if (users.length) {
+      throw apiError(409, `The model '${id}' is the base of fine-tuning job ${users.join(', ')}, which has not finished; cancel it or wait for it to end first.`, {
+        param: 'model',
+        code: 'model_in_use',
+      });
+    }
+    await ft!.deleteModel(id);
+    return c.json({ id, object: 'model' as const, deleted: true });
+  });

@@ -2,6 +2,7 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
+import { FineTuning } from '../jobs/service.js';
 import { createApp } from './app.js';
 import { Metrics } from './metrics.js';
 import type { ModelOptions } from './model-worker.js';
@@ -15,6 +16,12 @@ export interface ServerOptions extends ModelOptions {
   maxBodyBytes?: number;
   /** How long in-flight requests may run on after a shutdown begins. */
   shutdownTimeoutMs?: number;
+  /** Data folder for files, fine-tuning jobs and finetuned models; none: fine-tuning is off. */
+  dataDir?: string;
+  /** Upload limit of POST /v1/files (default 50 MiB). */
+  maxFileBytes?: number;
+  /** ORT threads for training (default: all cores). */
+  finetuneThreads?: number;
 }
 
 export interface RunningServer {
@@ -22,6 +29,7 @@ export interface RunningServer {
   port: number;
   models: ModelRegistry;
   metrics: Metrics;
+  finetuning: FineTuning | undefined;
   /** Resolves when every model is loaded (the server answers, with 503s, before that). */
   ready: Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the deadline, ends the rest cleanly. */
@@ -33,8 +41,17 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const metrics = new Metrics();
   const models = new ModelRegistry(o.modelDirs, o, metrics);
+  let finetuning: FineTuning | undefined;
+  try {
+    if (o.dataDir !== undefined) {
+      finetuning = FineTuning.open(models, { dataDir: o.dataDir, maxFileBytes: o.maxFileBytes, threads: o.finetuneThreads });
+    }
+  } catch (e) {
+    await models.close();
+    throw e;
+  }
   let draining = false;
-  const app = createApp({ models, metrics, apiKeys: o.apiKeys, maxBodyBytes: o.maxBodyBytes, draining: () => draining });
+  const app = createApp({ models, metrics, apiKeys: o.apiKeys, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning });
   const host = o.host ?? '127.0.0.1';
   let server!: Server;
   let port: number;
@@ -44,6 +61,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       server.once('error', reject);
     });
   } catch (e) {
+    await finetuning?.close();
     await models.close(); // e.g. the port is taken: the worker threads would keep the process alive
     throw e;
   }
@@ -56,12 +74,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       server.close(); // no new connections
       server.closeIdleConnections();
       const deadline = Date.now() + (o.shutdownTimeoutMs ?? 10_000);
+      // Training stops now (its job resumes at the next start); requests get the deadline.
+      await finetuning?.runner.close();
       while (models.activeJobs > 0 && Date.now() < deadline) await sleep(50);
-      await models.close(); // ends what is left: streams get an error chunk and [DONE]
+      await models.close();
+      await finetuning?.close(); // ends what is left: streams get an error chunk and [DONE]
       server.closeIdleConnections();
       await Promise.race([closed, sleep(1000)]); // let those last chunks flush
       server.closeAllConnections();
     })());
 
-  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, models, metrics, ready: models.ready(), shutdown };
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, models, metrics, finetuning, ready: models.ready(), shutdown };
 }

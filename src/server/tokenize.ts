@@ -26,7 +26,7 @@ const detokenizeRequest = z.strictObject({
 export const tokenize = new Hono<AppEnv>()
   .post('/tokenize', json(tokenizeRequest), (c) => {
     const b = c.req.valid('json');
-    const model = b.model ? c.var.models.get(b.model) : c.var.models.first;
+    const model = b.model ? c.var.models.find(b.model) : c.var.models.first;
     if ((b.prompt === undefined) === (b.messages === undefined)) throw badRequest("Give exactly one of 'prompt' and 'messages'.", 'prompt');
     let tokens: number[];
     if (b.prompt !== undefined) tokens = encode(b.prompt);
@@ -38,6 +38,6 @@ export const tokenize = new Hono<AppEnv>()
   })
   .post('/detokenize', json(detokenizeRequest), (c) => {
     const b = c.req.valid('json');
-    if (b.model) c.var.models.get(b.model); // 404 for an unknown model, as elsewhere
+    if (b.model) c.var.models.find(b.model); // 404 for an unknown model, as elsewhere
     return c.json({ prompt: decode(b.tokens) });
   });

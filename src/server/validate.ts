@@ -33,3 +33,12 @@ export function json<T extends z.ZodType>(schema: T) {
     return result.data;
   });
 }
+
+/** Validates the query string against `schema` (values arrive as strings: use z.coerce for numbers). */
+export function query<T extends z.ZodType>(schema: T) {
+  return validator('query', (value): z.output<T> => {
+    const result = schema.safeParse(value);
+    if (!result.success) throw invalidBody(result.error);
+    return result.data;
+  });
+}

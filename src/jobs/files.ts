@@ -1,0 +1,131 @@
+// The data directory's layout, and the only code that turns ids into paths (after checking them
+// against the strict id patterns, so no request can name a path outside it):
+//
+//   DATA/scratchgpt.db          the SQLite store (store.ts)
+//   DATA/files/<file-id>        uploaded datasets, as uploaded
+//   DATA/jobs/<ftjob-id>/       a job's scratch space: work/ (trainer checkpoints, resumable),
+//                               out/ (the finished model, before it moves), result.json
+//   DATA/models/<folder>        finetuned models (folder = the model id made path-safe)
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { FILE_ID, JOB_ID } from './ids.js';
+
+export class DataDir {
+  readonly root: string;
+  readonly files: string;
+  readonly jobs: string;
+  readonly models: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+    this.files = path.join(this.root, 'files');
+    this.jobs = path.join(this.root, 'jobs');
+    this.models = path.join(this.root, 'models');
+    for (const d of [this.files, this.jobs, this.models]) fs.mkdirSync(d, { recursive: true });
+  }
+
+  /** Absolute path of a stored path (the store keeps them relative, so the folder can move). */
+  abs(rel: string): string {
+    const p = path.resolve(this.root, rel);
+    if (!p.startsWith(this.root + path.sep)) throw new Error(`path '${rel}' is outside the data directory`);
+    return p;
+  }
+
+  rel(abs: string): string {
+    return path.relative(this.root, abs);
+  }
+
+  filePath(id: string): string {
+    if (!FILE_ID.test(id)) throw new Error(`invalid file id '${id}'`);
+    return path.join(this.files, id);
+  }
+
+  jobDir(id: string): string {
+    if (!JOB_ID.test(id)) throw new Error(`invalid job id '${id}'`);
+    return path.join(this.jobs, id);
+  }
+
+  modelDir(folder: string): string {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9._-]{0,199}$/.test(folder)) throw new Error(`invalid model folder '${folder}'`);
+    return path.join(this.models, folder);
+  }
+
+  /** Writes an uploaded file: temp file, fsync, rename, fsync the folder. Returns its path. */
+  writeFile(id: string, bytes: Uint8Array): string {
+    const target = this.filePath(id);
+    const tmp = path.join(this.files, `.tmp-${id}-${randomBytes(4).toString('hex')}`);
+    const fd = fs.openSync(tmp, 'wx');
+    try {
+      try {
+        let done = 0;
+        while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      fs.renameSync(tmp, target);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    syncDir(this.files);
+    return target;
+  }
+
+  readFile(id: string): Uint8Array<ArrayBuffer> {
+    const b = fs.readFileSync(this.filePath(id));
+    return new Uint8Array(b.buffer, b.byteOffset, b.byteLength) as Uint8Array<ArrayBuffer>;
+  }
+
+  removeFile(id: string): void {
+    fs.rmSync(this.filePath(id), { force: true });
+    syncDir(this.files);
+  }
+
+  /**
+   * Startup cleanup of what a crash can leave: half-written uploads, uploads whose row was never
+   * committed (or whose row was deleted before the file), and folders of deleted models.
+   */
+  sweep(knownFiles: (id: string) => boolean, deletedModelDirs: string[]): string[] {
+    const removed: string[] = [];
+    for (const name of fs.readdirSync(this.files)) {
+      if (name.startsWith('.tmp-') || (FILE_ID.test(name) && !knownFiles(name))) {
+        fs.rmSync(path.join(this.files, name), { force: true });
+        removed.push(`files/${name}`);
+      }
+    }
+    for (const rel of deletedModelDirs) {
+      const dir = this.abs(rel);
+      if (fs.existsSync(dir)) {
+        fs.rmSync(dir, { recursive: true, force: true });
+        removed.push(rel);
+      }
+    }
+    for (const name of fs.readdirSync(this.models)) {
+      if (name.startsWith('.trash-')) fs.rmSync(path.join(this.models, name), { recursive: true, force: true });
+    }
+    return removed;
+  }
+}
+
+/** fsync a directory, so a rename into it survives a power cut (a no-op where unsupported). */
+export function syncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Some filesystems refuse fsync on directories; the rename is still atomic.
+  } finally {
+    if (fd !== undefined) fs.closeSync(fd);
+  }
+}
+
+/** Removes a folder so that no half-deleted copy is ever visible under its name: rename, then delete. */
+export function removeDir(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  const trash = path.join(path.dirname(dir), `.trash-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
+  fs.renameSync(dir, trash);
+  fs.rmSync(trash, { recursive: true, force: true });
+}

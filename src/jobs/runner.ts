@@ -1,0 +1,434 @@
+// Runs fine-tuning jobs one at a time, each in its own worker thread (never on the HTTP thread,
+// never in a model's inference worker), and is the only writer of their progress to the store.
+//
+//   validating_files ─► queued ─► running ─► succeeded | failed | cancelled
+//
+// Durability: every transition is one SQLite transaction, and the trainer checkpoints into the
+// job's work folder. After a crash (kill -9 included) the server starts the job that was running
+// again with the same work folder, and runFinetune resumes from its last checkpoint; queued jobs
+// stay queued. Publishing a finished model is ordered so that each step can be redone:
+//   1. runFinetune writes out/ (atomically) → 2. result.json → 3. rename out/ → models/<folder>
+//   → 4. the registry loads it → 5. one transaction: models row + job succeeded → 6. rm the job folder.
+// A restart between 1 and 5 finds the model folder (or out/) and resumes at step 3 or 4.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { writeFileAtomic } from '../model/safetensors.js';
+import type { ModelRegistry } from '../server/registry.js';
+import type { FinetuneSpec } from '../train/finetune.js';
+import { removeDir, syncDir, type DataDir } from './files.js';
+import type { FinetuneWorkerData, FromFinetuneWorker } from './finetune-worker.js';
+import { fineTunedModelId, modelFolderName } from './ids.js';
+import type { JobError, JobRow, JobStore } from './store.js';
+
+export interface RunnerOptions {
+  /** ORT threads for training (default: the engine's, all cores). */
+  threads?: number;
+  /** How long a shutdown waits for the training step in progress to end (default 60 s). */
+  stopGraceMs?: number;
+  log?: (line: string) => void;
+}
+
+/** The job's own settings, as resolved at creation (fine-tuning.ts) and stored in `method.scratchgpt`. */
+export interface ScratchSettings {
+  task: 'instruction' | 'classification';
+  method: 'full' | 'last_blocks' | 'lora';
+  last_blocks?: number;
+  lora_rank?: number;
+  lora_alpha?: number;
+  mask_prompt?: boolean;
+  max_length?: number;
+  weight_decay: number;
+  learning_rate: number;
+  checkpoint_every_steps?: number;
+  labels?: string[];
+}
+
+export function settingsOf(job: JobRow): ScratchSettings {
+  return job.method.scratchgpt as ScratchSettings;
+}
+
+interface Running {
+  job: string;
+  worker?: Worker;
+  settled: boolean;
+  /** Cancelled: the steps it still reports are not logged. */
+  cancelled?: boolean;
+  /** For estimated_finish: when and at which step this run's first event came. */
+  t0?: number;
+  step0?: number;
+}
+
+const unix = () => Math.floor(Date.now() / 1000);
+
+export class JobRunner {
+  private current: Running | undefined;
+  private closed = false;
+  private scheduled = false;
+  /** Scheduler passes and message handlers in progress (close waits for them). */
+  private readonly inFlight = new Set<Promise<void>>();
+
+  private track(p: Promise<void>): void {
+    this.inFlight.add(p);
+    void p.finally(() => this.inFlight.delete(p));
+  }
+
+  constructor(
+    private readonly store: JobStore,
+    private readonly dirs: DataDir,
+    private readonly models: ModelRegistry,
+    private readonly o: RunnerOptions = {},
+  ) {}
+
+  private log(line: string): void {
+    (this.o.log ?? ((l: string) => console.error(`scratchgpt fine-tuning: ${l}`)))(line);
+  }
+
+  /** Looks for work now (after a job is created, cancelled or finished). */
+  kick(): void {
+    if (this.scheduled || this.closed) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.track(this.tick().catch((e) => this.log(`scheduler error: ${(e as Error).stack ?? e}`)));
+    });
+  }
+
+  /** The id of the job whose worker is running, if any. */
+  get active(): string | undefined {
+    return this.current?.job;
+  }
+
+  private async tick(): Promise<void> {
+    if (this.closed) return;
+    for (const j of this.store.jobsIn('validating_files')) this.validate(j);
+    if (this.current) return;
+    const next = this.store.jobsIn('running')[0] ?? this.store.jobsIn('queued')[0];
+    if (!next) return;
+    this.current = { job: next.id, settled: false };
+    try {
+      await this.begin(next);
+    } catch (e) {
+      // Anything unexpected here (a full disk, a vanished folder) fails the job, not the server.
+      this.log(`job ${next.id}: ${(e as Error).stack ?? e}`);
+      this.fail(next.id, { code: 'internal_error', message: `The job could not run: ${(e as Error).message}`, param: null });
+      this.release();
+    }
+  }
+
+  /** The files were checked when the job was created; this checks they are still there. */
+  private validate(job: JobRow): void {
+    for (const [param, id] of [['training_file', job.training_file], ['validation_file', job.validation_file]] as const) {
+      if (!id) continue;
+      const f = this.store.getFile(id);
+      if (!f || !fs.existsSync(this.dirs.abs(f.path))) {
+        this.fail(job.id, { code: param === 'training_file' ? 'invalid_training_file' : 'invalid_validation_file', message: `File ${id} no longer exists.`, param });
+        return;
+      }
+    }
+    this.store.transaction(() => {
+      this.store.updateJob(job.id, { status: 'queued' });
+      this.store.addEvent(job.id, { message: 'Files validated, moving job to queued state' });
+    });
+  }
+
+  private paths(job: JobRow) {
+    const ftId = fineTunedModelId(job.model, job.suffix, job.id);
+    const jobDir = this.dirs.jobDir(job.id);
+    return { ftId, jobDir, workDir: path.join(jobDir, 'work'), outDir: path.join(jobDir, 'out'), modelDir: this.dirs.modelDir(modelFolderName(ftId)) };
+  }
+
+  private async begin(job: JobRow): Promise<void> {
+    const resumed = job.status === 'running';
+    const p = this.paths(job);
+    if (resumed && (fs.existsSync(path.join(p.modelDir, 'config.json')) || fs.existsSync(path.join(p.outDir, 'config.json')))) {
+      this.store.addEvent(job.id, { message: 'Server restarted after training had finished: publishing the model' });
+      await this.publish(job.id, readResult(p.jobDir));
+      this.release();
+      return;
+    }
+    if (resumed) this.store.addEvent(job.id, { level: 'warn', message: 'Server restarted: resuming the job from its last checkpoint' });
+    else {
+      this.store.transaction(() => {
+        this.store.updateJob(job.id, { status: 'running', started_at: unix() });
+        this.store.addEvent(job.id, { message: 'Fine-tuning job started' });
+      });
+    }
+    const base = this.models.has(job.model) ? this.models.find(job.model) : undefined;
+    if (!base || base.kind !== 'generator') {
+      this.fail(job.id, { code: 'model_not_found', message: `The base model '${job.model}' is no longer served by this server.`, param: 'model' });
+      this.release();
+      return;
+    }
+    const files = (id: string | null) => {
+      if (!id) return undefined;
+      const f = this.store.getFile(id);
+      return f && { path: this.dirs.abs(f.path), name: f.filename };
+    };
+    const trainingFile = files(job.training_file);
+    const validationFile = files(job.validation_file);
+    if (!trainingFile || (job.validation_file && !validationFile)) {
+      this.fail(job.id, { code: 'invalid_training_file', message: 'A file of this job no longer exists.', param: trainingFile ? 'validation_file' : 'training_file' });
+      this.release();
+      return;
+    }
+    const s = settingsOf(job);
+    fs.mkdirSync(p.workDir, { recursive: true });
+    const method: FinetuneSpec['method'] =
+      s.method === 'lora' ? { type: 'lora', rank: s.lora_rank!, alpha: s.lora_alpha! } : s.method === 'last_blocks' ? { type: 'last_blocks', n: s.last_blocks! } : { type: 'full' };
+    const workerData: FinetuneWorkerData = {
+      entry: new URL('./finetune-worker.ts', import.meta.url).href,
+      spec: {
+        baseModelDir: base.dir,
+        outDir: p.outDir,
+        workDir: p.workDir,
+        task: s.task === 'classification' ? { type: 'classification' } : { type: 'instruction', maskPrompt: s.mask_prompt },
+        method,
+        epochs: job.hyperparameters.n_epochs,
+        batchSize: job.hyperparameters.batch_size,
+        lr: s.learning_rate,
+        seed: job.seed,
+        weightDecay: s.weight_decay,
+        maxLength: s.max_length,
+        checkpointEverySteps: s.checkpoint_every_steps,
+        threads: this.o.threads,
+      },
+      trainingFile,
+      validationFile,
+      labels: s.labels,
+    };
+    const worker = new Worker(new URL('../server/worker-boot.js', import.meta.url), { workerData, name: `finetune ${job.id}` });
+    const run = this.current!;
+    run.worker = worker;
+    worker.on('message', (msg: FromFinetuneWorker) => {
+      this.track(
+        this.onMessage(run, msg).catch((e) => {
+          this.log(`job ${run.job}: ${(e as Error).stack ?? e}`);
+          if (this.closed) return;
+          this.fail(run.job, { code: 'internal_error', message: `Publishing the model failed: ${(e as Error).message}`, param: null });
+          this.release();
+        }),
+      );
+    });
+    worker.on('error', (e) => {
+      if (this.settle(run)) return;
+      this.fail(run.job, { code: 'training_failed', message: `The training worker crashed: ${e.message}`, param: null });
+      this.release();
+    });
+    worker.on('exit', (code) => {
+      if (this.settle(run) || this.closed) return;
+      // A worker ends by itself only after its final message; this one crashed.
+      this.fail(run.job, { code: 'training_failed', message: `The training worker exited unexpectedly (code ${code}).`, param: null });
+      this.release();
+    });
+    this.log(`job ${job.id}: ${resumed ? 'resumed' : 'started'} (${s.task}, ${s.method}, base ${job.model})`);
+  }
+
+  /**
+   * Marks the run's end (true if it had already ended). The worker ends by itself after its final
+   * message; it is never terminated while it trains (see ToFinetuneWorker).
+   */
+  private settle(run: Running): boolean {
+    if (run.settled) return true;
+    run.settled = true;
+    return false;
+  }
+
+  private release(): void {
+    this.current = undefined;
+    this.kick();
+  }
+
+  private async onMessage(run: Running, msg: FromFinetuneWorker): Promise<void> {
+    if (run.settled) return;
+    const id = run.job;
+    switch (msg.type) {
+      case 'started':
+        return;
+      case 'event': {
+        if (run.cancelled) return;
+        const e = msg.event;
+        const data = {
+          step: e.step,
+          total_steps: e.totalSteps,
+          epoch: e.epoch,
+          train_loss: e.trainLoss,
+          ...(e.valLoss !== undefined ? { valid_loss: e.valLoss } : {}),
+          ...(e.valAccuracy !== undefined ? { valid_accuracy: e.valAccuracy } : {}),
+          tokens_per_second: e.tokensPerSecond,
+        };
+        const valid = e.valLoss !== undefined ? `, validation loss=${fmt(e.valLoss)}` : '';
+        const acc = e.valAccuracy !== undefined ? `, validation accuracy=${fmt(e.valAccuracy)}` : '';
+        const now = Date.now();
+        let estimated: number | null = null;
+        if (run.t0 === undefined) [run.t0, run.step0] = [now, e.step];
+        else if (e.step > run.step0!) estimated = Math.round((now + ((now - run.t0) / (e.step - run.step0!)) * (e.totalSteps - e.step)) / 1000);
+        this.store.transaction(() => {
+          this.store.addEvent(id, { type: 'metrics', message: `Step ${e.step}/${e.totalSteps}: training loss=${fmt(e.trainLoss)}${valid}${acc}`, data });
+          if (estimated !== null) this.store.updateJob(id, { estimated_finish: estimated });
+        });
+        return;
+      }
+      case 'checkpoint': {
+        if (run.cancelled) return;
+        const c = msg.checkpoint;
+        const metrics: Record<string, number> = { step: c.step, train_loss: c.trainLoss };
+        if (c.valLoss !== undefined) metrics.valid_loss = metrics.full_valid_loss = c.valLoss;
+        if (c.valAccuracy !== undefined) metrics.valid_mean_token_accuracy = metrics.full_valid_mean_token_accuracy = c.valAccuracy;
+        this.store.transaction(() => {
+          this.store.addCheckpoint({ job_id: id, step: c.step, epoch: c.epoch, metrics, dir: this.dirs.rel(path.resolve(c.dir)) });
+          this.store.addEvent(id, { message: `Checkpoint created at step ${c.step} (epoch ${c.epoch})`, data: { step: c.step, epoch: c.epoch } });
+        });
+        return;
+      }
+      case 'done': {
+        if (this.settle(run)) return;
+        const result = { trained_tokens: msg.result.trainedTokens, steps: msg.result.steps };
+        writeFileAtomic(path.join(this.dirs.jobDir(id), 'result.json'), JSON.stringify(result) + '\n');
+        if (this.closed) return; // shutting down: the next start publishes it (the job is still 'running')
+        await this.publish(id, result);
+        this.release();
+        return;
+      }
+      case 'stopped':
+        this.settle(run); // shutdown: the job stays 'running' and resumes at the next start
+        return;
+      case 'cancelled':
+        if (this.settle(run)) return;
+        if (this.store.getJob(id)?.status === 'running') this.finishAs(id, 'cancelled', 'Fine-tuning job cancelled');
+        else this.cleanup(id);
+        this.release();
+        return;
+      case 'failed':
+        if (this.settle(run)) return;
+        this.fail(id, { code: msg.code, message: msg.message, param: msg.param });
+        this.release();
+        return;
+    }
+  }
+
+  /** Steps 3–6 of the comment at the top; safe to run again after a crash at any point. */
+  private async publish(id: string, result: { trained_tokens: number | null; steps?: number } | undefined): Promise<void> {
+    let job = this.store.getJob(id)!;
+    const p = this.paths(job);
+    if (job.status !== 'running') return this.cleanup(id); // cancelled while it finished
+    if (!fs.existsSync(p.modelDir)) {
+      if (!fs.existsSync(path.join(p.outDir, 'config.json'))) throw new Error(`the trainer reported success but wrote no model to ${p.outDir}`);
+      fs.renameSync(p.outDir, p.modelDir);
+      syncDir(this.dirs.models);
+    }
+    const served = this.models.has(p.ftId) ? this.models.find(p.ftId) : this.models.add(p.ftId, p.modelDir);
+    try {
+      await served.ready;
+    } catch (e) {
+      await this.models.remove(p.ftId);
+      removeDir(p.modelDir);
+      this.fail(id, { code: 'model_load_failed', message: `The finetuned model could not be loaded: ${(e as Error).message}`, param: null });
+      return;
+    }
+    job = this.store.getJob(id)!;
+    if (job.status !== 'running' || this.closed) {
+      // Cancelled while the model loaded, or the server is stopping (the restart redoes this).
+      await this.models.remove(p.ftId);
+      if (job.status !== 'running') {
+        removeDir(p.modelDir);
+        this.cleanup(id);
+      }
+      return;
+    }
+    this.store.transaction(() => {
+      this.store.insertModel({ id: p.ftId, job_id: id, dir: this.dirs.rel(p.modelDir) });
+      this.store.updateJob(id, { status: 'succeeded', fine_tuned_model: p.ftId, trained_tokens: result?.trained_tokens ?? null, finished_at: unix(), estimated_finish: null });
+      this.store.addEvent(id, { message: `New fine-tuned model created: ${p.ftId}` });
+      this.store.addEvent(id, { message: 'The job has successfully completed' });
+    });
+    this.log(`job ${id}: succeeded; serving ${p.ftId}`);
+    this.cleanup(id);
+  }
+
+  private finishAs(id: string, status: 'cancelled', message: string): void {
+    this.store.transaction(() => {
+      this.store.updateJob(id, { status, finished_at: unix(), estimated_finish: null });
+      this.store.addEvent(id, { message });
+    });
+    this.cleanup(id);
+  }
+
+  private fail(id: string, error: JobError): void {
+    const job = this.store.getJob(id);
+    if (job && !['succeeded', 'failed', 'cancelled'].includes(job.status)) {
+      this.store.transaction(() => {
+        this.store.updateJob(id, { status: 'failed', error, finished_at: unix(), estimated_finish: null });
+        this.store.addEvent(id, { level: 'error', message: `Fine-tuning job failed: ${error.message}` });
+      });
+      this.log(`job ${id}: failed: ${error.message}`);
+    }
+    this.cleanup(id);
+  }
+
+  /** A finished job's scratch folder (checkpoints, optimizer state) goes: only the model stays. */
+  private cleanup(id: string): void {
+    try {
+      removeDir(this.dirs.jobDir(id));
+    } catch (e) {
+      this.log(`job ${id}: could not remove its folder: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * Cancels a job that has not finished: a queued one at once; a running one is marked cancelled
+   * now (so a crash from here on does not resume it) and its worker stops after the current step.
+   */
+  cancel(id: string): JobRow {
+    const job = this.store.getJob(id)!;
+    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
+    this.store.transaction(() => {
+      this.store.updateJob(id, { status: 'cancelled', finished_at: unix(), estimated_finish: null });
+      this.store.addEvent(id, { message: 'Fine-tuning job cancelled' });
+    });
+    const run = this.current;
+    if (run?.job === id) {
+      run.cancelled = true;
+      if (run.worker && !run.settled) run.worker.postMessage({ type: 'cancel' });
+      // else: it is publishing, and publish() sees the new status
+    } else this.cleanup(id);
+    this.log(`job ${id}: cancelled`);
+    return this.store.getJob(id)!;
+  }
+
+  /**
+   * Server shutdown: asks the training worker to stop after its current step (the engine
+   * checkpoints first) without touching the job's state, so the next start resumes it, as after a
+   * crash but without losing steps. Waits up to stopGraceMs for that.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const run = this.current;
+    const worker = run?.worker;
+    if (run && worker && !run.settled) {
+      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+      worker.postMessage({ type: 'stop' });
+      let timer: NodeJS.Timeout | undefined;
+      const late = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.o.stopGraceMs ?? 60_000)))]);
+      clearTimeout(timer);
+      if (late) {
+        this.log(`job ${run.job}: the training step did not end in time; stopping the worker anyway`);
+        await worker.terminate();
+      }
+    }
+    await Promise.all(this.inFlight);
+  }
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? x.toFixed(4) : String(x);
+}
+
+function readResult(jobDir: string): { trained_tokens: number | null } | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(jobDir, 'result.json'), 'utf8')) as { trained_tokens: number | null };
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,38 @@
+// POST /v1/classifications: a finetuned classifier's label and class probabilities for each input.
+//   {model, input: string | string[]} → {object: "list", model, data: [{index, label, probabilities}]}
+// The model runs in its own worker thread (ClassifierWorker); inputs longer than the context
+// window keep their first tokens, as in training.
+import { Hono } from 'hono';
+import { z } from 'zod';
+import type { AppEnv } from './env.js';
+import { apiError } from './errors.js';
+import { OverloadedError } from './model-worker.js';
+import { json } from './validate.js';
+
+export const MAX_CLASSIFY_INPUTS = 2048;
+
+const classifyRequest = z.strictObject({
+  model: z.string(),
+  input: z.union([z.string(), z.array(z.string()).min(1).max(MAX_CLASSIFY_INPUTS)], {
+    error: `must be a string or an array of 1 to ${MAX_CLASSIFY_INPUTS} strings`,
+  }),
+  user: z.string().optional(),
+});
+
+export const classifications = new Hono<AppEnv>().post('/classifications', json(classifyRequest), async (c) => {
+  const b = c.req.valid('json');
+  const model = c.var.models.classifier(b.model);
+  if (model.state === 'loading') throw apiError(503, `The model '${model.id}' is still loading; retry shortly.`, { code: 'model_loading', headers: { 'Retry-After': '5' } });
+  if (model.state === 'failed') throw apiError(503, `The model '${model.id}' is unavailable: ${model.failure}`, { code: 'model_unavailable' });
+  const texts = typeof b.input === 'string' ? [b.input] : b.input;
+  let results;
+  try {
+    results = await model.classify(texts);
+  } catch (e) {
+    if (e instanceof OverloadedError) {
+      throw apiError(429, 'The server is overloaded: too many requests are waiting. Retry after a moment.', { code: 'server_overloaded', headers: { 'Retry-After': '1' } });
+    }
+    throw apiError(500, `Classification failed: ${(e as Error).message}`);
+  }
+  return c.json({ object: 'list' as const, model: model.id, data: results.map((r, index) => ({ index, label: r.label, probabilities: r.probabilities })) });
+});

@@ -1,0 +1,131 @@
+// OpenAI's Files API, for fine-tuning datasets:
+//   POST /v1/files (multipart: file, purpose=fine-tune) · GET /v1/files · GET /v1/files/{id}
+//   GET /v1/files/{id}/content · DELETE /v1/files/{id}
+// An upload is parsed (parseDataset) before it is stored: a bad file is a 400 naming the line and
+// field, and a stored file is always a valid dataset ('processed'). Stored atomically (temp file +
+// rename), then recorded.
+import type { Context } from 'hono';
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { z } from 'zod';
+import { DatasetError, parseDataset } from '../datasets/index.js';
+import { FILE_ID, newFileId } from '../jobs/ids.js';
+import type { FineTuning } from '../jobs/service.js';
+import type { FileRow } from '../jobs/store.js';
+import type { AppEnv } from './env.js';
+import { apiError, badRequest } from './errors.js';
+import { query } from './validate.js';
+
+/** The service, or a 404 saying how to turn it on. */
+export function service(c: Context<AppEnv>): FineTuning {
+  const ft = c.var.finetuning;
+  if (!ft) throw apiError(404, 'Fine-tuning is not enabled on this server: start it with a data folder (scratchgpt serve --data-dir DIR).', { code: 'fine_tuning_disabled' });
+  return ft;
+}
+
+export function fileObject(f: FileRow) {
+  return { id: f.id, object: 'file' as const, bytes: f.bytes, created_at: f.created_at, filename: f.filename, purpose: f.purpose, status: f.status, status_details: null, expires_at: null };
+}
+
+const fileNotFound = (id: string) => apiError(404, `No such File object: ${id}`, { param: 'file_id', code: 'file_not_found' });
+
+/** The stored file `id`, or a 404 (ids are checked against the id pattern before any lookup). */
+export function findFile(ft: FineTuning, id: string): FileRow {
+  const f = FILE_ID.test(id) ? ft.store.getFile(id) : undefined;
+  if (!f) throw fileNotFound(id);
+  return f;
+}
+
+const listQuery = z.object({
+  after: z.string().optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).default(10_000),
+  order: z.enum(['asc', 'desc']).default('desc'),
+  purpose: z.string().optional(),
+});
+
+const MULTIPART_SLACK = 64 * 1024; // boundaries and the other fields, on top of the file itself
+
+/** A safe display name: the last path component, no control characters, at most 255 characters. */
+function cleanName(name: string): string {
+  const base = name.split(/[\\/]/).pop() ?? '';
+  return base.replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255) || 'upload.jsonl';
+}
+
+export function files(maxFileBytes: number) {
+  const tooLarge = () =>
+    apiError(413, `File too large: the limit is ${maxFileBytes} bytes (scratchgpt serve --max-file-bytes).`, { param: 'file', code: 'request_too_large' });
+  return new Hono<AppEnv>()
+    .post('/files', bodyLimit({ maxSize: maxFileBytes + MULTIPART_SLACK, onError: () => { throw tooLarge(); } }), async (c) => {
+      const ft = service(c);
+      const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+      if (type !== 'multipart/form-data') throw badRequest(`Content-Type must be multipart/form-data, got '${type || 'none'}'.`);
+      let form: Record<string, unknown>;
+      try {
+        form = await c.req.parseBody({ all: true });
+      } catch {
+        throw badRequest('The multipart body could not be parsed.');
+      }
+      for (const key of Object.keys(form)) if (key !== 'file' && key !== 'purpose') throw badRequest(`Unrecognized request argument supplied: ${key}`, key);
+      const file = form.file;
+      if (!(file instanceof File)) throw badRequest(Array.isArray(file) ? "Give one 'file' per upload." : "Missing 'file': upload it as a multipart file part.", 'file');
+      const purpose = form.purpose;
+      if (typeof purpose !== 'string') throw badRequest("Missing 'purpose': this server accepts 'fine-tune'.", 'purpose');
+      if (purpose !== 'fine-tune') throw badRequest(`Invalid 'purpose' '${purpose}': this server only stores fine-tuning data ('fine-tune').`, 'purpose');
+      if (file.size > maxFileBytes) throw tooLarge();
+      const filename = cleanName(file.name);
+      const bytes = new Uint8Array(await file.arrayBuffer());
+      let dataset;
+      try {
+        dataset = parseDataset(bytes, filename);
+      } catch (e) {
+        if (e instanceof DatasetError) throw badRequest(`Invalid file: ${e.message}`, 'file', 'invalid_file');
+        throw e;
+      }
+      const id = newFileId();
+      const abs = ft.dirs.writeFile(id, bytes);
+      let row: FileRow;
+      try {
+        row = ft.store.insertFile({
+          id,
+          bytes: bytes.byteLength,
+          filename,
+          purpose,
+          path: ft.dirs.rel(abs),
+          format: dataset.format,
+          records: dataset.records.length,
+          labels: dataset.format === 'classification' ? dataset.labels : null,
+        });
+      } catch (e) {
+        ft.dirs.removeFile(id);
+        throw e;
+      }
+      return c.json(fileObject(row));
+    })
+    .get('/files', query(listQuery), (c) => {
+      const q = c.req.valid('query');
+      const page = service(c).store.listFiles(q);
+      const data = page.data.map(fileObject);
+      return c.json({ object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.has_more });
+    })
+    .get('/files/:id', (c) => c.json(fileObject(findFile(service(c), c.req.param('id')))))
+    .get('/files/:id/content', (c) => {
+      const ft = service(c);
+      const f = findFile(ft, c.req.param('id'));
+      const bytes = ft.dirs.readFile(f.id);
+      return c.body(bytes, 200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename="${f.filename.replace(/["\\]/g, '_')}"` });
+    })
+    .delete('/files/:id', (c) => {
+      const ft = service(c);
+      const f = findFile(ft, c.req.param('id'));
+      const users = ft.store.jobsUsingFile(f.id);
+      if (users.length) {
+        throw apiError(409, `File ${f.id} is used by fine-tuning job ${users.join(', ')}, which has not finished; cancel it or wait for it to end first.`, {
+          param: 'file_id',
+          code: 'file_in_use',
+        });
+      }
+      ft.store.deleteFile(f.id); // the row first: a crash before the unlink leaves an orphan the next start sweeps
+      ft.dirs.removeFile(f.id);
+      return c.json({ id: f.id, object: 'file' as const, deleted: true });
+    });
+}
