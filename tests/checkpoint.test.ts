@@ -120,6 +120,8 @@ describe('saveCheckpoint / loadCheckpoint', () => {
     const keys = Object.keys(header).filter((k) => k !== '__metadata__');
     expect(keys.every((k) => k.startsWith('transformer.'))).toBe(true);
     expect(keys).toHaveLength(parameterSpecs(tiny).length);
+    expect(keys.some((k) => k.includes('lm_head'))).toBe(false); // tied: the head is wte
+    expect(JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8')).tie_word_embeddings).toBe(true);
     expect((8 + n) % 8).toBe(0);
   });
 
@@ -189,6 +191,81 @@ async function logitsOf(dir: string): Promise<Float32Array> {
   await model.close();
   return logits!;
 }
+
+describe('untied output head (tie_word_embeddings false)', () => {
+  const untied: GPTConfig = { ...tiny, tieWordEmbeddings: false };
+  const keysOf = (file: string): string[] => {
+    const buf = fs.readFileSync(file);
+    return Object.keys(JSON.parse(buf.subarray(8, 8 + Number(buf.readBigUInt64LE(0))).toString())).filter((k) => k !== '__metadata__');
+  };
+
+  it('saves lm_head.weight (unprefixed) and tie_word_embeddings false, and loads them to the same logits', async () => {
+    const dir = freshDir();
+    const params = distinctParams(untied);
+    saveCheckpoint(dir, untied, params);
+    const keys = keysOf(path.join(dir, 'model.safetensors'));
+    expect(keys).toContain('lm_head.weight');
+    expect(keys.filter((k) => !k.startsWith('transformer.'))).toEqual(['lm_head.weight']);
+    const hf = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    expect(hf).toMatchObject({ tie_word_embeddings: false, architectures: ['GPT2LMHeadModel'] });
+
+    const ck = loadCheckpoint(dir);
+    expect(ck.config).toEqual({ ...untied, chatTemplate: undefined });
+    expect([...ck.weights.keys()].at(-1)).toBe('lm_head.weight');
+    expectSameParams(materialize(ck.weights), params);
+
+    const tokens = [3, 1, 4, 1, 5, 9];
+    const memory = await ModelSession.create(untied, new Map([...params].map(([k, t]) => [k, { kind: 'memory' as const, data: t.data, shape: t.shape }])));
+    const loaded = await ModelSession.load(dir);
+    const [a] = await memory.forward([{ slot: 0, tokens, start: 0, logits: 'all' }]);
+    const [b] = await loaded.forward([{ slot: 0, tokens, start: 0, logits: 'all' }]);
+    expect(b).toEqual(a);
+    // and the head really is lm_head: the same weights read as a tied model give other logits
+    const tied = await ModelSession.create(tiny, new Map([...params].filter(([k]) => k !== 'lm_head.weight').map(([k, t]) => [k, { kind: 'memory' as const, data: t.data, shape: t.shape }])));
+    const [c] = await tied.forward([{ slot: 0, tokens, start: 0, logits: 'all' }]);
+    expect(c).not.toEqual(a);
+    await Promise.all([memory.close(), loaded.close(), tied.close()]);
+  });
+
+  it('a config.json without tie_word_embeddings, or with true, stays tied', () => {
+    for (const tie of [undefined, true]) {
+      const dir = freshDir();
+      saveCheckpoint(dir, tiny, distinctParams(tiny));
+      const hf = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+      if (tie === undefined) delete hf.tie_word_embeddings;
+      fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(hf));
+      const ck = loadCheckpoint(dir);
+      expect(ck.config.tieWordEmbeddings).toBeUndefined();
+      expect(ck.weights.has('lm_head.weight')).toBe(false);
+    }
+  });
+
+  it('names a missing lm_head when config.json unties it', () => {
+    const dir = freshDir();
+    saveCheckpoint(dir, tiny, distinctParams(tiny));
+    const hf = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...hf, tie_word_embeddings: false }));
+    expect(errorOf(() => loadCheckpoint(dir))).toMatch(/missing tensor 'lm_head.weight' .*tie_word_embeddings false/);
+  });
+
+  it('loads an untied lm_head under either key spelling, and checks its shape', () => {
+    const params = distinctParams(untied);
+    const dir = freshDir();
+    writeLayout(dir, untied, params, { prefix: false, lmHead: false, mask: 'F32', maskedBias: true, alignHeader: false });
+    expectSameParams(materialize(loadCheckpoint(dir).weights), params);
+    const bad = freshDir();
+    fs.mkdirSync(bad, { recursive: true });
+    fs.writeFileSync(path.join(bad, 'config.json'), JSON.stringify(toHFConfig(untied)));
+    writeSafetensorsRaw(
+      path.join(bad, 'model.safetensors'),
+      parameterSpecs(untied).map((s) => {
+        const shape = s.name === 'lm_head.weight' ? [s.shape[1]!, s.shape[0]!] : s.shape;
+        return { name: s.name, dtype: 'F32', shape, data: f32Bytes(params.get(s.name)!.data) };
+      }),
+    );
+    expect(errorOf(() => loadCheckpoint(bad))).toMatch(/tensor 'lm_head.weight' has shape \[8, 64\], expected \[64, 8\]/);
+  });
+});
 
 describe('checkpoint layouts found in the wild', () => {
   const params = distinctParams(tiny, 7);
@@ -359,6 +436,56 @@ describe('randomInit', () => {
   it('is deterministic for a seed and differs across seeds', () => {
     expectSameParams(randomInit(tiny, 3), randomInit(tiny, 3));
     expect(randomInit(tiny, 3).get('wte.weight')!.data).not.toEqual(randomInit(tiny, 4).get('wte.weight')!.data);
+    const untied: GPTConfig = { ...tiny, tieWordEmbeddings: false };
+    for (const scheme of ['gpt2', 'pytorch'] as const) {
+      expectSameParams(randomInit(untied, 3, scheme), randomInit(untied, 3, scheme));
+      expect(randomInit(untied, 3, scheme).get('lm_head.weight')!.data).not.toEqual(randomInit(untied, 4, scheme).get('lm_head.weight')!.data);
+    }
+    // untying appends lm_head: every other tensor draws as the tied model's does
+    const tied = randomInit(tiny, 3);
+    const withHead = randomInit(untied, 3);
+    withHead.delete('lm_head.weight');
+    expectSameParams(withHead, tied);
+    expect(std(randomInit(untied, 3).get('lm_head.weight')!.data)).toBeGreaterThan(0.01);
+  });
+
+  it("'pytorch' follows the book's GPTModel under PyTorch defaults", () => {
+    const untied: GPTConfig = { ...config, tieWordEmbeddings: false, qkvBias: true };
+    const p = randomInit(untied, 7, 'pytorch');
+    expect([...p.keys()]).toEqual(parameterSpecs(untied).map((s) => s.name));
+    const C = untied.nEmbd;
+    // nn.Embedding: N(0, 1)
+    for (const name of ['wte.weight', 'wpe.weight']) {
+      const d = p.get(name)!.data;
+      expect(std(d), name).toBeCloseTo(1, 1);
+      expect(Math.abs(d.reduce((s, v) => s + v, 0) / d.length), name).toBeLessThan(0.05);
+    }
+    // nn.Linear weight and bias: U(±1/√fan_in), std bound/√3, fan_in = the layer's input width
+    const linear: [string, number][] = [
+      ['h.0.attn.c_attn.weight', C],
+      ['h.0.attn.c_attn.bias', C],
+      ['h.1.attn.c_proj.weight', C],
+      ['h.1.attn.c_proj.bias', C],
+      ['h.2.mlp.c_fc.weight', C],
+      ['h.2.mlp.c_fc.bias', C],
+      ['h.3.mlp.c_proj.weight', 4 * C],
+      ['h.3.mlp.c_proj.bias', 4 * C],
+      ['lm_head.weight', C],
+    ];
+    for (const [name, fanIn] of linear) {
+      const d = p.get(name)!.data;
+      const bound = 1 / Math.sqrt(fanIn);
+      expect(d.every((v) => Math.abs(v) <= bound), name).toBe(true);
+      expect(Math.max(...d.map(Math.abs)), name).toBeGreaterThan(0.9 * bound); // fills the interval
+      if (d.length >= 1000) expect(std(d) / (bound / Math.sqrt(3)), name).toBeCloseTo(1, 1);
+    }
+    // LayerNorm: scale 1, shift 0
+    for (const name of ['ln_f.weight', 'h.0.ln_1.weight', 'h.3.ln_2.weight']) expect(p.get(name)!.data.every((v) => v === 1), name).toBe(true);
+    for (const name of ['ln_f.bias', 'h.0.ln_1.bias', 'h.3.ln_2.bias']) expect(p.get(name)!.data.every((v) => v === 0), name).toBe(true);
+    // a classifier's score [K, C] is an nn.Linear(C, K) too: fan_in C
+    const score = randomInit({ ...config, labels: ['a', 'b', 'c'] }, 7, 'pytorch').get('score.weight')!.data;
+    expect(score.every((v) => Math.abs(v) <= 1 / Math.sqrt(C))).toBe(true);
+    expect(() => randomInit(config, 1, 'xavier' as never)).toThrow(/unknown scheme 'xavier'/);
   });
 });
 

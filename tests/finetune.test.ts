@@ -199,3 +199,33 @@ describe('classification finetuning', () => {
     }
   });
 });
+
+describe('an untied base model (tie_word_embeddings false)', () => {
+  const untied: GPTConfig = { ...cfg, tieWordEmbeddings: false };
+  const untiedBase = path.join(tmp, 'untied-base');
+  const spec = { baseModelDir: untiedBase, train: instructions.slice(0, 8), epochs: 1, batchSize: 4, lr: 1e-2, seed: 2, threads: 1 };
+  const bits = (t: { data: Float32Array }) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+
+  it("instruction last_blocks trains its lm_head with the last block (as the book's out_head), keeps wte, stays untied", async () => {
+    saveCheckpoint(untiedBase, untied, randomInit(untied, 6, 'pytorch'));
+    const out = path.join(tmp, 'untied-instruct');
+    await runFinetune({ ...spec, outDir: out, workDir: path.join(tmp, 'untied-instruct-work'), task: { type: 'instruction' }, method: { type: 'last_blocks', n: 1 } });
+    const before = materialize(loadCheckpoint(untiedBase).weights);
+    const ckpt = loadCheckpoint(out);
+    expect(ckpt.config).toMatchObject({ tieWordEmbeddings: false, chatTemplate: 'alpaca' });
+    const after = materialize(ckpt.weights);
+    expect([...after.keys()]).toEqual([...before.keys()]);
+    for (const [name, t] of before) expect(bits(t).equals(bits(after.get(name)!)), name).toBe(!/^h\.1\.|^ln_f\.|^lm_head\./.test(name));
+  });
+
+  it('classification drops the language-model head: a plain GPT2ForSequenceClassification', async () => {
+    const out = path.join(tmp, 'untied-classifier');
+    const train: ClassificationRecord[] = words.map((w, i) => ({ text: w, label: i % 2 ? 'positive' : 'negative' }));
+    await runFinetune({ ...spec, train, outDir: out, workDir: path.join(tmp, 'untied-classifier-work'), task: { type: 'classification' }, method: { type: 'last_blocks', n: 1 } });
+    const hf = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(hf.architectures).toEqual(['GPT2ForSequenceClassification']);
+    const ckpt = loadCheckpoint(out);
+    expect(ckpt.weights.has('lm_head.weight')).toBe(false);
+    expect(ckpt.weights.has('score.weight')).toBe(true);
+  });
+});

@@ -14,7 +14,10 @@ const configs: [string, GPTConfig][] = [
   ['qkv bias, 2 layers', { vocabSize: 71, contextLength: 24, nEmbd: 24, nLayer: 2, nHead: 3, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 }],
   ['no qkv bias, 3 layers, 1 head', { vocabSize: 50, contextLength: 16, nEmbd: 16, nLayer: 3, nHead: 1, dropout: 0, qkvBias: false, layerNormEpsilon: 1e-5 }],
   ['4 heads, other epsilon', { vocabSize: 97, contextLength: 32, nEmbd: 32, nLayer: 1, nHead: 4, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-3 }],
+  // The book's GPTModel: out_head = nn.Linear(emb_dim, vocab_size, bias=False), not tied to wte.
+  ['untied lm_head, no qkv bias', { vocabSize: 67, contextLength: 20, nEmbd: 24, nLayer: 2, nHead: 2, dropout: 0, qkvBias: false, layerNormEpsilon: 1e-5, tieWordEmbeddings: false }],
 ];
+const untied = configs[3]![1];
 
 describe('GPTModel numerics', () => {
   it.each(configs)('ORT logits match the float64 reference within 1e-4 (%s)', async (_, cfg) => {
@@ -31,8 +34,7 @@ describe('GPTModel numerics', () => {
     }
   });
 
-  it('decode steps through the KV cache match the reference too', async () => {
-    const cfg = configs[0]![1];
+  it.each([configs[0]!, configs[3]!])('decode steps through the KV cache match the reference too (%s)', async (_, cfg) => {
     const params = randomParams(cfg, 5);
     const model = await ModelSession.create(cfg, asWeights(params));
     const tokens = [3, 14, 15, 9, 26, 5, 35, 8];
@@ -60,5 +62,35 @@ describe('GPT-2 configs', () => {
     }
     const noBias = presetConfig('gpt2', { qkvBias: false });
     expect(parameterSpecs(noBias).reduce((n, s) => n + numel(s.shape), 0)).toBe(parameterCount(noBias));
+    // The book's GPT-124M with its own output head: "163,009,536" parameters (chapter 4).
+    const book = presetConfig('gpt2', { qkvBias: false, tieWordEmbeddings: false });
+    expect(parameterCount(book)).toBe(163_009_536);
+    expect(parameterSpecs(book).reduce((n, s) => n + numel(s.shape), 0)).toBe(parameterCount(book));
+  });
+
+  it('an untied config has lm_head.weight [vocab, n_embd] last; tied ones and classifiers have none', () => {
+    expect(parameterSpecs(untied).at(-1)).toEqual({ name: 'lm_head.weight', shape: [untied.vocabSize, untied.nEmbd] });
+    for (const cfg of [configs[0]![1], { ...untied, tieWordEmbeddings: true }, { ...untied, labels: ['a', 'b'] }]) {
+      expect(parameterSpecs(cfg).some((s) => s.name === 'lm_head.weight')).toBe(false);
+    }
+  });
+
+  it('the untied head is what the logits use: changing wte only where no token reads it changes nothing', async () => {
+    const params = randomParams(untied, 9);
+    const tokens = [1, 2, 3];
+    const run = async (p: typeof params) => {
+      const model = await ModelSession.create(untied, asWeights(p));
+      const [logits] = await model.forward([{ slot: 0, tokens, start: 0, logits: 'all' }]);
+      await model.close();
+      return logits!;
+    };
+    const before = await run(params);
+    const wte = params.get('wte.weight')!.data;
+    wte.fill(5, 10 * untied.nEmbd, 11 * untied.nEmbd); // row 10: no token above embeds it
+    expect(await run(params)).toEqual(before);
+    params.get('lm_head.weight')!.data.fill(5, 10 * untied.nEmbd, 11 * untied.nEmbd);
+    const after = await run(params);
+    expect(after[10]).not.toBe(before[10]);
+    expect(after[11]).toBe(before[11]);
   });
 });

@@ -23,8 +23,8 @@ describe('int8 quantization', () => {
     }
   });
 
-  it('decode with int8 weights stays within 5% of the logit range of fp32', async () => {
-    const cfg: GPTConfig = { vocabSize: 200, contextLength: 32, nEmbd: 64, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
+  it.each([{ head: 'tied', tied: true }, { head: 'untied', tied: false }])('decode with int8 weights stays within 5% of the logit range of fp32 ($head head)', async ({ tied }) => {
+    const cfg: GPTConfig = { vocabSize: 200, contextLength: 32, nEmbd: 64, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5, ...(tied ? {} : { tieWordEmbeddings: false }) };
     const params = randomParams(cfg, 3, 0.1);
     const weights = new Map<string, WeightSource>([...params].map(([k, t]) => [k, { kind: 'memory', data: t.data, shape: t.shape }]));
     const [fp32, int8] = [await ModelSession.create(cfg, weights), await ModelSession.create(cfg, weights, { quantize: 'int8' })];

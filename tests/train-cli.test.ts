@@ -65,6 +65,25 @@ describe('scratchgpt pretrain', () => {
     expect((await cli('pretrain', '--data', data, '--out', out, ...tiny, '--max-steps', '1')).stderr).toMatch(/--resume/);
     expect((await cli('pretrain', '--out', out, '--resume', '--n-layer', '2')).stderr).toMatch(/cannot change/);
   });
+
+  it('--untied-head --init-scheme pytorch: a new model with its own lm_head, loadable and resumable; refused elsewhere', async () => {
+    const book = path.join(tmp, 'book');
+    const r = await cli('pretrain', '--data', data, '--out', book, ...tiny, '--untied-head', '--init-scheme', 'pytorch', '--max-steps', '2', '--eval-every', '1', '--lr', '4e-4', '--sample-tokens', '2');
+    expect(r.code, r.stderr).toBe(0);
+    const ck = loadCheckpoint(book);
+    expect(ck.config.tieWordEmbeddings).toBe(false);
+    expect(ck.weights.has('lm_head.weight')).toBe(true);
+    expect(JSON.parse(fs.readFileSync(path.join(book, 'config.json'), 'utf8')).tie_word_embeddings).toBe(false);
+    const resumed = await cli('pretrain', '--out', book, '--resume', '--max-steps', '3', '--threads', '1');
+    expect(resumed.code, resumed.stderr).toBe(0);
+    expect((await cli('pretrain', '--out', book, '--resume', '--untied-head')).stderr).toMatch(/--untied-head cannot change on --resume/);
+    expect((await cli('pretrain', '--out', book, '--resume', '--init-scheme', 'gpt2')).stderr).toMatch(/--init-scheme cannot change on --resume/);
+    const fresh = path.join(tmp, 'fresh');
+    expect((await cli('pretrain', '--data', data, '--out', fresh, '--init', out, '--untied-head')).stderr).toMatch(/--untied-head contradicts the loaded model/);
+    expect((await cli('pretrain', '--data', data, '--out', fresh, '--init', book, '--init-scheme', 'pytorch')).stderr).toMatch(/--init-scheme applies to a new model only/);
+    expect((await cli('pretrain', '--data', data, '--out', fresh, ...tiny, '--init-scheme', 'xavier')).stderr).toMatch(/--init-scheme must be one of gpt2, pytorch/);
+    expect((await cli('pretrain', '--help')).stdout).toMatch(/--untied-head[\s\S]*--init-scheme S/);
+  });
 });
 
 describe.skipIf(!fs.existsSync(BROWN_DIR))('scratchgpt prepare-brown', () => {

@@ -61,6 +61,7 @@ describe('AdamW', () => {
   it('decays matrices only by default; the policy is configurable', () => {
     expect(['h.0.attn.c_attn.weight', 'h.3.mlp.c_proj.weight', 'wte.weight', 'h.0.ln_1.weight', 'h.0.attn.c_attn.bias'].map((n) => decays(n, 'matrices'))).toEqual([true, true, false, false, false]);
     expect(decays('wte.weight', 'matrices+embeddings')).toBe(true);
+    expect(decays('lm_head.weight', 'matrices')).toBe(true); // an untied output head is a linear layer's weight
     expect(decays('h.0.ln_1.bias', 'all')).toBe(true);
     expect(decays('h.0.attn.c_proj.weight', 'none')).toBe(false);
   });

@@ -28,12 +28,12 @@ function fixedBatch(seed = 3): Batch {
 }
 
 /** Mean cross-entropy over non-ignored targets, in float64 through the reference forward. */
-function referenceLoss(params: Params, batch: Batch): number {
+function referenceLoss(params: Params, batch: Batch, config = cfg): number {
   let sum = 0;
   let count = 0;
   for (let b = 0; b < B; b++) {
     const tokens = Array.from(batch.tokens.subarray(b * T, (b + 1) * T), Number);
-    const logits = referenceForward(cfg, params, tokens);
+    const logits = referenceForward(config, params, tokens);
     for (let t = 0; t < T; t++) {
       const target = Number(batch.targets[b * T + t]);
       if (target === IGNORE_INDEX) continue;
@@ -94,6 +94,49 @@ describe('training graph', () => {
     expect(checked).toBe(2 * layout.segments.length);
     // a row of wte that no token uses gets gradient only through the tied output head
     expect(grads.subarray(0, layout.size).some((g) => g !== 0)).toBe(true);
+  });
+
+  it('untied head: gradients of lm_head.weight (and the rest) match central differences; unused wte rows get none', async () => {
+    const untied: GPTConfig = { ...cfg, tieWordEmbeddings: false, qkvBias: false };
+    const untiedLayout = new FlatLayout(parameterSpecs(untied));
+    expect(untiedLayout.segments.at(-1)!.name).toBe('lm_head.weight');
+    const params = randomParams(untied, 12);
+    const session = await TrainSession.create(untied, untiedLayout, new Map(), { batchSize: B, seqLen: T, train: true, threads: 1 });
+    const batch = fixedBatch(13);
+    const grads = untiedLayout.alloc();
+    const loss = await session.run(untiedLayout.pack(params), batch, { grads });
+    expect(Math.abs(loss - referenceLoss(params, batch, untied))).toBeLessThan(1e-5);
+    await session.close();
+
+    const rng = new Rng(14);
+    const used = [...new Set(Array.from(batch.tokens, Number))];
+    const check = (name: string, i: number) => {
+      const seg = untiedLayout.byName.get(name)!;
+      const view = params.get(name)!.data;
+      const x = view[i]!;
+      const h = 1e-3;
+      view[i] = x + h;
+      const up = referenceLoss(params, batch, untied);
+      const hUp = view[i]! - x;
+      view[i] = x - h;
+      const down = referenceLoss(params, batch, untied);
+      const hDown = x - view[i]!;
+      view[i] = x;
+      const numeric = (up - down) / (hUp + hDown);
+      const analytic = grads[seg.offset + i]!;
+      expect(Math.abs(analytic - numeric), `${name}[${i}]: ORT ${analytic}, central difference ${numeric}`).toBeLessThan(2e-4 + 2e-3 * Math.abs(numeric));
+    };
+    for (let k = 0; k < 8; k++) check('lm_head.weight', rng.int(untied.vocabSize * untied.nEmbd)); // every row gets gradient (softmax over the vocabulary)
+    for (const name of ['wte.weight', 'h.0.attn.c_attn.weight', 'h.1.mlp.c_proj.bias', 'ln_f.weight']) {
+      const size = untiedLayout.byName.get(name)!.size;
+      for (let k = 0; k < 2; k++) check(name, name === 'wte.weight' ? used[rng.int(used.length)]! * untied.nEmbd + rng.int(untied.nEmbd) : rng.int(size));
+    }
+    // wte is only an embedding now: rows of tokens the batch does not contain get exactly zero
+    const wte = untiedLayout.byName.get('wte.weight')!;
+    for (let v = 0; v < untied.vocabSize; v++) {
+      const row = grads.subarray(wte.offset + v * untied.nEmbd, wte.offset + (v + 1) * untied.nEmbd);
+      expect(row.some((g) => g !== 0), `wte row ${v}`).toBe(used.includes(v));
+    }
   });
 
   it('one AdamW step lowers the loss on a fixed batch', async () => {

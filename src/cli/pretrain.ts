@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadCheckpoint, materialize, randomInit } from '../model/checkpoint.js';
+import { INIT_SCHEMES, loadCheckpoint, materialize, randomInit, type InitScheme } from '../model/checkpoint.js';
 import { presetConfig, PRESETS, validateConfig, type GPTConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
 import { decode, encode, EOT_TEXT, VOCAB_SIZE } from '../model/tokenizer.js';
@@ -27,6 +27,11 @@ model (a new run):
   --dropout P              dropout rate while training (default 0)
   --qkv-bias, --no-qkv-bias
                            biases on q, k, v (default: the preset's; off for a custom shape, as the book)
+  --untied-head            an output head of its own (lm_head.weight, config.json tie_word_embeddings
+                           false), as the book's GPTModel; default: tied to the token embedding, as GPT-2
+  --init-scheme S          random initialisation: gpt2 (N(0, 0.02), residual projections scaled) or
+                           pytorch (the book's GPTModel under PyTorch defaults: embeddings N(0, 1),
+                           linear weights and biases U(±1/√fan_in)) (default gpt2)
 data:
   --data FILE              UTF-8 text (repeatable; files are joined with <|endoftext|>)
   --val-ratio R            the last R of the characters are the validation set (default 0.1)
@@ -82,6 +87,8 @@ export async function run(argv: string[]): Promise<number> {
       dropout: { type: 'string' },
       'qkv-bias': { type: 'boolean' },
       'no-qkv-bias': { type: 'boolean' },
+      'untied-head': { type: 'boolean' },
+      'init-scheme': { type: 'string' },
       'batch-size': { type: 'string' },
       'grad-accum': { type: 'string' },
       'max-length': { type: 'string' },
@@ -268,11 +275,16 @@ function initialModel(a: Record<string, string | boolean | string[] | undefined>
   if (a['qkv-bias'] && a['no-qkv-bias']) throw new Error('--qkv-bias and --no-qkv-bias contradict each other');
   const dropout = str('dropout') === undefined ? 0 : number('--dropout', str('dropout')!);
   const ctx = str('context-length') === undefined ? undefined : integer('--context-length', str('context-length')!, 1);
+  const untied = a['untied-head'] === true;
+  const scheme = str('init-scheme');
+  if (scheme !== undefined && !(INIT_SCHEMES as readonly string[]).includes(scheme)) throw new Error(`--init-scheme must be one of ${INIT_SCHEMES.join(', ')}, got '${scheme}'`);
 
   if (str('init')) {
     const ckpt = loadCheckpoint(path.resolve(str('init')!));
     if (ctx !== undefined && ctx !== ckpt.config.contextLength) throw new Error(`--context-length cannot change a loaded model's (${ckpt.config.contextLength})`);
     if (qkv !== undefined && qkv !== ckpt.config.qkvBias) throw new Error(`--${qkv ? '' : 'no-'}qkv-bias contradicts the loaded model`);
+    if (untied && ckpt.config.tieWordEmbeddings !== false) throw new Error('--untied-head contradicts the loaded model (its output head is tied to wte): it applies to a new model only');
+    if (scheme !== undefined) throw new Error('--init-scheme applies to a new model only: --init loads its weights');
     return { config: validateConfig({ ...ckpt.config, dropout }), params: materialize(ckpt.weights) };
   }
   let config: GPTConfig;
@@ -291,7 +303,8 @@ function initialModel(a: Record<string, string | boolean | string[] | undefined>
       layerNormEpsilon: 1e-5,
     });
   }
-  return { config, params: randomInit(config, seed) };
+  if (untied) config = { ...config, tieWordEmbeddings: false };
+  return { config, params: randomInit(config, seed, (scheme ?? 'gpt2') as InitScheme) };
 }
 
 /** The files as one text (joined with <|endoftext|>), split by characters, tokenized. */

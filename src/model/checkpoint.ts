@@ -3,7 +3,9 @@
 // Loading maps the file's tensors onto parameterSpecs(config) by name. Checkpoints found in
 // the wild differ in ways that do not change the model, and all of them are accepted:
 //   - keys with or without the `transformer.` prefix (GPT2LMHeadModel vs GPT2Model saves);
-//   - `lm_head.weight` present or not: GPT-2 ties the output head to wte, so it is ignored;
+//   - `lm_head.weight` present or not: GPT-2 ties the output head to wte, so it is ignored
+//     (its shape is checked) unless config.json has tie_word_embeddings false, in which case it
+//     is the model's own output head and must be there;
 //   - `h.N.attn.bias` (the causal mask) and `h.N.attn.masked_bias` buffers, in any dtype and
 //     rank, saved by older transformers versions: ignored, the graphs build their own mask;
 //   - an all-zero `c_attn.bias` when config.json says qkv_bias is false (we write one so that
@@ -15,7 +17,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
-import { CLASSIFIER_HEAD, numel, parameterSpecs, type Params } from './params.js';
+import { CLASSIFIER_HEAD, LM_HEAD, numel, parameterSpecs, type ParamSpec, type Params } from './params.js';
 import { Rng } from './rng.js';
 import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors, type TensorInfo } from './safetensors.js';
 
@@ -75,7 +77,7 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint 
   const expected = new Map(specs.map((s) => [s.name, s.shape]));
   for (const [name, { key, info }] of byName) {
     if (expected.has(name)) continue;
-    if (name === 'lm_head.weight') {
+    if (name === LM_HEAD) { // expected (and so handled above) when untied
       if (!sameShape(info.shape, [config.vocabSize, C])) {
         fail(`tensor '${key}' has shape ${fmt(info.shape)}, expected ${fmt([config.vocabSize, C])} (the output head tied to wte)`);
       }
@@ -98,7 +100,10 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint 
   const weights = new Map<string, WeightSource>();
   specs.forEach((spec, i) => {
     const found = byName.get(spec.name);
-    if (!found) return fail(`missing tensor '${spec.name}' (looked for '${spec.name}' and '${PREFIX}${spec.name}')`);
+    if (!found) {
+      const why = spec.name === LM_HEAD ? '; config.json has tie_word_embeddings false, so the output head is not wte' : '';
+      return fail(`missing tensor '${spec.name}' (looked for '${spec.name}' and '${PREFIX}${spec.name}'${why})`);
+    }
     const { key, info } = found;
     if (!sameShape(info.shape, spec.shape)) fail(`tensor '${key}' has shape ${fmt(info.shape)}, expected ${fmt(spec.shape)}`);
     if (!FLOAT_DTYPES.has(info.dtype)) fail(`tensor '${key}' has dtype ${info.dtype}, expected F32, F16 or BF16`);
@@ -144,8 +149,8 @@ const TORCH_DTYPE = { F32: 'float32', F16: 'float16', BF16: 'bfloat16' } as cons
 /**
  * Write a folder that both loadCheckpoint and transformers' GPT2LMHeadModel.from_pretrained
  * (GPT2ForSequenceClassification for a config with labels) load: keys carry the `transformer.`
- * prefix as save_pretrained writes them (the classifier's `score.weight` does not), lm_head is
- * left out (tied). Each file is replaced atomically; the weights go first, so a crash between
+ * prefix as save_pretrained writes them (the classifier's `score.weight` and an untied
+ * `lm_head.weight` do not), a tied lm_head is left out (it is wte). Each file is replaced atomically; the weights go first, so a crash between
  * the two writes leaves new weights with the old config rather than the reverse.
  */
 export function saveCheckpoint(dir: string, config: GPTConfig, params: Params, opts: SaveOptions = {}): void {
@@ -163,7 +168,8 @@ export function saveCheckpoint(dir: string, config: GPTConfig, params: Params, o
     if (!sameShape(t.shape, spec.shape) || t.data.length !== numel(spec.shape)) {
       throw new Error(`saveCheckpoint ${dir}: parameter '${spec.name}' has shape ${fmt(t.shape)} (${t.data.length} values), expected ${fmt(spec.shape)}`);
     }
-    tensors.push({ name: spec.name === CLASSIFIER_HEAD ? spec.name : PREFIX + spec.name, dtype, shape: spec.shape, data: t.data });
+    const outside = spec.name === CLASSIFIER_HEAD || spec.name === LM_HEAD; // heads sit outside `transformer.`
+    tensors.push({ name: outside ? spec.name : PREFIX + spec.name, dtype, shape: spec.shape, data: t.data });
     if (!config.qkvBias && spec.name.endsWith('.attn.c_attn.weight')) {
       // transformers' GPT-2 always has a c_attn bias; zeros make it the same model.
       const name = spec.name.replace(/weight$/, 'bias');
@@ -205,25 +211,75 @@ export function materialize(weights: Map<string, WeightSource>): Params {
   return params;
 }
 
+/** Weight initialisation schemes for randomInit. */
+export const INIT_SCHEMES = ['gpt2', 'pytorch'] as const;
+export type InitScheme = (typeof INIT_SCHEMES)[number];
+
 /**
- * GPT-2's initialisation: weights N(0, 0.02); the two projections that write into the
- * residual stream scaled by 1/sqrt(2·n_layer) so its variance does not grow with depth
- * (GPT-2 paper §2.3); biases 0; LayerNorm gain 1 and shift 0. Deterministic for a seed.
+ * Random weights, deterministic for a seed, by one of two schemes:
+ *
+ * 'gpt2' (default), GPT-2's initialisation: weights N(0, 0.02) (an untied lm_head too, as HF's
+ * _init_weights does); the two projections that write into the residual stream scaled by
+ * 1/sqrt(2·n_layer) so its variance does not grow with depth (GPT-2 paper §2.3); biases 0;
+ * LayerNorm gain 1 and shift 0.
+ *
+ * 'pytorch', what the book's GPTModel gets from PyTorch's defaults: nn.Embedding N(0, 1) for wte
+ * and wpe; every nn.Linear's weight and bias U(−1/√fan_in, 1/√fan_in) (kaiming_uniform_ with
+ * a=√5 gives exactly that bound for the weight); LayerNorm scale 1, shift 0. fan_in is the
+ * layer's input width: shape[0] of our Conv1D [in, out] weights (c_attn's q, k, v are three
+ * nn.Linear(C, C), fan_in C each), shape[1] of the [out, in] heads lm_head and score.
  */
-export function randomInit(config: GPTConfig, seed: number): Params {
+export function randomInit(config: GPTConfig, seed: number, scheme: InitScheme = 'gpt2'): Params {
+  if (!INIT_SCHEMES.includes(scheme)) throw new Error(`randomInit: unknown scheme '${scheme}' (known: ${INIT_SCHEMES.join(', ')})`);
   const rng = new Rng(seed);
-  const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
+  const specs = parameterSpecs(config);
+  const shapes = new Map(specs.map((s) => [s.name, s.shape]));
   const params: Params = new Map();
-  for (const spec of parameterSpecs(config)) {
+  const fill = scheme === 'gpt2' ? gpt2Init(config) : pytorchInit(shapes);
+  for (const spec of specs) {
     const data = new Float32Array(numel(spec.shape));
-    const isLayerNorm = /(^|\.)ln_(1|2|f)\.weight$/.test(spec.name);
-    if (isLayerNorm) {
+    fill(spec, data, rng);
+    params.set(spec.name, { shape: [...spec.shape], data });
+  }
+  return params;
+}
+
+type InitFn = (spec: ParamSpec, data: Float32Array, rng: Rng) => void;
+
+const isLayerNormWeight = (name: string): boolean => /(^|\.)ln_(1|2|f)\.weight$/.test(name);
+const isLayerNormBias = (name: string): boolean => /(^|\.)ln_(1|2|f)\.bias$/.test(name);
+
+function gpt2Init(config: GPTConfig): InitFn {
+  const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
+  return (spec, data, rng) => {
+    if (isLayerNormWeight(spec.name)) {
       data.fill(1);
     } else if (spec.name.endsWith('.weight')) {
       const std = /\.(attn|mlp)\.c_proj\.weight$/.test(spec.name) ? residualStd : 0.02;
       for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
     } // biases (and LayerNorm shifts) stay 0
-    params.set(spec.name, { shape: [...spec.shape], data });
-  }
-  return params;
+  };
+}
+
+function pytorchInit(shapes: Map<string, number[]>): InitFn {
+  /** fan_in of the linear layer a weight or bias belongs to. */
+  const fanIn = (name: string): number => {
+    const weight = name.replace(/\.bias$/, '.weight');
+    const shape = shapes.get(weight);
+    if (!shape || shape.length !== 2) throw new Error(`randomInit: no linear weight for '${name}'`);
+    return weight === LM_HEAD || weight === CLASSIFIER_HEAD ? shape[1]! : shape[0]!; // [out, in] heads vs Conv1D [in, out]
+  };
+  return (spec, data, rng) => {
+    const { name } = spec;
+    if (isLayerNormWeight(name)) {
+      data.fill(1);
+    } else if (isLayerNormBias(name)) {
+      // shift 0
+    } else if (name === 'wte.weight' || name === 'wpe.weight') {
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal();
+    } else {
+      const bound = 1 / Math.sqrt(fanIn(name));
+      for (let i = 0; i < data.length; i++) data[i] = (2 * rng.next() - 1) * bound;
+    }
+  };
 }

@@ -17,7 +17,17 @@ export interface GPTConfig {
    * for language models. A classifier cannot generate text.
    */
   labels?: string[];
+  /**
+   * Hugging Face GPT2Config's `tie_word_embeddings`: undefined or true = GPT-2's output head is
+   * the token embedding wte (logits = h · wteᵀ); false = a separate `lm_head.weight` [vocab, n_embd]
+   * (the book's chapter-4/5 GPTModel: out_head = nn.Linear(emb_dim, vocab_size, bias=False)).
+   * Classifiers have no language-model head, so it does not apply to them.
+   */
+  tieWordEmbeddings?: boolean;
 }
+
+/** Whether the model has its own output head `lm_head.weight` (an untied language model). */
+export const hasUntiedHead = (c: GPTConfig): boolean => c.tieWordEmbeddings === false && !c.labels;
 
 const base = { vocabSize: 50257, contextLength: 1024, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 
@@ -47,11 +57,12 @@ export function validateConfig(c: GPTConfig): GPTConfig {
   return c;
 }
 
-/** Number of parameters, counting the tied output head once (as GPT-2's "124M" does). */
+/** Number of parameters, counting a tied output head once (as GPT-2's "124M" does); an untied one adds vocab × n_embd. */
 export function parameterCount(c: GPTConfig): number {
   const C = c.nEmbd;
   const block = 2 * 2 * C + C * 3 * C + (c.qkvBias ? 3 * C : 0) + C * C + C + C * 4 * C + 4 * C + 4 * C * C + C;
-  return c.vocabSize * C + c.contextLength * C + c.nLayer * block + 2 * C + (c.labels?.length ?? 0) * C;
+  const head = hasUntiedHead(c) ? c.vocabSize * C : 0;
+  return c.vocabSize * C + c.contextLength * C + c.nLayer * block + 2 * C + (c.labels?.length ?? 0) * C + head;
 }
 
 /** Hugging Face config.json (GPT2Config) → GPTConfig. Uses n_positions, not the legacy n_ctx. */
@@ -76,6 +87,8 @@ export function fromHFConfig(j: Record<string, unknown>, where = 'config.json'):
     layerNormEpsilon: num('layer_norm_epsilon', 1e-5),
     chatTemplate: typeof j.chat_template === 'string' ? j.chat_template : undefined,
     labels: classifierLabels(j, where),
+    // HF's default is true; only an explicit false unties (kept undefined otherwise, as before).
+    ...(j.tie_word_embeddings === false ? { tieWordEmbeddings: false } : {}),
   });
 }
 
@@ -141,7 +154,7 @@ export function toHFConfig(c: GPTConfig): Record<string, unknown> {
     initializer_range: 0.02,
     bos_token_id: 50256,
     eos_token_id: 50256,
-    tie_word_embeddings: true,
+    tie_word_embeddings: c.tieWordEmbeddings !== false,
     torch_dtype: 'float32',
     qkv_bias: c.qkvBias,
     ...(c.chatTemplate ? { chat_template: c.chatTemplate } : {}),

@@ -3,8 +3,8 @@
 // (src/train), which differ only in how attention sees the past and where dropout applies.
 import { Graph, type Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
-import type { GPTConfig } from './config.js';
-import { parameterSpecs } from './params.js';
+import { hasUntiedHead, type GPTConfig } from './config.js';
+import { LM_HEAD, parameterSpecs } from './params.js';
 
 /** Looks up a parameter by its GPT-2 checkpoint name (an initializer or a graph input). */
 export type ParamFn = (name: string) => Value;
@@ -79,9 +79,13 @@ export function transformer(cfg: GPTConfig, p: ParamFn, tokens: Value, positions
   return layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon);
 }
 
-/** Output head tied to the token embedding: h [N, C] → logits [N, V] = h · wteᵀ. */
-export function lmHead(p: ParamFn, h: Value): Value {
-  return op.gemm(h, p('wte.weight'), { transB: true }); // Gemm reads wte transposed in place: no copy
+/**
+ * Output head: h [N, C] → logits [N, V] = h · Wᵀ, W the token embedding wte [V, C] (tied, GPT-2)
+ * or, for a config with tieWordEmbeddings false, its own `lm_head.weight`, also [V, C].
+ */
+export function lmHead(cfg: GPTConfig, p: ParamFn, h: Value): Value {
+  const W = p(hasUntiedHead(cfg) ? LM_HEAD : 'wte.weight');
+  return op.gemm(h, W, { transB: true }); // Gemm reads W transposed in place: no copy
 }
 
 /**
@@ -139,7 +143,7 @@ export function buildInferenceGraph(cfg: GPTConfig, weight: (g: Graph, name: str
 
   const h = transformer(cfg, p, tokens, positions, attend); // [B, T, C]
   const rows = op.gather(op.reshape(h, [-1, C]), logitRows); // [N, C]: only the positions asked for
-  g.output(lmHead(p, rows), 'logits');
+  g.output(lmHead(cfg, p, rows), 'logits');
   presents.forEach((x, i) => g.output(x, `present_${i % 2 ? 'v' : 'k'}.${i >> 1}`));
   return g;
 }

@@ -1,10 +1,16 @@
 // GPT-2's parameter tensors, named exactly as in Hugging Face checkpoints (without the
 // `transformer.` prefix), in one ordered list. Linear weights use GPT-2's Conv1D layout
 // [in, out], which is what MatMul wants: checkpoints load key for key with no transpose.
-import type { GPTConfig } from './config.js';
+import { hasUntiedHead, type GPTConfig } from './config.js';
 
 /** The classification head's tensor name; it sits outside `transformer.` in HF checkpoints. */
 export const CLASSIFIER_HEAD = 'score.weight';
+
+/**
+ * An untied language-model head's tensor name (GPT2LMHeadModel's `lm_head`, outside
+ * `transformer.` in HF checkpoints). Only a config with tieWordEmbeddings false has one.
+ */
+export const LM_HEAD = 'lm_head.weight';
 
 export interface ParamSpec {
   name: string;
@@ -22,7 +28,7 @@ export type Params = Map<string, Tensor>;
 export function parameterSpecs(c: GPTConfig): ParamSpec[] {
   const C = c.nEmbd;
   const specs: ParamSpec[] = [
-    { name: 'wte.weight', shape: [c.vocabSize, C] }, // token embeddings, also the output head (tied)
+    { name: 'wte.weight', shape: [c.vocabSize, C] }, // token embeddings, also the output head when tied
     { name: 'wpe.weight', shape: [c.contextLength, C] }, // position embeddings
   ];
   for (let l = 0; l < c.nLayer; l++) {
@@ -46,6 +52,9 @@ export function parameterSpecs(c: GPTConfig): ParamSpec[] {
   // A classifier's head (GPT2ForSequenceClassification's nn.Linear(n_embd, num_labels, bias=False),
   // stored [out, in] as torch does); wte then only embeds.
   if (c.labels) specs.push({ name: CLASSIFIER_HEAD, shape: [c.labels.length, C] });
+  // An untied output head (nn.Linear(n_embd, vocab_size, bias=False)), stored [out, in] as torch
+  // and HF keep it, so logits = h · lm_headᵀ exactly as the tied h · wteᵀ.
+  else if (hasUntiedHead(c)) specs.push({ name: LM_HEAD, shape: [c.vocabSize, C] });
   return specs;
 }
 

@@ -19,14 +19,15 @@ export const ADAMW_DEFAULTS: AdamWConfig = { beta1: 0.9, beta2: 0.999, eps: 1e-8
 
 /**
  * Which tensors weight decay applies to. 'matrices' (default, as nanoGPT and GPT-3): the 2-D
- * weights of the linear layers only, not biases, LayerNorm or the embeddings.
+ * weights of the linear layers only (an untied lm_head included), not biases, LayerNorm or the
+ * embeddings.
  */
 export type DecayPolicy = 'matrices' | 'matrices+embeddings' | 'all' | 'none';
 export const DECAY_POLICIES: readonly DecayPolicy[] = ['matrices', 'matrices+embeddings', 'all', 'none'];
 
 export function decays(name: string, policy: DecayPolicy): boolean {
   const embedding = name === 'wte.weight' || name === 'wpe.weight';
-  const matrix = /\.(c_attn|c_proj|c_fc)\.weight$/.test(name) || /\.lora_[AB]$/.test(name) || name === 'score.weight';
+  const matrix = /\.(c_attn|c_proj|c_fc)\.weight$/.test(name) || /\.lora_[AB]$/.test(name) || name === 'score.weight' || name === 'lm_head.weight';
   switch (policy) {
     case 'matrices': return matrix;
     case 'matrices+embeddings': return matrix || embedding;

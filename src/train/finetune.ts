@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { loadCheckpoint, materialize, saveCheckpoint, type WeightSource } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
-import { CLASSIFIER_HEAD, parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
+import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 import { writeSafetensors } from '../model/safetensors.js';
 import { sortedLabels, type ClassificationRecord, type InstructionRecord } from '../datasets/index.js';
@@ -185,7 +185,8 @@ function prepare(spec: FinetuneSpec): Run {
     if (base.config.labels && JSON.stringify(base.config.labels) !== JSON.stringify(labels)) {
       throw new Error(`the base model is a classifier for ${JSON.stringify(base.config.labels)}, not ${JSON.stringify(labels)}`);
     }
-    const { chatTemplate: _, ...lm } = base.config;
+    // A classifier has no language-model head: an untied base's lm_head is dropped below.
+    const { chatTemplate: _, tieWordEmbeddings: __, ...lm } = base.config;
     config = { ...lm, labels };
   } else {
     if (base.config.labels) throw new Error('the base model is a classifier: instruction finetuning needs a language model');
@@ -204,6 +205,7 @@ function prepare(spec: FinetuneSpec): Run {
 
   // The output model's tensors: the base's, plus a new seeded head (HF's init: N(0, 0.02)).
   const params = materialize(base.weights);
+  if (classify) params.delete(LM_HEAD);
   if (classify && !params.has(CLASSIFIER_HEAD)) {
     const rng = new Rng(streamSeed(spec.seed, HEAD_STREAM));
     const data = Float32Array.from({ length: labels!.length * config.nEmbd }, () => 0.02 * rng.normal());
@@ -257,7 +259,8 @@ function prepare(spec: FinetuneSpec): Run {
 
 /**
  * The tensors that train, by method. Embeddings never train except in 'full'; the classifier
- * head always trains (it starts random).
+ * head always trains (it starts random); an untied lm_head trains with the last blocks, as the
+ * book's out_head does.
  */
 function trainableSpecs(config: GPTConfig, method: FinetuneMethod, classify: boolean): ParamSpec[] {
   const specs = parameterSpecs(config);
@@ -271,7 +274,7 @@ function trainableSpecs(config: GPTConfig, method: FinetuneMethod, classify: boo
       const first = L - method.n;
       return specs.filter((s) => {
         const layer = /^h\.(\d+)\./.exec(s.name)?.[1];
-        return layer !== undefined ? Number(layer) >= first : s.name.startsWith('ln_f.') || s.name === CLASSIFIER_HEAD;
+        return layer !== undefined ? Number(layer) >= first : s.name.startsWith('ln_f.') || s.name === CLASSIFIER_HEAD || s.name === LM_HEAD;
       });
     }
     case 'lora':

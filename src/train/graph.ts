@@ -1,6 +1,7 @@
 // The training graph: gpt.ts's transformer over a full causal square, all B·T logits through
-// the tied head, mean cross-entropy over targets ≠ -100, and (for training) the gradients of the
-// loss with respect to every trainable parameter, appended by src/onnx/grad.ts.
+// the output head (tied to wte, or an untied lm_head), mean cross-entropy over targets ≠ -100,
+// and (for training) the gradients of the loss with respect to every trainable parameter,
+// appended by src/onnx/grad.ts.
 //
 // Inputs:  tokens int64 [B, T]; targets int64 [B·T] (-100 = ignore);
 //          dropout.<site> bool masks (true = keep), only when dropout > 0;
@@ -114,7 +115,7 @@ export function buildTrainGraph(cfg: GPTConfig, opts: TrainGraphOptions): TrainG
     loss = g.output(op.softmaxCrossEntropy(logits, targets, -100), 'loss');
     g.output(logits, 'logits');
   } else {
-    const logits = lmHead(p, op.reshape(h, [B * T, C])); // [B·T, V]
+    const logits = lmHead(cfg, p, op.reshape(h, [B * T, C])); // [B·T, V]
     loss = g.output(op.softmaxCrossEntropy(logits, targets, -100), 'loss');
   }
 

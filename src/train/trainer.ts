@@ -268,7 +268,7 @@ export class Trainer {
     const file = path.join(dir, STATE_FILE);
     const ckpt = loadCheckpoint(dir);
     const config: GPTConfig = { ...saved.config, chatTemplate: ckpt.config.chatTemplate };
-    for (const k of ['vocabSize', 'contextLength', 'nEmbd', 'nLayer', 'nHead', 'qkvBias'] as const) {
+    for (const k of ['vocabSize', 'contextLength', 'nEmbd', 'nLayer', 'nHead', 'qkvBias', 'tieWordEmbeddings'] as const) {
       if (ckpt.config[k] !== saved.config[k]) throw new Error(`${dir}: config.json has ${k}=${ckpt.config[k]} but the training state has ${saved.config[k]}`);
     }
     const params = materialize(ckpt.weights);

@@ -43,15 +43,19 @@ function linear(x: Vec, W: Float32Array, outDim: number, b?: Float32Array): Vec 
   return y;
 }
 
-/** Logits (length vocabSize) at every position 0..T-1. */
+/**
+ * Logits (length vocabSize) at every position 0..T-1: the final hidden state times the output
+ * head [vocab, C], which is `lm_head.weight` when the parameters have one (an untied model), else
+ * the token embedding wte (GPT-2's tied head).
+ */
 export function referenceForward(config: GPTConfig, params: Params, tokens: number[]): Float64Array[] {
-  const wte = get(params, 'wte.weight');
+  const head = params.has('lm_head.weight') ? get(params, 'lm_head.weight') : get(params, 'wte.weight');
   const C = config.nEmbd;
   return referenceHidden(config, params, tokens).map((y) => {
     const logits = new Float64Array(config.vocabSize);
     for (let v = 0; v < config.vocabSize; v++) {
       let dot = 0;
-      for (let c = 0; c < C; c++) dot += y[c]! * wte[v * C + c]!;
+      for (let c = 0; c < C; c++) dot += y[c]! * head[v * C + c]!;
       logits[v] = dot;
     }
     return logits;
