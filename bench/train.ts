@@ -6,6 +6,7 @@
 // the CPUs is run again, and the median step counts. The last line is one JSON object.
 //
 //   --only 124m|small|custom   one case (custom: --n-layer --n-head --n-embd --context --batch --seq)
+//   --baseline                 also run the PyTorch train section of ../shared/bench in this run; ratios
 //   --candidates               throughput of candidate default models (context 256, batch 8 × 256),
 //                              two rounds, with the tokens and Brown epochs 90 minutes would give
 //   --steps N                  timed steps per case (default 3 for 124M, 8 otherwise)
@@ -19,11 +20,13 @@ import { parameterCount, presetConfig, type GPTConfig } from '../src/model/confi
 import { mallocTuned, rerunWithMallocTuning } from '../src/train/malloc.js';
 import { summarizeProfile } from '../src/train/profile.js';
 import { TRAIN_DEFAULTS, Trainer } from '../src/train/trainer.js';
+import { printComparison, runTorchBaseline } from './torch-baseline.js';
 
 const { values: args } = parseArgs({
   options: {
     only: { type: 'string' },
     candidates: { type: 'boolean', default: false },
+    baseline: { type: 'boolean', default: false }, // also run ../shared/bench's PyTorch train section now
     steps: { type: 'string' },
     profile: { type: 'boolean', default: false },
     threads: { type: 'string' },
@@ -159,5 +162,14 @@ const result: Record<string, number> = {};
 for (const c of selected) {
   result[c.key] = Math.round((await measure(c, args.steps ? Number(args.steps) : c.steps)) * 10) / 10;
   console.log(`${c.what.padEnd(40)} ${result[c.key]!.toFixed(1).padStart(8)} tok/s`);
+}
+if (args.baseline && !args.only) {
+  const torch = runTorchBaseline(['train'], 5);
+  if (typeof torch === 'string') console.log(`baseline skipped: ${torch}`);
+  else
+    Object.assign(result, printComparison(result, torch, {
+      train_tok_s_124m: 'train 124M B=4 T=256: throughput',
+      train_tok_s_small: 'train small(L4,H4,C256) B=8 T=128: throughput',
+    }));
 }
 console.log(JSON.stringify(result));
