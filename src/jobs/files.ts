@@ -9,6 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { writeFileAtomic } from '../model/safetensors.js';
 import { FILE_ID, JOB_ID } from './ids.js';
 
 export class DataDir {
@@ -54,22 +55,7 @@ export class DataDir {
   /** Writes an uploaded file: temp file, fsync, rename, fsync the folder. Returns its path. */
   writeFile(id: string, bytes: Uint8Array): string {
     const target = this.filePath(id);
-    const tmp = path.join(this.files, `.tmp-${id}-${randomBytes(4).toString('hex')}`);
-    const fd = fs.openSync(tmp, 'wx');
-    try {
-      try {
-        let done = 0;
-        while (done < bytes.byteLength) done += fs.writeSync(fd, bytes, done, bytes.byteLength - done);
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
-      fs.renameSync(tmp, target);
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      throw e;
-    }
-    syncDir(this.files);
+    writeFileAtomic(target, bytes); // temp file beside it (`<id>.tmp-…`), fsync, rename, fsync the folder
     return target;
   }
 
@@ -90,7 +76,7 @@ export class DataDir {
   sweep(knownFiles: (id: string) => boolean, deletedModelDirs: string[]): string[] {
     const removed: string[] = [];
     for (const name of fs.readdirSync(this.files)) {
-      if (name.startsWith('.tmp-') || (FILE_ID.test(name) && !knownFiles(name))) {
+      if (name.includes('.tmp-') || (FILE_ID.test(name) && !knownFiles(name))) {
         fs.rmSync(path.join(this.files, name), { force: true });
         removed.push(`files/${name}`);
       }

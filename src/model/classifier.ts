@@ -7,12 +7,11 @@
 // that token's hidden state, so rows of any length share a batch without an attention mask
 // beyond the causal one, and give the same result as when run alone.
 import * as ort from 'onnxruntime-node';
-import { Graph, type Value } from '../onnx/graph.js';
+import { Graph } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import { loadCheckpoint, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
-import { classifierHead, mergeHeads, scaledDotProduct, splitHeads, transformer, type AttendFn } from './gpt.js';
-import { parameterSpecs } from './params.js';
+import { classifierHead, mergeHeads, placeParams, scaledDotProduct, splitHeads, transformer, type AttendFn, type WeightFn } from './gpt.js';
 import { createSession, type RuntimeOptions } from './runtime.js';
 import { encode, EOT } from './tokenizer.js';
 
@@ -39,16 +38,10 @@ const HIDDEN = -1e9; // additive causal mask: exp(-1e9 - max) is exactly 0 in fl
  *          last_rows int64 [B] (row b·T + index of row b's last real token in the flattened batch).
  * Outputs: logits [B, num_labels].
  */
-export function buildClassifierGraph(cfg: GPTConfig, weight: (g: Graph, name: string, shape: number[]) => Value): Graph {
+export function buildClassifierGraph(cfg: GPTConfig, weight: WeightFn): Graph {
   if (!cfg.labels) throw new Error('buildClassifierGraph: the config has no labels (not a classifier)');
   const g = new Graph('gpt2_classify');
-  const shapes = new Map(parameterSpecs(cfg).map((s) => [s.name, s.shape]));
-  const params = new Map<string, Value>();
-  const p = (name: string): Value => {
-    let v = params.get(name);
-    if (!v) params.set(name, (v = weight(g, name, shapes.get(name)!)));
-    return v;
-  };
+  const p = placeParams(g, cfg, weight);
   const C = cfg.nEmbd;
   const H = cfg.nHead;
   const hd = C / H;

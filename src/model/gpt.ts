@@ -96,6 +96,20 @@ export function classifierHead(p: ParamFn, h: Value): Value {
   return op.gemm(h, p('score.weight'), { transB: true });
 }
 
+/** Places a parameter in graph `g` (an initializer, external data) given its name and shape. */
+export type WeightFn = (g: Graph, name: string, shape: number[]) => Value;
+
+/** A ParamFn over `cfg`'s parameters that places each one in `g` the first time it is used. */
+export function placeParams(g: Graph, cfg: GPTConfig, weight: WeightFn): ParamFn {
+  const shapes = new Map(parameterSpecs(cfg).map((s) => [s.name, s.shape]));
+  const placed = new Map<string, Value>();
+  return (name) => {
+    let v = placed.get(name);
+    if (!v) placed.set(name, (v = weight(g, name, shapes.get(name)!)));
+    return v;
+  };
+}
+
 /**
  * The inference graph, used for both prefill and decode, for a batch of sequences of different
  * lengths. The KV cache lives in JS buffers laid out [slot, head, position, hd] (kv-cache.ts): the
@@ -109,15 +123,9 @@ export function classifierHead(p: ParamFn, h: Value): Value {
  *          past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch).
  * Outputs: logits [N, V]; present_k.l, present_v.l [B, T, C].
  */
-export function buildInferenceGraph(cfg: GPTConfig, weight: (g: Graph, name: string, shape: number[]) => Value): Graph {
+export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn): Graph {
   const g = new Graph('gpt2_infer');
-  const shapes = new Map(parameterSpecs(cfg).map((s) => [s.name, s.shape]));
-  const params = new Map<string, Value>();
-  const p: ParamFn = (name) => {
-    let v = params.get(name);
-    if (!v) params.set(name, (v = weight(g, name, shapes.get(name)!)));
-    return v;
-  };
+  const p = placeParams(g, cfg, weight);
   const C = cfg.nEmbd;
   const H = cfg.nHead;
   const hd = C / H;
