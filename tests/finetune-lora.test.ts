@@ -22,6 +22,7 @@ import { FlatLayout } from '../src/train/flat.js';
 import { loraAdapt, loraInit, loraSpecs, mergeLora, type LoraConfig } from '../src/train/lora.js';
 import { TrainSession } from '../src/train/session.js';
 import { randomParams, referenceForward } from './reference/gpt-reference.js';
+import { centralDifference } from './reference/finite-difference.js';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetune-lora-test-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -110,13 +111,7 @@ describe('LoRA gradients', () => {
       const view = adapters.get(seg.name)!.data;
       for (let k = 0; k < 2; k++) {
         const i = rng.int(seg.size);
-        const x = view[i]!;
-        view[i] = x + 1e-3;
-        const [hUp, up] = [view[i]! - x, referenceLoss()];
-        view[i] = x - 1e-3;
-        const [hDown, down] = [x - view[i]!, referenceLoss()];
-        view[i] = x;
-        const numeric = (up - down) / (hUp + hDown);
+        const numeric = centralDifference(view, i, referenceLoss);
         const analytic = grads[seg.offset + i]!;
         expect(Math.abs(analytic - numeric), `${seg.name}[${i}]: ORT ${analytic}, central difference ${numeric}`).toBeLessThan(2e-4 + 2e-3 * Math.abs(numeric));
       }

@@ -18,6 +18,7 @@ import { Rng } from '../src/model/rng.js';
 import { FlatLayout } from '../src/train/flat.js';
 import { TrainSession } from '../src/train/session.js';
 import { randomParams, referenceClassifierLogits } from './reference/gpt-reference.js';
+import { centralDifference } from './reference/finite-difference.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 96, nEmbd: 16, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetune-test-'));
@@ -125,13 +126,7 @@ describe('classification finetuning', () => {
     for (const seg of layout.segments) {
       const view = params.get(seg.name)!.data;
       const i = rng.int(seg.size);
-      const x = view[i]!;
-      view[i] = x + 1e-3;
-      const [hUp, up] = [view[i]! - x, referenceLoss()];
-      view[i] = x - 1e-3;
-      const [hDown, down] = [x - view[i]!, referenceLoss()];
-      view[i] = x;
-      const numeric = (up - down) / (hUp + hDown);
+      const numeric = centralDifference(view, i, referenceLoss);
       expect(Math.abs(grads[seg.offset + i]! - numeric), `${seg.name}[${i}]`).toBeLessThan(2e-4 + 2e-3 * Math.abs(numeric));
     }
   });

@@ -14,6 +14,7 @@ import { FlatLayout } from '../src/train/flat.js';
 import { dropoutMask, TrainSession } from '../src/train/session.js';
 import { TRAIN_DEFAULTS, Trainer, type TrainOptions } from '../src/train/trainer.js';
 import { randomParams, referenceForward } from './reference/gpt-reference.js';
+import { centralDifference } from './reference/finite-difference.js';
 
 const cfg: GPTConfig = { vocabSize: 61, contextLength: 8, nEmbd: 16, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 const [B, T] = [2, 6];
@@ -76,16 +77,7 @@ describe('training graph', () => {
       const view = params.get(seg.name)!.data;
       for (let k = 0; k < 2; k++) {
         const i = seg.name === 'wte.weight' ? used[rng.int(used.length)]! * cfg.nEmbd + rng.int(cfg.nEmbd) : rng.int(seg.size);
-        const x = view[i]!;
-        const h = 1e-3;
-        view[i] = x + h;
-        const up = referenceLoss(params, batch);
-        const hUp = view[i]! - x; // the step float32 actually took
-        view[i] = x - h;
-        const down = referenceLoss(params, batch);
-        const hDown = x - view[i]!;
-        view[i] = x;
-        const numeric = (up - down) / (hUp + hDown);
+        const numeric = centralDifference(view, i, () => referenceLoss(params, batch));
         const analytic = grads[seg.offset + i]!;
         expect(Math.abs(analytic - numeric), `${seg.name}[${i}]: ORT ${analytic}, central difference ${numeric}`).toBeLessThan(2e-4 + 2e-3 * Math.abs(numeric));
         checked++;
@@ -113,16 +105,7 @@ describe('training graph', () => {
     const check = (name: string, i: number) => {
       const seg = untiedLayout.byName.get(name)!;
       const view = params.get(name)!.data;
-      const x = view[i]!;
-      const h = 1e-3;
-      view[i] = x + h;
-      const up = referenceLoss(params, batch, untied);
-      const hUp = view[i]! - x;
-      view[i] = x - h;
-      const down = referenceLoss(params, batch, untied);
-      const hDown = x - view[i]!;
-      view[i] = x;
-      const numeric = (up - down) / (hUp + hDown);
+      const numeric = centralDifference(view, i, () => referenceLoss(params, batch, untied));
       const analytic = grads[seg.offset + i]!;
       expect(Math.abs(analytic - numeric), `${name}[${i}]: ORT ${analytic}, central difference ${numeric}`).toBeLessThan(2e-4 + 2e-3 * Math.abs(numeric));
     };
