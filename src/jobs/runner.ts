@@ -17,7 +17,8 @@ import { writeFileAtomic } from '../model/safetensors.js';
 import type { ModelRegistry } from '../server/registry.js';
 import type { FinetuneSpec } from '../train/finetune.js';
 import { removeDir, syncDir, type DataDir } from './files.js';
-import type { FinetuneWorkerData, FromFinetuneWorker } from './finetune-worker.js';
+import { stopWorker } from '../server/stop-worker.js';
+import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-worker.js';
 import { fineTunedModelId, modelFolderName } from './ids.js';
 import type { JobError, JobRow, JobStore } from './store.js';
 
@@ -407,14 +408,8 @@ export class JobRunner {
     const run = this.current;
     const worker = run?.worker;
     if (run && worker && !run.settled) {
-      const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-      worker.postMessage({ type: 'stop' });
-      let timer: NodeJS.Timeout | undefined;
-      const late = await Promise.race([exited.then(() => false), new Promise<boolean>((r) => (timer = setTimeout(() => r(true), this.o.stopGraceMs ?? 60_000)))]);
-      clearTimeout(timer);
-      if (late) {
-        this.log(`job ${run.job}: the training step did not end in time; stopping the worker anyway`);
-        await worker.terminate();
+      if (await stopWorker(worker, { type: 'stop' } satisfies ToFinetuneWorker, this.o.stopGraceMs ?? 60_000)) {
+        this.log(`job ${run.job}: the training step did not end in time; the worker was terminated`);
       }
     }
     await Promise.all(this.inFlight);

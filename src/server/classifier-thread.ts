@@ -12,7 +12,8 @@ export interface ClassifierThreadConfig {
   threads?: number;
 }
 
-export type ToClassifier = { type: 'classify'; id: number; texts: string[] };
+/** close: answer what was asked, close the session and exit (see stop-worker.ts). */
+export type ToClassifier = { type: 'classify'; id: number; texts: string[] } | { type: 'close' };
 export type FromClassifier =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
@@ -27,6 +28,10 @@ try {
   const session = await ClassifierSession.open(cfg.dir, { device: cfg.device, threads: cfg.threads });
   let chain = Promise.resolve();
   port.on('message', (msg: ToClassifier) => {
+    if (msg.type === 'close') {
+      chain = chain.then(() => session.close()).then(() => port.close());
+      return;
+    }
     chain = chain.then(async () => {
       try {
         post({ type: 'result', id: msg.id, results: await session.classify(msg.texts) });

@@ -8,6 +8,7 @@ import { fromHFConfig, type GPTConfig } from '../model/config.js';
 import type { Classification } from '../model/classifier.js';
 import type { ClassifierThreadConfig, FromClassifier, ToClassifier } from './classifier-thread.js';
 import { OverloadedError, type ModelOptions } from './model-worker.js';
+import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
 
 let nextId = 1;
 
@@ -94,6 +95,6 @@ export class ClassifierWorker {
     this.closing = true;
     for (const p of this.pending.values()) p.reject(new Error('The server shut down before this request finished.'));
     this.pending.clear();
-    await this.worker.terminate();
+    await stopWorker(this.worker, { type: 'close' } satisfies ToClassifier, CLOSE_GRACE_MS);
   }
 }

@@ -8,6 +8,7 @@ import { fromHFConfig, type GPTConfig } from '../model/config.js';
 import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
 import { isFinal, type FromWorker, type SeqEvent, type SeqSpec, type ToWorker } from './protocol.js';
+import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
 import type { WorkerConfig } from './worker.js';
 
 export interface ModelOptions {
@@ -175,7 +176,7 @@ export class ModelWorker {
       job.endedBy = 'shutdown';
       this.endAll(job, 'cancelled');
     }
-    await this.worker.terminate();
+    await stopWorker(this.worker, { type: 'close' } satisfies ToWorker, CLOSE_GRACE_MS);
   }
 
   get activeJobs(): number {

@@ -23,9 +23,12 @@ try {
   port.on('message', (msg: ToWorker) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);
     else if (msg.type === 'cancel') scheduler.cancel(msg.ids);
+    else scheduler.close();
   });
   post({ type: 'ready' });
-  await scheduler.run();
+  await scheduler.run(); // returns after a close, between forward calls
+  await model.close();
+  port.close(); // nothing keeps the thread alive now: it exits
 } catch (e) {
   post({ type: 'failed', message: (e as Error).message });
 }
