@@ -4,6 +4,7 @@ import { Rng } from '../src/model/rng.js';
 import {
   adjustLogits,
   argmax,
+  checkedArgmax,
   drawFrom,
   logSumExp,
   Sampler,
@@ -51,6 +52,28 @@ describe('pure helpers', () => {
 
   it('argmax breaks ties toward the lowest id', () => {
     expect(argmax([1, 3, 3, 2])).toBe(1);
+  });
+
+  it('checkedArgmax = argmax, and rejects NaN, +Infinity and all -Infinity like logSumExp', () => {
+    const rng = new Rng(3);
+    for (let i = 0; i < 20; i++) {
+      const l = randomLogits(rng);
+      expect(checkedArgmax(l)).toBe(argmax(l));
+    }
+    expect(checkedArgmax([-Infinity, 2, 5, 5, -1])).toBe(2);
+    expect(() => checkedArgmax([0, 1, Number.NaN])).toThrow(/NaN at index 2/);
+    expect(() => checkedArgmax([Number.NaN, 1])).toThrow(/NaN at index 0/);
+    expect(() => checkedArgmax([0, Infinity])).toThrow(/Infinity/);
+    expect(() => checkedArgmax([-Infinity, -Infinity])).toThrow(/all -Infinity/);
+  });
+
+  it('logprobs are computed only when asked for, on the raw logits', () => {
+    const l = randomLogits(new Rng(4));
+    const plain = new Sampler({ maxTokens: 1, temperature: 0 }, [], V).sample(l);
+    expect(plain.logprob).toBeUndefined();
+    const scored = new Sampler({ maxTokens: 1, temperature: 0, logprobs: 0, presencePenalty: 1 }, [], V).sample(l);
+    expect(scored.token).toBe(plain.token);
+    expect(scored.logprob).toBeCloseTo(l[plain.token]! - logSumExp(l), 10);
   });
 
   it('logSumExp is stable and rejects NaN/Infinity', () => {

@@ -12,7 +12,7 @@ export interface StepResult {
   token: number;
   /** Text completed by this token, safe to emit (stop strings held back and cut). */
   text: string;
-  logprob: number;
+  logprob?: number; // when logprobs were requested
   topLogprobs?: TokenLogprob[];
   /** Set on the last step. */
   finishReason: FinishReason | null;

@@ -3,7 +3,7 @@
 // continuous batching creates one Sampler per request; nothing here is global.
 //
 // Pipeline for one position:
-//   raw logits ──► logprobs reported to the user (log_softmax of the RAW logits, like OpenAI/vLLM)
+//   raw logits ──► logprobs, when asked for (log_softmax of the RAW logits, like OpenAI/vLLM)
 //              └─► adjustLogits: logit_bias, repetition, frequency/presence penalties
 //                  ├─ temperature 0: argmax
 //                  └─ / temperature ─► softmax ─► top-k ─► top-p ─► min-p ─► renormalise ─► draw
@@ -47,8 +47,12 @@ export interface TokenLogprob {
 
 export interface SampleResult {
   token: number;
-  /** log p(token) under the raw model distribution (before temperature, penalties, filters). */
-  logprob: number;
+  /**
+   * Present when `logprobs` was requested: log p(token) under the raw model distribution (before
+   * temperature, penalties, filters). Not computed otherwise: a log-softmax over the vocabulary
+   * costs as much as the rest of a greedy step.
+   */
+  logprob?: number;
   /** Present when `logprobs` was requested: that many entries, most likely first, raw distribution. */
   topLogprobs?: TokenLogprob[];
 }
@@ -111,6 +115,29 @@ export function argmax(x: ArrayLike<number>): number {
   let best = 0;
   for (let i = 1; i < x.length; i++) if (x[i]! > x[best]!) best = i;
   return best;
+}
+
+/**
+ * argmax that is also the guard against a broken forward pass (NaN, +Infinity, or nothing
+ * finite), in the same single pass: the common case costs one comparison per logit.
+ */
+export function checkedArgmax(x: ArrayLike<number>): number {
+  let best = -1;
+  let max = -Infinity;
+  for (let i = 0; i < x.length; i++) {
+    const v = x[i]!;
+    if (v <= max) continue;
+    if (Number.isNaN(v) || v === Infinity) throw new Error(`logits contain ${v} at index ${i} (did the model diverge?)`);
+    [best, max] = [i, v];
+  }
+  if (best < 0) throw new Error('logits are all -Infinity: no token can be sampled');
+  return best;
+}
+
+/** Whether `adjustLogits` would change anything (if not, the raw logits are used, uncopied). */
+function adjusts(opts: PenaltyOptions): boolean {
+  const biased = Object.keys(opts.logitBias ?? {}).length > 0;
+  return biased || (opts.repetitionPenalty ?? 1) !== 1 || (opts.frequencyPenalty ?? 0) !== 0 || (opts.presencePenalty ?? 0) !== 0;
 }
 
 /**
@@ -347,18 +374,24 @@ export class Sampler {
   sample(logits: Float32Array): SampleResult {
     if (logits.length !== this.vocabSize) throw new Error(`sample: expected ${this.vocabSize} logits, got ${logits.length}`);
     const o = this.opts;
-    const lse = logSumExp(logits);
-    const adjusted = adjustLogits(logits, o, { outputCounts: this.outputCounts, promptTokens: this.promptTokens });
+    const best = checkedArgmax(logits); // throws on NaN/Infinity before anything is drawn
+    const adjusted = adjusts(o) ? adjustLogits(logits, o, { outputCounts: this.outputCounts, promptTokens: this.promptTokens }) : logits;
     const temperature = o.temperature ?? 1;
     const token =
       temperature < GREEDY_TEMPERATURE
-        ? argmax(adjusted)
+        ? adjusted === logits
+          ? best
+          : argmax(adjusted)
         : drawFrom(samplingDistribution(adjusted, { temperature, topK: o.topK, topP: o.topP, minP: o.minP }), this.rng.next());
 
     this.outputCounts.set(token, (this.outputCounts.get(token) ?? 0) + 1);
     this.count++;
-    const result: SampleResult = { token, logprob: logits[token]! - lse };
-    if (o.logprobs !== undefined) result.topLogprobs = topLogprobs(logits, o.logprobs, lse);
+    const result: SampleResult = { token };
+    if (o.logprobs !== undefined) {
+      const lse = logSumExp(logits);
+      result.logprob = logits[token]! - lse;
+      result.topLogprobs = topLogprobs(logits, o.logprobs, lse);
+    }
     return result;
   }
 }

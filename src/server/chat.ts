@@ -83,7 +83,7 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
         generated++;
         const out: unknown[] = [];
         if (e.text || logprobs !== undefined) {
-          const lp = logprobs === undefined ? null : { content: [chatLogprob(e.token, e.logprob, e.top)], refusal: null };
+          const lp = logprobs === undefined ? null : { content: [chatLogprob(e.token, e.logprob!, e.top)], refusal: null };
           out.push(chunk(k, { content: e.text }, lp, null));
         }
         if (e.finish) out.push(chunk(k, {}, null, e.finish));

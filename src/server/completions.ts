@@ -154,7 +154,7 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
         s.emitted += pre.length;
         if (e.type === 'end') return [choice(k, pre, null, finishOf(job, e))];
         generated++;
-        const lp = logprobs === undefined ? null : legacyLogprobs([e.token], [e.logprob], [e.top], [s.emitted]);
+        const lp = logprobs === undefined ? null : legacyLogprobs([e.token], [e.logprob ?? null], [e.top], [s.emitted]);
         s.emitted += e.text.length;
         return [choice(k, pre + e.text, lp, e.finish)];
       },

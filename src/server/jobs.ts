@@ -38,7 +38,7 @@ export function cancelOnDisconnect(c: Context, job: Job): void {
 export interface ChoiceResult {
   text: string;
   tokens: number[];
-  logprobs: number[];
+  logprobs: (number | null)[]; // null unless logprobs were requested
   top: (TokenLogprob[] | undefined)[];
   /** Emitted text length before each token (offsets for logprobs). */
   offsets: number[];
@@ -57,7 +57,7 @@ export async function collect(c: Context, job: Job): Promise<ChoiceResult[]> {
       r.offsets.push(r.text.length);
       r.text += e.text;
       r.tokens.push(e.token);
-      r.logprobs.push(e.logprob);
+      r.logprobs.push(e.logprob ?? null);
       r.top.push(e.top);
       if (e.finish) r.finish = e.finish;
     } else r.finish = finishOf(job, e);

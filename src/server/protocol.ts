@@ -33,7 +33,7 @@ export interface TokenEvent {
   token: number;
   /** Text this token completes (stop strings held back and cut, as Generation.step). */
   text: string;
-  logprob: number;
+  logprob?: number; // when logprobs were requested
   top?: TokenLogprob[];
   /** Set on the sequence's last token. */
   finish: FinishReason | null;
