@@ -9,6 +9,7 @@
 //
 //   --mixed-prefill     serve with prefill rows in the decode call (compare TTFT and throughput)
 //   --prefill-tokens N  the scheduler's prefill budget per step (default: the server's)
+//   --quantize int8     serve (and run raw) with int8 decode weights
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -27,6 +28,7 @@ const { values: args } = parseArgs({
     'mixed-prefill': { type: 'boolean', default: false },
     'prefill-tokens': { type: 'string' },
     threads: { type: 'string' },
+    quantize: { type: 'string', default: 'none' },
   },
 });
 const promptLen = Number(args.prompt);
@@ -42,7 +44,7 @@ if (!fs.existsSync(path.join(dir, 'config.json'))) {
   console.log(`writing a random gpt2 checkpoint to ${dir} …`);
   saveCheckpoint(dir, cfg, randomInit(cfg, 1));
 }
-console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
+console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated, weights ${args.quantize === "int8" ? "int8 for decode" : "fp32"}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
 
 // ── the server ──
 const port = 30000 + Math.floor(Math.random() * 20000);
@@ -51,6 +53,7 @@ const serveArgs = ['serve', '--model', dir, '--port', String(port), '--slots', '
 if (args['mixed-prefill']) serveArgs.push('--mixed-prefill');
 if (args['prefill-tokens']) serveArgs.push('--prefill-tokens', args['prefill-tokens']);
 if (args.threads) serveArgs.push('--threads', args.threads);
+serveArgs.push('--quantize', args.quantize!);
 const server = spawn('node', [bin, ...serveArgs], { stdio: ['ignore', 'inherit', 'pipe'] });
 let log = '';
 server.stderr.on('data', (d) => (log += d));
@@ -96,7 +99,7 @@ async function client(seed: number): Promise<Run> {
 // ── raw: in-process, batch 1, the same prompts; alternated with c1 runs, as the load on a shared
 // machine drifts (the server's worker sits idle meanwhile) ──
 const threads = args.threads ? Number(args.threads) : undefined;
-const model = await ModelSession.load(dir, { slots: 1, threads });
+const model = await ModelSession.load(dir, { slots: 1, threads, quantize: args.quantize as "none" | "int8" });
 async function raw(seed: number): Promise<{ total: number; decode: number }> {
   const t0 = now();
   const p = prompt(seed);

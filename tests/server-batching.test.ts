@@ -183,6 +183,32 @@ describe('server', () => {
   });
 });
 
+describe('serving int8 weights (--quantize int8)', () => {
+  it('decode steps use the int8 weights: logprobs match the in-process int8 session, not fp32', async () => {
+    const server = await startServer({ modelDirs: [dir], port: 0, slots: 2, queue: 2, threads: 1, quantize: 'int8' });
+    try {
+      await server.ready;
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const res = await client.completions.create({ model: 'tiny', prompt: 'The history of the', max_tokens: 12, temperature: 0, logprobs: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+      const served = res.choices[0]!.logprobs!.token_logprobs!;
+      const local = async (quantize: 'none' | 'int8') => {
+        const model = await ModelSession.load(dir, { slots: 1, threads: 1, quantize });
+        const out: { text: string; logprob: number }[] = [];
+        for await (const step of generate(model, encode('The history of the'), { maxTokens: 12, temperature: 0, logprobs: 0, ignoreEos: true })) out.push({ text: step.text, logprob: step.logprob! });
+        await model.close();
+        return out;
+      };
+      const [int8, fp32] = [await local('int8'), await local('none')];
+      expect(res.choices[0]!.text).toBe(int8.map((s) => s.text).join(''));
+      // the first token comes from the (fp32) prefill; every later one from an int8 decode step
+      served.slice(1).forEach((lp, i) => expect(lp).toBeCloseTo(int8[i + 1]!.logprob, 5));
+      expect(Math.max(...served.slice(1).map((lp, i) => Math.abs(lp - fp32[i + 1]!.logprob)))).toBeGreaterThan(1e-4);
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
 describe('graceful shutdown', () => {
   it('refuses new work, lets short streams finish, ends the rest with an error chunk and [DONE]', async () => {
     // The short stream needs ~5 steps; the long one >1000 (each ≥ 2 ms of sampling at temperature 1).

@@ -18,6 +18,8 @@ export interface ModelOptions {
   queue: number;
   device?: Device;
   threads?: number;
+  /** 'int8': decode steps run on blockwise int8 weights (faster, not fp32-exact; see quantize.ts). */
+  quantize?: 'none' | 'int8';
   prefillTokens?: number;
   mixedPrefill?: boolean;
 }
@@ -111,6 +113,7 @@ export class ModelWorker {
       slots: opts.slots,
       device: opts.device,
       threads: opts.threads,
+      quantize: opts.quantize,
       prefillTokens: opts.prefillTokens,
       mixed: opts.mixedPrefill,
     };

@@ -11,6 +11,7 @@ export interface WorkerConfig extends SchedulerOptions {
   slots: number;
   device?: Device;
   threads?: number;
+  quantize?: 'none' | 'int8';
 }
 
 const port = parentPort!;
@@ -18,7 +19,7 @@ const cfg = workerData as WorkerConfig;
 const post = (msg: FromWorker) => port.postMessage(msg);
 
 try {
-  const model = await ModelSession.load(cfg.dir, { slots: cfg.slots, device: cfg.device, threads: cfg.threads });
+  const model = await ModelSession.load(cfg.dir, { slots: cfg.slots, device: cfg.device, threads: cfg.threads, quantize: cfg.quantize });
   const scheduler = new Scheduler(model, post, cfg);
   port.on('message', (msg: ToWorker) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);
