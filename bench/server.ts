@@ -44,7 +44,7 @@ if (!fs.existsSync(path.join(dir, 'config.json'))) {
   console.log(`writing a random gpt2 checkpoint to ${dir} …`);
   saveCheckpoint(dir, cfg, randomInit(cfg, 1));
 }
-console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated, weights ${args.quantize === "int8" ? "int8 for decode" : "fp32"}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
+console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated, weights ${args.quantize === 'int8' ? 'int8 for decode' : 'fp32'}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
 
 // ── the server ──
 const port = 30000 + Math.floor(Math.random() * 20000);
@@ -99,7 +99,7 @@ async function client(seed: number): Promise<Run> {
 // ── raw: in-process, batch 1, the same prompts; alternated with c1 runs, as the load on a shared
 // machine drifts (the server's worker sits idle meanwhile) ──
 const threads = args.threads ? Number(args.threads) : undefined;
-const model = await ModelSession.load(dir, { slots: 1, threads, quantize: args.quantize as "none" | "int8" });
+const model = await ModelSession.load(dir, { slots: 1, threads, quantize: args.quantize as 'none' | 'int8' });
 async function raw(seed: number): Promise<{ total: number; decode: number }> {
   const t0 = now();
   const p = prompt(seed);

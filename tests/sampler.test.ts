@@ -111,6 +111,11 @@ describe('adjustLogits', () => {
     expect([...out]).toEqual([1, 1, -2, 0.25, 1.5]);
   });
 
+  it('returns the input itself, uncopied, when no option changes anything', () => {
+    expect(adjustLogits(logits, { repetitionPenalty: 1, frequencyPenalty: 0, logitBias: {} }, { outputCounts: new Map([[0, 2]]) })).toBe(logits);
+    expect(adjustLogits(logits, { presencePenalty: 0.1 }, { outputCounts: new Map() })).not.toBe(logits);
+  });
+
   it('does not modify its input', () => {
     const copy = Float32Array.from(logits);
     adjustLogits(logits, { logitBias: { 0: 1 }, repetitionPenalty: 3, frequencyPenalty: 1 }, { outputCounts: new Map([[0, 1]]) });

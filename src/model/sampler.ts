@@ -134,12 +134,6 @@ export function checkedArgmax(x: ArrayLike<number>): number {
   return best;
 }
 
-/** Whether `adjustLogits` would change anything (if not, the raw logits are used, uncopied). */
-function adjusts(opts: PenaltyOptions): boolean {
-  const biased = Object.keys(opts.logitBias ?? {}).length > 0;
-  return biased || (opts.repetitionPenalty ?? 1) !== 1 || (opts.frequencyPenalty ?? 0) !== 0 || (opts.presencePenalty ?? 0) !== 0;
-}
-
 /**
  * Indices of the k largest values, largest first, ties → lower index. Partial selection with a
  * size-k min-heap: O(V log k), so top-k 40 over 50,257 logits never sorts the whole vocabulary.
@@ -193,18 +187,23 @@ export interface PenaltyHistory {
 export type PenaltyOptions = Pick<SamplingOptions, 'presencePenalty' | 'frequencyPenalty' | 'repetitionPenalty' | 'logitBias'>;
 
 /**
- * Raw logits → logits the sampler draws from (a new float64 array; the input is not touched).
+ * Raw logits → logits the sampler draws from: a new float64 array (the input is not touched), or
+ * the input itself when no option changes anything, the common case, which then costs no copy.
  * Order follows vLLM: logit_bias, then repetition penalty, then
  *   logit[j] -= c[j] · frequency_penalty + (c[j] > 0) · presence_penalty      (OpenAI's formula)
  * Only the bias and repetition steps interact (one adds, one scales); the last step commutes.
  */
-export function adjustLogits(logits: ArrayLike<number>, opts: PenaltyOptions, history: PenaltyHistory): Float64Array {
+export function adjustLogits<T extends ArrayLike<number>>(logits: T, opts: PenaltyOptions, history: PenaltyHistory): T | Float64Array {
+  const biases = Object.entries(opts.logitBias ?? {});
+  const rep = opts.repetitionPenalty ?? 1;
+  const freq = opts.frequencyPenalty ?? 0;
+  const pres = opts.presencePenalty ?? 0;
+  if (!biases.length && rep === 1 && freq === 0 && pres === 0) return logits;
   const out = new Float64Array(logits); // a float64 copy
-  for (const [key, bias] of Object.entries(opts.logitBias ?? {})) {
+  for (const [key, bias] of biases) {
     const id = Number(key);
     if (id >= 0 && id < out.length) out[id] = out[id]! + Math.min(100, Math.max(-100, bias));
   }
-  const rep = opts.repetitionPenalty ?? 1;
   if (rep !== 1) {
     const penalise = (id: number): void => {
       const v = out[id]!;
@@ -214,8 +213,6 @@ export function adjustLogits(logits: ArrayLike<number>, opts: PenaltyOptions, hi
     for (const id of prompt) if (id < out.length) penalise(id);
     for (const id of history.outputCounts.keys()) if (!prompt.has(id) && id < out.length) penalise(id);
   }
-  const freq = opts.frequencyPenalty ?? 0;
-  const pres = opts.presencePenalty ?? 0;
   if (freq !== 0 || pres !== 0) {
     for (const [id, count] of history.outputCounts) {
       if (count > 0 && id < out.length) out[id] = out[id]! - count * freq - pres;
@@ -375,7 +372,7 @@ export class Sampler {
     if (logits.length !== this.vocabSize) throw new Error(`sample: expected ${this.vocabSize} logits, got ${logits.length}`);
     const o = this.opts;
     const best = checkedArgmax(logits); // throws on NaN/Infinity before anything is drawn
-    const adjusted = adjusts(o) ? adjustLogits(logits, o, { outputCounts: this.outputCounts, promptTokens: this.promptTokens }) : logits;
+    const adjusted = adjustLogits(logits, o, { outputCounts: this.outputCounts, promptTokens: this.promptTokens });
     const temperature = o.temperature ?? 1;
     const token =
       temperature < GREEDY_TEMPERATURE
