@@ -6,6 +6,7 @@ import {
   argmax,
   checkedArgmax,
   drawFrom,
+  drawSoftmax,
   logSumExp,
   Sampler,
   samplingDistribution,
@@ -80,6 +81,22 @@ describe('pure helpers', () => {
     expect(logSumExp([1000, 1000])).toBeCloseTo(1000 + Math.log(2), 12);
     expect(() => logSumExp([0, Number.NaN])).toThrow(/NaN/);
     expect(() => logSumExp([0, Infinity])).toThrow(/Infinity/);
+  });
+
+  it('drawSoftmax draws what drawFrom draws from the unfiltered distribution', () => {
+    const rng = new Rng(9);
+    const scratch = new Float64Array(V);
+    for (const temperature of [0.3, 1, 2.5]) {
+      const l = randomLogits(rng);
+      l[7] = -Infinity; // a banned token (weight 0) is never drawn
+      const d = samplingDistribution(l, { temperature });
+      for (let i = 0; i < 500; i++) {
+        const u = rng.next();
+        const token = drawSoftmax(l, temperature, u, scratch);
+        expect(token).toBe(drawFrom(d, u));
+        expect(token).not.toBe(7);
+      }
+    }
   });
 
   it('drawFrom inverts the CDF', () => {

@@ -329,6 +329,31 @@ function nucleus(d: Distribution, topP: number): Distribution {
   return keepWhere(d, (w) => w > cutoff || (w === cutoff && ties-- > 0));
 }
 
+/**
+ * The same draw as drawFrom(samplingDistribution(logits, { temperature }), u) when no filter
+ * applies, without building the distribution: the exponentials go into `scratch` (reused by the
+ * caller) and the walk compares against u·Σ instead of normalising every weight first. Half the
+ * passes over the vocabulary, and no fresh vocabulary-sized arrays.
+ */
+export function drawSoftmax(logits: ArrayLike<number>, temperature: number, u: number, scratch: Float64Array): number {
+  const n = logits.length;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += scratch[i] = Math.exp((logits[i]! - max) / temperature);
+  const target = u * sum;
+  let cum = 0;
+  let last = 0;
+  for (let i = 0; i < n; i++) {
+    const w = scratch[i]!;
+    if (w === 0) continue;
+    cum += w;
+    if (target < cum) return i;
+    last = i;
+  }
+  return last; // u·Σ within rounding error of Σ
+}
+
 /** Inverse-CDF draw with u uniform in [0, 1). */
 export function drawFrom(d: Distribution, u: number): number {
   let cum = 0;
@@ -350,6 +375,8 @@ export class Sampler {
   private readonly promptTokens: ReadonlySet<number>;
   private readonly outputCounts = new Map<number, number>();
   private count = 0;
+  /** drawSoftmax's exponentials, one vocabulary-sized buffer per request, reused every step. */
+  private weights: Float64Array | undefined;
 
   constructor(
     opts: SamplingOptions,
@@ -374,12 +401,15 @@ export class Sampler {
     const best = checkedArgmax(logits); // throws on NaN/Infinity before anything is drawn
     const adjusted = adjustLogits(logits, o, { outputCounts: this.outputCounts, promptTokens: this.promptTokens });
     const temperature = o.temperature ?? 1;
+    const filtered = ((o.topK ?? 0) > 0 && o.topK! < this.vocabSize) || (o.topP ?? 1) < 1 || (o.minP ?? 0) > 0;
     const token =
       temperature < GREEDY_TEMPERATURE
         ? adjusted === logits
           ? best
           : argmax(adjusted)
-        : drawFrom(samplingDistribution(adjusted, { temperature, topK: o.topK, topP: o.topP, minP: o.minP }), this.rng.next());
+        : filtered
+          ? drawFrom(samplingDistribution(adjusted, { temperature, topK: o.topK, topP: o.topP, minP: o.minP }), this.rng.next())
+          : drawSoftmax(adjusted, temperature, this.rng.next(), (this.weights ??= new Float64Array(this.vocabSize)));
 
     this.outputCounts.set(token, (this.outputCounts.get(token) ?? 0) + 1);
     this.count++;
