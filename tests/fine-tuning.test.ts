@@ -218,9 +218,35 @@ describe('fine-tuning jobs', () => {
     expect(completion.usage!.completion_tokens).toBeGreaterThan(0);
     const chat = await client.chat.completions.create({ model: ftModel, messages: [{ role: 'user', content: 'Name the number 3.' }], max_tokens: 4, temperature: 0 });
     expect(chat.choices[0]!.message.role).toBe('assistant');
-    // the job folder is gone, the model folder stays
+    // the job folder is gone; the model folder stays, and the newest 3 checkpoints beside it
     expect(fs.existsSync(path.join(dataDir, 'jobs', created.id))).toBe(false);
-    expect(fs.readdirSync(path.join(dataDir, 'models'))).toEqual([`ft_tiny_numbers_${created.id}`]);
+    const folder = `ft_tiny_numbers_${created.id}`;
+    expect(fs.readdirSync(path.join(dataDir, 'models')).sort()).toEqual([folder, ...[3, 4, 6].map((s) => `${folder}_ckpt-step-${s}`)]);
+    expect(fs.readdirSync(path.join(dataDir, 'models', `${folder}_ckpt-step-6`)).sort()).toEqual(['config.json', 'model.safetensors']); // no training state
+  });
+
+  it('serves the newest checkpoints on demand under their fine_tuned_model_checkpoint ids', async () => {
+    const [newest, older] = (await client.fineTuning.jobs.checkpoints.list(ftModel.split(':').at(-1)!)).data.map((c) => c.fine_tuned_model_checkpoint);
+    const ckpt4 = `${ftModel}:ckpt-step-4`;
+    expect([newest, older]).toEqual([`${ftModel}:ckpt-step-6`, ckpt4]);
+    const request = (model: string) => ({ model, prompt: 'Hello', max_tokens: 3, temperature: 0, logprobs: 0 });
+    // the first request starts the model: 503 with Retry-After while it loads, then answers
+    const first = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(ckpt4)) });
+    expect([first.status, first.headers.get('retry-after'), ((await first.json()) as { error: { code: string } }).error.code]).toEqual([503, '5', 'model_loading']);
+    let answer: { status: number; body: Record<string, unknown> };
+    for (let tries = 0; (answer = await raw('POST', '/v1/completions', request(ckpt4))).status === 503 && tries < 200; tries++) await new Promise((r) => setTimeout(r, 50));
+    expect(answer.status).toBe(200);
+    const lp = (b: Record<string, unknown>) => (b as { choices: { logprobs: { token_logprobs: number[] } }[] }).choices[0]!.logprobs.token_logprobs;
+    const final = await raw('POST', '/v1/completions', request(ftModel));
+    expect(lp(answer.body)).not.toEqual(lp(final.body)); // step 4's weights, not the final model's
+    expect((await client.models.retrieve(ckpt4)).id).toBe(ckpt4);
+    expect((await client.models.list()).data.map((m) => m.id)).not.toContain(ckpt4); // listed per job, not in /v1/models
+    // older checkpoints are not kept; a kept one can be deleted like any finetuned model
+    const gone = await raw('POST', '/v1/completions', request(`${ftModel}:ckpt-step-2`));
+    expect([gone.status, gone.body.error.code]).toEqual([404, 'model_not_found']);
+    expect((await raw('DELETE', `/v1/models/${ckpt4}`)).body).toMatchObject({ id: ckpt4, deleted: true });
+    expect((await raw('POST', '/v1/completions', request(ckpt4))).status).toBe(404);
+    expect(fs.existsSync(path.join(dataDir, 'models', `ft_tiny_numbers_${ftModel.split(':').at(-1)}_ckpt-step-4`))).toBe(false);
   });
 
   it('trains LoRA adapters on chat records, merged into a servable model', async () => {
@@ -368,6 +394,11 @@ describe('fine-tuning jobs', () => {
     expect((await client.models.list()).data.map((m) => m.id)).toEqual(before.models);
     const completion = await client.completions.create({ model: ftModel, prompt: 'Hello', max_tokens: 2, temperature: 0 });
     expect(completion.choices[0]!.text.length).toBeGreaterThan(0);
+    // and a kept checkpoint still loads on demand
+    const request = { model: `${ftModel}:ckpt-step-6`, prompt: 'Hello', max_tokens: 2, temperature: 0 };
+    let status = 0;
+    for (let tries = 0; (status = (await raw('POST', '/v1/completions', request)).status) === 503 && tries < 200; tries++) await new Promise((r) => setTimeout(r, 50));
+    expect(status).toBe(200);
   });
 });
 

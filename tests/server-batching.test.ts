@@ -15,6 +15,8 @@ import { ModelSession, type ForwardRow } from '../src/model/session.js';
 import { encode } from '../src/model/tokenizer.js';
 import type { SeqEvent, SeqSpec } from '../src/server/protocol.js';
 import { Scheduler } from '../src/server/scheduler.js';
+import { Metrics } from '../src/server/metrics.js';
+import { MAX_ON_DEMAND, ModelRegistry } from '../src/server/registry.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 
 // contextLength 1024: long generations (a few ms per token) give the disconnect and shutdown tests time.
@@ -205,6 +207,30 @@ describe('serving int8 weights (--quantize int8)', () => {
       expect(Math.max(...served.slice(1).map((lp, i) => Math.abs(lp - fp32[i + 1]!.logprob)))).toBeGreaterThan(1e-4);
     } finally {
       await server.shutdown();
+    }
+  });
+});
+
+describe('models served on demand (checkpoints)', () => {
+  it('start at first use; beyond MAX_ON_DEMAND the least recently used idle one stops', async () => {
+    const registry = new ModelRegistry([dir], { slots: 1, queue: 1, threads: 1 }, new Metrics());
+    try {
+      const ids = ['ft:tiny::a:ckpt-step-1', 'ft:tiny::a:ckpt-step-2', 'ft:tiny::a:ckpt-step-3'];
+      for (const id of ids) registry.addOnDemand(id, dir);
+      const running = () => registry.list().map((m) => m.id).filter((id) => id !== 'tiny');
+      expect(running()).toEqual([]);
+      expect(registry.has(ids[0]!) && registry.isFinetuned(ids[0]!)).toBe(true);
+      await registry.find(ids[0]!).ready;
+      await registry.find(ids[1]!).ready;
+      registry.find(ids[0]!); // used again: ids[1] is now the least recently used
+      await registry.find(ids[2]!).ready;
+      expect(MAX_ON_DEMAND).toBe(2);
+      expect(running().sort()).toEqual([ids[0], ids[2]]);
+      expect(registry.find(ids[1]!).state).toBe('loading'); // stopped, not forgotten: it starts again
+      await registry.remove(ids[1]!);
+      expect(() => registry.find(ids[1]!)).toThrow(/does not exist/);
+    } finally {
+      await registry.close();
     }
   });
 });

@@ -43,6 +43,13 @@ export function fineTunedModelId(base: string, suffix: string | null, jobId: str
   return `ft:${root}:${suffix ?? ''}:${jobId}`;
 }
 
+/** The model id of a job's checkpoint (OpenAI's `fine_tuned_model_checkpoint`), servable like the final model. */
+export function checkpointModelId(fineTunedModel: string, step: number): string {
+  return `${fineTunedModel}:ckpt-step-${step}`;
+}
+
+export const isCheckpointModelId = (id: string): boolean => /:ckpt-step-\d+$/.test(id);
+
 /** A folder name for a finetuned model: its id with anything outside [A-Za-z0-9._-] as '_'. */
 export function modelFolderName(modelId: string): string {
   const safe = modelId.replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '_');

@@ -8,8 +8,11 @@
 // again with the same work folder, and runFinetune resumes from its last checkpoint; queued jobs
 // stay queued. Publishing a finished model is ordered so that each step can be redone:
 //   1. runFinetune writes out/ (atomically) → 2. result.json → 3. rename out/ → models/<folder>
-//   → 4. the registry loads it → 5. one transaction: models row + job succeeded → 6. rm the job folder.
-// A restart between 1 and 5 finds the model folder (or out/) and resumes at step 3 or 4.
+//   → 4. the registry loads it → 5. the newest KEPT_CHECKPOINTS checkpoint folders move to
+//   models/<folder>_ckpt-step-N → 6. one transaction: models rows (final + checkpoints) + job
+//   succeeded → 7. rm the job folder.
+// A restart between 1 and 6 finds the model folder (or out/) and resumes at step 3 or 4; checkpoint
+// folders moved before the crash were swept at startup (no models row), so fewer are kept.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -19,7 +22,8 @@ import type { FinetuneSpec } from '../train/finetune.js';
 import { removeDir, syncDir, type DataDir } from './files.js';
 import { stopWorker } from '../server/stop-worker.js';
 import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-worker.js';
-import { fineTunedModelId, modelFolderName } from './ids.js';
+import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
+import { STATE_FILE } from '../train/finetune-checkpoint.js';
 import type { JobError, JobRow, JobStore } from './store.js';
 
 export interface RunnerOptions {
@@ -337,14 +341,37 @@ export class JobRunner {
       }
       return;
     }
+    const checkpoints = this.keepCheckpoints(id, p.ftId, p.modelDir);
     this.store.transaction(() => {
       this.store.insertModel({ id: p.ftId, job_id: id, dir: this.dirs.rel(p.modelDir) });
+      for (const c of checkpoints) this.store.insertModel({ id: c.id, job_id: id, dir: this.dirs.rel(c.dir) });
       this.store.updateJob(id, { status: 'succeeded', fine_tuned_model: p.ftId, trained_tokens: result?.trained_tokens ?? null, finished_at: unix(), estimated_finish: null });
       this.store.addEvent(id, { message: `New fine-tuned model created: ${p.ftId}` });
       this.store.addEvent(id, { message: 'The job has successfully completed' });
     });
-    this.log(`job ${id}: succeeded; serving ${p.ftId}`);
+    for (const c of checkpoints) if (!this.models.has(c.id)) this.models.addOnDemand(c.id, c.dir);
+    this.log(`job ${id}: succeeded; serving ${p.ftId}${checkpoints.length ? ` (and ${checkpoints.length} checkpoints on demand)` : ''}`);
     this.cleanup(id);
+  }
+
+  /**
+   * Moves the job's newest checkpoints (loadable model folders in its work folder, which is about
+   * to go) beside the final model, without their training state; returns their model ids and folders.
+   */
+  private keepCheckpoints(jobId: string, ftId: string, modelDir: string): { id: string; dir: string }[] {
+    const kept: { id: string; dir: string }[] = [];
+    for (const c of this.store.listCheckpoints(jobId, { limit: KEPT_CHECKPOINTS }).data) {
+      const dir = `${modelDir}_ckpt-step-${c.step}`;
+      const from = c.dir === null ? undefined : this.dirs.abs(c.dir);
+      if (!fs.existsSync(path.join(dir, 'config.json'))) {
+        if (!from || !fs.existsSync(path.join(from, 'config.json'))) continue;
+        fs.rmSync(path.join(from, STATE_FILE), { force: true });
+        fs.renameSync(from, dir);
+      }
+      kept.push({ id: checkpointModelId(ftId, c.step), dir });
+    }
+    if (kept.length) syncDir(this.dirs.models);
+    return kept;
   }
 
   private finishAs(id: string, status: 'cancelled', message: string): void {
@@ -415,6 +442,9 @@ export class JobRunner {
     await Promise.all(this.inFlight);
   }
 }
+
+/** Checkpoints of a finished job that stay servable (OpenAI keeps those of the last three epochs). */
+export const KEPT_CHECKPOINTS = 3;
 
 function fmt(x: number): string {
   return Number.isFinite(x) ? x.toFixed(4) : String(x);

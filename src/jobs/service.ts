@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import type { ModelRegistry } from '../server/registry.js';
 import { DataDir, removeDir } from './files.js';
+import { isCheckpointModelId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
 import { JobStore } from './store.js';
 
@@ -54,6 +55,10 @@ export class FineTuning {
       }
       if (models.has(m.id)) {
         log(`model ${m.id}: a base model has the same id; the finetuned one is not served`);
+        continue;
+      }
+      if (isCheckpointModelId(m.id)) {
+        models.addOnDemand(m.id, dir); // loads at its first request
         continue;
       }
       const served = models.add(m.id, dir);

@@ -5,7 +5,7 @@
 // run; the runner (src/jobs/runner.ts) takes it from there.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { CHECKPOINT_ID, checkpointId, cursorSeq, EVENT_ID, eventId, FILE_ID, fineTunedModelId, JOB_ID, newJobId } from '../jobs/ids.js';
+import { CHECKPOINT_ID, checkpointId, checkpointModelId, cursorSeq, EVENT_ID, eventId, FILE_ID, fineTunedModelId, JOB_ID, newJobId } from '../jobs/ids.js';
 import type { ScratchSettings } from '../jobs/runner.js';
 import type { FineTuning } from '../jobs/service.js';
 import { TERMINAL, type CheckpointRow, type EventRow, type FileRow, type JobRow } from '../jobs/store.js';
@@ -117,7 +117,7 @@ function checkpointObject(job: JobRow, c: CheckpointRow) {
     object: 'fine_tuning.job.checkpoint' as const,
     id: checkpointId(job.id, c.step),
     created_at: c.created_at,
-    fine_tuned_model_checkpoint: `${fineTunedModelId(job.model, job.suffix, job.id)}:ckpt-step-${c.step}`,
+    fine_tuned_model_checkpoint: checkpointModelId(fineTunedModelId(job.model, job.suffix, job.id), c.step),
     fine_tuning_job_id: job.id,
     metrics: c.metrics,
     step_number: c.step,

@@ -1,5 +1,6 @@
 // GET /v1/models and /v1/models/:id: every served model (base models: id = folder name;
-// finetuned: 'ft:…'). DELETE /v1/models/:id deletes a finetuned model. Ids contain ':', so the
+// finetuned: 'ft:…'; a job's checkpoints, 'ft:…:ckpt-step-N', are found by id but not listed,
+// as they are listed per job at /v1/fine_tuning/jobs/{id}/checkpoints). DELETE /v1/models/:id deletes a finetuned model. Ids contain ':', so the
 // routes take the rest of the path ({.+}).
 import { Hono } from 'hono';
 import type { AppEnv } from './env.js';
@@ -19,7 +20,10 @@ function describe(m: ServedModel, finetuned: boolean) {
 }
 
 export const models = new Hono<AppEnv>()
-  .get('/models', (c) => c.json({ object: 'list' as const, data: c.var.models.list().map((m) => describe(m, c.var.models.isFinetuned(m.id))) }))
+  .get('/models', (c) => {
+    const served = c.var.models.list().filter((m) => !c.var.models.isOnDemand(m.id));
+    return c.json({ object: 'list' as const, data: served.map((m) => describe(m, c.var.models.isFinetuned(m.id))) });
+  })
   .get('/models/:id{.+}', (c) => {
     const m = c.var.models.find(c.req.param('id'));
     return c.json(describe(m, c.var.models.isFinetuned(m.id)));

@@ -1,7 +1,9 @@
 // The models this server serves, by id, each behind its own worker thread: language models
 // (ModelWorker: completions, chat) and classifiers (ClassifierWorker: /v1/classifications).
 // Base models come from --model folders (id = folder name) and are fixed for the server's life;
-// finetuned models ('ft:…') are added and removed while it runs.
+// finetuned models ('ft:…') are added and removed while it runs. A job's checkpoints are models
+// too, served on demand: a worker starts at the first request for one (which gets a 503 with
+// Retry-After while it loads), and only the few most recently used keep running.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fromHFConfig } from '../model/config.js';
@@ -14,6 +16,9 @@ export type ServedModel = ModelWorker | ClassifierWorker;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** On-demand models that may run at once; starting one more stops the least recently used idle one. */
+export const MAX_ON_DEMAND = 2;
+
 /** True when the folder's config.json describes a classifier (GPT2ForSequenceClassification). */
 function isClassifier(dir: string): boolean {
   const configPath = path.join(dir, 'config.json');
@@ -24,6 +29,10 @@ function isClassifier(dir: string): boolean {
 export class ModelRegistry {
   private readonly models = new Map<string, ServedModel>();
   private readonly finetuned = new Set<string>();
+  /** Models served on demand (checkpoints): id → folder, whether running now or not. */
+  private readonly onDemand = new Map<string, string>();
+  /** The on-demand models running now, least recently used first. */
+  private readonly awake: string[] = [];
 
   constructor(
     dirs: string[],
@@ -56,36 +65,76 @@ export class ModelRegistry {
     return m;
   }
 
+  /** Serves a finetuned model on demand: its worker starts at the first request for it. */
+  addOnDemand(id: string, dir: string): void {
+    if (this.has(id)) throw new Error(`a model named '${id}' is already served`);
+    this.onDemand.set(id, path.resolve(dir));
+    this.finetuned.add(id);
+  }
+
   /**
    * Stops serving a finetuned model: new requests get 404 at once, requests in flight may finish
    * (up to `graceMs`), then its worker stops.
    */
   async remove(id: string, graceMs = 5000): Promise<void> {
+    if (this.has(id) && !this.finetuned.has(id)) throw new Error(`'${id}' is a base model and cannot be removed`);
+    this.onDemand.delete(id);
+    this.finetuned.delete(id);
+    await this.stop(id, graceMs);
+  }
+
+  /** Stops a running model's worker (after its requests finish, up to `graceMs`); it is no longer found. */
+  private async stop(id: string, graceMs: number): Promise<void> {
     const m = this.models.get(id);
     if (!m) return;
-    if (!this.finetuned.has(id)) throw new Error(`'${id}' is a base model and cannot be removed`);
     this.models.delete(id);
-    this.finetuned.delete(id);
+    const at = this.awake.indexOf(id);
+    if (at >= 0) this.awake.splice(at, 1);
     const deadline = Date.now() + graceMs;
     while (m.activeJobs > 0 && Date.now() < deadline) await sleep(20);
     await m.close();
+  }
+
+  /** Starts an on-demand model (or marks it used, when running), stopping the least recently used idle one beyond MAX_ON_DEMAND. */
+  private wake(id: string): ServedModel | undefined {
+    const dir = this.onDemand.get(id);
+    if (!dir) return undefined;
+    const at = this.awake.indexOf(id);
+    if (at >= 0) this.awake.splice(at, 1);
+    this.awake.push(id);
+    let m = this.models.get(id);
+    if (!m) {
+      m = this.start(id, dir);
+      m.ready.catch(() => {}); // a failure shows as the model's state (503 model_unavailable)
+      this.models.set(id, m);
+      const idle = this.awake.filter((other) => other !== id && this.models.get(other)!.activeJobs === 0);
+      for (const other of idle.slice(0, Math.max(0, this.awake.length - MAX_ON_DEMAND))) void this.stop(other, 0);
+    }
+    return m;
   }
 
   isFinetuned(id: string): boolean {
     return this.finetuned.has(id);
   }
 
+  /** Whether `id` is served, running or on demand. */
   has(id: string): boolean {
-    return this.models.has(id);
+    return this.models.has(id) || this.onDemand.has(id);
   }
 
+  /** The running models (on-demand ones only while awake). */
   list(): ServedModel[] {
     return [...this.models.values()];
   }
 
-  /** The model named `id` of either kind, or a 404 (model_not_found). */
+  /** Whether `id` is served on demand (a checkpoint): /v1/models leaves these out. */
+  isOnDemand(id: string): boolean {
+    return this.onDemand.has(id);
+  }
+
+  /** The model named `id` of either kind (an on-demand one starts loading), or a 404 (model_not_found). */
   find(id: string): ServedModel {
-    const m = this.models.get(id);
+    const m = this.onDemand.has(id) ? this.wake(id) : this.models.get(id);
     if (!m) throw modelNotFound(id);
     return m;
   }
