@@ -11,8 +11,8 @@
 //   → 4. the registry loads it → 5. the newest KEPT_CHECKPOINTS checkpoint folders move to
 //   models/<folder>_ckpt-step-N → 6. one transaction: models rows (final + checkpoints) + job
 //   succeeded → 7. rm the job folder.
-// A restart between 1 and 6 finds the model folder (or out/) and resumes at step 3 or 4; checkpoint
-// folders moved before the crash were swept at startup (no models row), so fewer are kept.
+// A restart between 1 and 6 finds the model folder (or out/) and resumes at step 3 or 4; step 5
+// keeps checkpoint folders already moved.
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -328,6 +328,7 @@ export class JobRunner {
     } catch (e) {
       await this.models.remove(p.ftId);
       removeDir(p.modelDir);
+      this.removeKeptCheckpoints(p.modelDir);
       this.fail(id, { code: 'model_load_failed', message: `The finetuned model could not be loaded: ${(e as Error).message}`, param: null });
       return;
     }
@@ -337,6 +338,7 @@ export class JobRunner {
       await this.models.remove(p.ftId);
       if (job.status !== 'running') {
         removeDir(p.modelDir);
+        this.removeKeptCheckpoints(p.modelDir);
         this.cleanup(id);
       }
       return;
@@ -372,6 +374,12 @@ export class JobRunner {
     }
     if (kept.length) syncDir(this.dirs.models);
     return kept;
+  }
+
+  /** Checkpoint folders keepCheckpoints moved for a model that is not published after all (a rerun after a crash, then a cancel). */
+  private removeKeptCheckpoints(modelDir: string): void {
+    const prefix = `${path.basename(modelDir)}_ckpt-step-`;
+    for (const name of fs.readdirSync(this.dirs.models)) if (name.startsWith(prefix)) removeDir(path.join(this.dirs.models, name));
   }
 
   private finishAs(id: string, status: 'cancelled', message: string): void {
