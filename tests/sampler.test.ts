@@ -214,10 +214,12 @@ describe('Sampler', () => {
     expect(counts.get(0)! / 2000).toBeCloseTo(0.5 / 0.8, 1); // renormalised within the nucleus
   });
 
-  it('top-p (with its pre-sort shortcut) matches a full-sort reference; min-p keeps p ≥ minP·p_max', () => {
+  it('top-p (its shortcut and bucketed cutoff) matches a full-sort reference; min-p keeps p ≥ minP·p_max', () => {
     const r = new Rng(11);
-    for (let trial = 0; trial < 10; trial++) {
-      const l = randomLogits(r, 2000, 2);
+    // peaked over 2,000 tokens, and flat over a whole GPT-2 vocabulary (nuclei of thousands)
+    const cases = [...Array.from({ length: 10 }, () => ({ n: 2000, scale: 2 })), { n: 50257, scale: 0.5 }, { n: 50257, scale: 1 }];
+    for (const { n: size, scale } of cases) {
+      const l = randomLogits(r, size, scale);
       const lse = logSumExp(l);
       const probs = Float64Array.from(l, (v) => Math.exp(v - lse));
       const byProb = [...probs.keys()].sort((a, b) => probs[b]! - probs[a]! || a - b);

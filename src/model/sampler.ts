@@ -252,7 +252,7 @@ export function samplingDistribution(logits: ArrayLike<number>, f: FilterOptions
   if (topP < 1) d = nucleus(d, topP);
   if (minP > 0) {
     // p_i ≥ minP · p_max  ⇔  w_i ≥ minP, since w_max = 1; the normalisation cancels out.
-    d = keepWhere(d, (w) => w >= minP);
+    d = keepFrom(d, minP);
   }
   const sum = total(d.probs);
   for (let i = 0; i < d.probs.length; i++) d.probs[i]! /= sum;
@@ -273,29 +273,42 @@ function total(w: Float64Array): number {
 
 /** Unnormalised softmax weights exp((x - max) / T): the most likely candidate has weight exactly 1. */
 function softmaxWeights(logits: ArrayLike<number>, ids: Int32Array, temperature: number): Distribution {
-  let max = -Infinity;
-  for (let i = 0; i < ids.length; i++) max = Math.max(max, logits[ids[i]!]!);
   const w = new Float64Array(ids.length);
-  for (let i = 0; i < ids.length; i++) w[i] = Math.exp((logits[ids[i]!]! - max) / temperature);
+  let max = -Infinity;
+  if (ids.length === logits.length) {
+    // the whole vocabulary (ids = 0..V-1): read the logits directly, not through ids
+    for (let i = 0; i < w.length; i++) max = Math.max(max, logits[i]!);
+    for (let i = 0; i < w.length; i++) w[i] = Math.exp((logits[i]! - max) / temperature);
+  } else {
+    for (let i = 0; i < ids.length; i++) max = Math.max(max, logits[ids[i]!]!);
+    for (let i = 0; i < ids.length; i++) w[i] = Math.exp((logits[ids[i]!]! - max) / temperature);
+  }
   return { ids, probs: w };
 }
 
-/** The candidates whose weight satisfies `keep` (called once per candidate, in order). */
-function keepWhere(d: Distribution, keep: (w: number) => boolean): Distribution {
-  const mask = new Uint8Array(d.ids.length);
+/**
+ * The candidates heavier than `threshold`, plus the first `ties` (in order) of exactly that
+ * weight: every one of them by default, i.e. weight ≥ threshold. Plain loops, no per-candidate
+ * callback: on a flat distribution this runs over the whole vocabulary.
+ */
+function keepFrom(d: Distribution, threshold: number, ties = Infinity): Distribution {
+  const kept = (w: number, tiesLeft: number) => w > threshold || (w === threshold && tiesLeft > 0);
   let n = 0;
-  for (let i = 0; i < d.ids.length; i++) {
-    if (keep(d.probs[i]!)) {
-      mask[i] = 1;
+  for (let i = 0, t = ties; i < d.probs.length; i++) {
+    const w = d.probs[i]!;
+    if (kept(w, t)) {
       n++;
+      if (w === threshold) t--;
     }
   }
   const ids = new Int32Array(n);
   const probs = new Float64Array(n);
-  for (let i = 0, j = 0; i < d.ids.length; i++) {
-    if (mask[i]) {
+  for (let i = 0, j = 0, t = ties; j < n; i++) {
+    const w = d.probs[i]!;
+    if (kept(w, t)) {
+      if (w === threshold) t--;
       ids[j] = d.ids[i]!;
-      probs[j++] = d.probs[i]!;
+      probs[j++] = w;
     }
   }
   return { ids, probs };
@@ -303,30 +316,18 @@ function keepWhere(d: Distribution, keep: (w: number) => boolean): Distribution 
 
 /**
  * Top-p: the smallest set of most likely tokens whose mass reaches topP of the total (≥ 1 token).
- * Instead of sorting (id, weight) pairs with a comparator, sort only the weights (native, fast) to
- * find the cutoff weight, then keep the ids above it plus enough ties at it, lowest id first.
+ * Find the cutoff weight (nucleusCutoff), then keep the ids above it plus enough ties at it,
+ * lowest id first.
  */
 function nucleus(d: Distribution, topP: number): Distribution {
   const sum = total(d.probs);
   // Shortcut: n tokens that each hold less than (1 - topP)/n of the mass hold less than 1 - topP
   // together, so none of them can be needed. For a peaked distribution this leaves very few.
   const floor = ((1 - topP) * sum) / d.ids.length;
-  const sorted = keepWhere(d, (w) => w >= floor).probs.sort(); // ascending
-  let needed = sorted.length;
-  let cutoff = sorted[0]!;
-  let cum = 0;
-  for (let j = sorted.length - 1; j >= 0; j--) {
-    cum += sorted[j]!;
-    if (cum >= topP * sum) {
-      needed = sorted.length - j;
-      cutoff = sorted[j]!;
-      break;
-    }
-  }
+  const { cutoff, needed } = nucleusCutoff(keepFrom(d, floor).probs, topP * sum);
   let above = 0;
   for (let i = 0; i < d.probs.length; i++) if (d.probs[i]! > cutoff) above++;
-  let ties = needed - above; // how many candidates of weight exactly `cutoff` to keep
-  return keepWhere(d, (w) => w > cutoff || (w === cutoff && ties-- > 0));
+  return keepFrom(d, cutoff, needed - above); // needed − above: how many of weight exactly `cutoff`
 }
 
 /**
@@ -352,6 +353,57 @@ export function drawSoftmax(logits: ArrayLike<number>, temperature: number, u: n
     last = i;
   }
   return last; // u·Σ within rounding error of Σ
+}
+
+/** Index of the high 32-bit word of a float64 in a Uint32Array view (the platform's byte order). */
+const HIGH_WORD = new Uint32Array(new Float64Array([1]).buffer)[1] === 0x3ff00000 ? 1 : 0;
+
+/**
+ * Walking from the heaviest of the weights `w` (all > 0) down, the weight at which the running
+ * sum first reaches `target`, and how many weights that took (all of them, the lightest as the
+ * cutoff, should rounding keep the sum short). Sorting every candidate cost 5 ms per token on a
+ * flat distribution (50,257 of them); instead the top 16 bits of each float64 — exponent and 4
+ * mantissa bits, ordered like the values — put it in a 1/16-octave bucket in one pass, whole
+ * buckets are taken heaviest first, and only the bucket where the sum crosses is sorted (8× less
+ * time, measured on the embedded and on a random-weight model).
+ */
+function nucleusCutoff(w: Float64Array, target: number): { cutoff: number; needed: number } {
+  const bits = new Uint32Array(w.buffer, w.byteOffset, w.length * 2);
+  const key = (i: number) => bits[2 * i + HIGH_WORD]! >>> 16;
+  let top = 0;
+  let bottom = 0xffff;
+  for (let i = 0; i < w.length; i++) {
+    const k = key(i);
+    if (k > top) top = k;
+    if (k < bottom) bottom = k;
+  }
+  const mass = new Float64Array(top - bottom + 1); // bucket b holds key top − b
+  const count = new Int32Array(top - bottom + 1);
+  for (let i = 0; i < w.length; i++) {
+    const b = top - key(i);
+    mass[b] = mass[b]! + w[i]!;
+    count[b]!++;
+  }
+  let cum = 0;
+  let needed = 0;
+  for (let b = 0; b < mass.length; b++) {
+    if (cum + mass[b]! < target) {
+      cum += mass[b]!;
+      needed += count[b]!;
+      continue;
+    }
+    const inBucket = new Float64Array(count[b]!);
+    for (let i = 0, j = 0; i < w.length; i++) if (top - key(i) === b) inBucket[j++] = w[i]!;
+    inBucket.sort(); // ascending
+    for (let j = inBucket.length - 1; j >= 0; j--) {
+      cum += inBucket[j]!;
+      needed++;
+      if (cum >= target) return { cutoff: inBucket[j]!, needed };
+    }
+  }
+  let lightest = Infinity;
+  for (let i = 0; i < w.length; i++) lightest = Math.min(lightest, w[i]!);
+  return { cutoff: lightest, needed: w.length };
 }
 
 /** Inverse-CDF draw with u uniform in [0, 1). */
