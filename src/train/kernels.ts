@@ -7,41 +7,7 @@
 // (parameters, gradients, AdamW's m and v) are carved out of one fixed-size memory: WasmArena.
 // Wasm32 memories stop at 4 GiB; bigger models fall back to plain Float32Arrays and the JS loop.
 
-// ---- a minimal wasm binary writer ----
-const uleb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n) b |= 0x80;
-    out.push(b);
-  } while (n);
-  return out;
-};
-const sleb = (n: number): number[] => {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) return [...out, b];
-    out.push(b | 0x80);
-  }
-};
-const str = (s: string) => [...uleb(s.length), ...new TextEncoder().encode(s)];
-const section = (id: number, body: number[]) => [id, ...uleb(body.length), ...body];
-const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-
-const I32 = 0x7f;
-const F32 = 0x7d;
-const F64 = 0x7c;
-const V128 = 0x7b;
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const simd = (op: number) => [0xfd, ...uleb(op)];
-const load = [...simd(0), 4, 0]; // v128.load align=16 offset=0
-const store = [...simd(11), 4, 0];
-const [splat, sqrt, add, sub, mul, div] = [19, 227, 228, 229, 230, 231].map(simd) as [number[], number[], number[], number[], number[], number[]];
-const i32add = [0x6a];
+import { F32, F64, I32, PAGE, V128, add, div, get, i32add, kernelModuleBytes, load, mul, set, simd, sleb, splat, sqrt, store, sub, uleb, vec, wasm, type WasmMemory } from '../wasm/assembler.js';
 
 /**
  * adamw(p, g, m, v, bytes, b1, c1, b2, c2, stepSize, invBc2Sqrt, eps, keep, gradScale), byte
@@ -103,29 +69,11 @@ function sumsqBody(): number[] {
 }
 
 function moduleBytes(): Uint8Array {
-  const adamwType = [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], ...Array(9).fill([F32])]), 0]; // → no results
-  const sumsqType = [0x60, ...vec([[I32], [I32]]), 1, F64];
-  const bodies = [adamwBody(), sumsqBody()];
-  return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, vec([adamwType, sumsqType])),
-    ...section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x00, 0x01]])), // memory, min 1 page
-    ...section(3, vec([[0], [1]])),
-    ...section(7, vec([[...str('adamw'), 0x00, 0], [...str('sumsq'), 0x00, 1]])),
-    ...section(10, vec(bodies.map((b) => [...uleb(b.length), ...b]))),
+  return kernelModuleBytes([
+    { name: 'adamw', params: [I32, I32, I32, I32, I32, ...Array<number>(9).fill(F32)], results: [], body: adamwBody() },
+    { name: 'sumsq', params: [I32, I32], results: [F64], body: sumsqBody() },
   ]);
 }
-
-// The project's lib settings (ES2023, no DOM) carry no WebAssembly typings: the little used here.
-interface WasmMemory {
-  readonly buffer: ArrayBuffer;
-}
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number }) => WasmMemory;
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 
 type AdamWKernel = (p: number, g: number, m: number, v: number, bytes: number, b1: number, c1: number, b2: number, c2: number, stepSize: number, invBc2Sqrt: number, eps: number, keep: number, gradScale: number) => void;
 type SumsqKernel = (p: number, bytes: number) => number;
@@ -142,7 +90,6 @@ function kernelModule(): object | null {
   return compiled;
 }
 
-const PAGE = 65536;
 const MAX_BYTES = 65536 * PAGE; // wasm32: 4 GiB
 
 /** Float32Arrays carved out of one fixed WebAssembly memory (never grown, so views stay valid). */
