@@ -237,8 +237,9 @@ describe('models served on demand (checkpoints)', () => {
 
 describe('graceful shutdown', () => {
   it('refuses new work, lets short streams finish, ends the rest with an error chunk and [DONE]', async () => {
-    // The short stream needs ~5 steps; the long one >1000 (each ≥ 2 ms of sampling at temperature 1).
-    const server = await startServer({ modelDirs: [dir], port: 0, slots: 4, queue: 4, threads: 1, shutdownTimeoutMs: 1500 });
+    // The short stream needs ~5 steps; the long one 1000 (each ≥ 1 ms: a forward call and sampling
+    // 50,257 logits at temperature 1), far beyond the deadline.
+    const server = await startServer({ modelDirs: [dir], port: 0, slots: 4, queue: 4, threads: 1, shutdownTimeoutMs: 400 });
     await server.ready;
     const read = async (body: object) => {
       const res = await fetch(`${server.url}/v1/completions`, {

@@ -10,6 +10,7 @@
 
 import { randomInt } from 'node:crypto';
 import { InvalidParameterError } from './errors.js';
+import { expWeights } from './exp-kernel.js';
 import { Rng } from './rng.js';
 import { VOCAB_SIZE } from './tokenizer.js';
 
@@ -278,7 +279,7 @@ function softmaxWeights(logits: ArrayLike<number>, ids: Int32Array, temperature:
   if (ids.length === logits.length) {
     // the whole vocabulary (ids = 0..V-1): read the logits directly, not through ids
     for (let i = 0; i < w.length; i++) max = Math.max(max, logits[i]!);
-    for (let i = 0; i < w.length; i++) w[i] = Math.exp((logits[i]! - max) / temperature);
+    if (expWeights(logits, max, 1 / temperature, w) === undefined) for (let i = 0; i < w.length; i++) w[i] = Math.exp((logits[i]! - max) / temperature);
   } else {
     for (let i = 0; i < ids.length; i++) max = Math.max(max, logits[ids[i]!]!);
     for (let i = 0; i < ids.length; i++) w[i] = Math.exp((logits[ids[i]!]! - max) / temperature);
@@ -340,8 +341,11 @@ export function drawSoftmax(logits: ArrayLike<number>, temperature: number, u: n
   const n = logits.length;
   let max = -Infinity;
   for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += scratch[i] = Math.exp((logits[i]! - max) / temperature);
+  let sum = expWeights(logits, max, 1 / temperature, scratch);
+  if (sum === undefined) {
+    sum = 0;
+    for (let i = 0; i < n; i++) sum += scratch[i] = Math.exp((logits[i]! - max) / temperature);
+  }
   const target = u * sum;
   let cum = 0;
   let last = 0;
