@@ -1,15 +1,16 @@
 // npm run bench:server — the HTTP server under load: GPT-2 124M (random weights) on CPU, 1, 4 and 16
 // concurrent streaming clients, each sending a 128-token prompt and reading 128 generated tokens
-// (ignore_eos, temperature 0). The server runs as `scratchgpt serve` in a child process, as users
+// (ignore_eos; greedy unless --temperature). The server runs as `scratchgpt serve` in a child process, as users
 // run it; the clients run here. The same generation in-process (ModelSession + argmax, batch 1, no
 // HTTP, no sampler) gives the raw rate that c1 is compared to: their ratio is the cost of the worker
-// thread, the per-token sampler (log-softmax for logprobs), HTTP, JSON and SSE. Raw and c1 runs
+// thread, the per-token sampler, HTTP, JSON and SSE. Raw and c1 runs
 // alternate three times and the medians are compared, since the load on a shared machine drifts.
 // The last line is one JSON object.
 //
 //   --mixed-prefill     serve with prefill rows in the decode call (compare TTFT and throughput)
 //   --prefill-tokens N  the scheduler's prefill budget per step (default: the server's)
 //   --quantize int8     serve (and run raw) with int8 decode weights
+//   --temperature T, --top-p P   sample instead of greedy decoding (the clients' requests; raw stays argmax)
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -29,6 +30,8 @@ const { values: args } = parseArgs({
     'prefill-tokens': { type: 'string' },
     threads: { type: 'string' },
     quantize: { type: 'string', default: 'none' },
+    temperature: { type: 'string', default: '0' },
+    'top-p': { type: 'string', default: '1' },
   },
 });
 const promptLen = Number(args.prompt);
@@ -44,7 +47,7 @@ if (!fs.existsSync(path.join(dir, 'config.json'))) {
   console.log(`writing a random gpt2 checkpoint to ${dir} …`);
   saveCheckpoint(dir, cfg, randomInit(cfg, 1));
 }
-console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated, weights ${args.quantize === 'int8' ? 'int8 for decode' : 'fp32'}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
+console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated (${Number(args.temperature) ? `temperature ${args.temperature}, top_p ${args['top-p']}` : 'greedy'}), weights ${args.quantize === 'int8' ? 'int8 for decode' : 'fp32'}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
 
 // ── the server ──
 const port = 30000 + Math.floor(Math.random() * 20000);
@@ -76,7 +79,7 @@ async function client(seed: number): Promise<Run> {
   const res = await fetch(`${base}/v1/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ model: path.basename(dir), prompt: prompt(seed), max_tokens: genLen, temperature: 0, ignore_eos: true, stream: true }),
+    body: JSON.stringify({ model: path.basename(dir), prompt: prompt(seed), max_tokens: genLen, temperature: Number(args.temperature), top_p: Number(args['top-p']), seed, ignore_eos: true, stream: true }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
   const decoder = new TextDecoder();
