@@ -2,7 +2,7 @@
 // vocabulary, four lanes at a time. Math.exp costs ~14 ns a call in V8 (0.7 ms for 50,257 logits,
 // most of a temperature-sampling step); this runs the same pass in ~0.1 ms. Float32 precision
 // (Cephes' expf polynomial, relative error ~1e-7) is what the logits have anyway. Where wasm SIMD
-// is missing, expWeights returns false and the caller keeps its Math.exp loop.
+// is missing, expWeights returns undefined and the caller keeps its Math.exp loop.
 import { F32, I32, PAGE, V128, add, get, i32add, kernelModuleBytes, load, mul, set, simd, sleb, splat, store, sub, tee, f32const, vec, wasm, type WasmMemory } from '../wasm/assembler.js';
 
 const LOWEST = -87; // below this exp underflows float32's normal range: such weights are 0

@@ -275,12 +275,10 @@ function total(w: Float64Array): number {
 /** Unnormalised softmax weights exp((x - max) / T): the most likely candidate has weight exactly 1. */
 function softmaxWeights(logits: ArrayLike<number>, ids: Int32Array, temperature: number): Distribution {
   const w = new Float64Array(ids.length);
-  let max = -Infinity;
   if (ids.length === logits.length) {
-    // the whole vocabulary (ids = 0..V-1): read the logits directly, not through ids
-    for (let i = 0; i < w.length; i++) max = Math.max(max, logits[i]!);
-    if (expWeights(logits, max, 1 / temperature, w) === undefined) for (let i = 0; i < w.length; i++) w[i] = Math.exp((logits[i]! - max) / temperature);
+    exponentials(logits, temperature, w); // the whole vocabulary (ids = 0..V-1): no indirection
   } else {
+    let max = -Infinity;
     for (let i = 0; i < ids.length; i++) max = Math.max(max, logits[ids[i]!]!);
     for (let i = 0; i < ids.length; i++) w[i] = Math.exp((logits[ids[i]!]! - max) / temperature);
   }
@@ -332,6 +330,20 @@ function nucleus(d: Distribution, topP: number): Distribution {
 }
 
 /**
+ * out[i] = exp((logits[i] − max) / T) over every logit, the heaviest exactly 1; returns Σ out. The
+ * wasm SIMD kernel where there is one (exp-kernel.ts), else Math.exp.
+ */
+function exponentials(logits: ArrayLike<number>, temperature: number, out: Float64Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
+  const sum = expWeights(logits, max, 1 / temperature, out);
+  if (sum !== undefined) return sum;
+  let total = 0;
+  for (let i = 0; i < logits.length; i++) total += out[i] = Math.exp((logits[i]! - max) / temperature);
+  return total;
+}
+
+/**
  * The same draw as drawFrom(samplingDistribution(logits, { temperature }), u) when no filter
  * applies, without building the distribution: the exponentials go into `scratch` (reused by the
  * caller) and the walk compares against u·Σ instead of normalising every weight first. Half the
@@ -339,14 +351,7 @@ function nucleus(d: Distribution, topP: number): Distribution {
  */
 export function drawSoftmax(logits: ArrayLike<number>, temperature: number, u: number, scratch: Float64Array): number {
   const n = logits.length;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (logits[i]! > max) max = logits[i]!;
-  let sum = expWeights(logits, max, 1 / temperature, scratch);
-  if (sum === undefined) {
-    sum = 0;
-    for (let i = 0; i < n; i++) sum += scratch[i] = Math.exp((logits[i]! - max) / temperature);
-  }
-  const target = u * sum;
+  const target = u * exponentials(logits, temperature, scratch);
   let cum = 0;
   let last = 0;
   for (let i = 0; i < n; i++) {
