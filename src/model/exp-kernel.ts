@@ -3,7 +3,7 @@
 // most of a temperature-sampling step); this runs the same pass in ~0.1 ms. Float32 precision
 // (Cephes' expf polynomial, relative error ~1e-7) is what the logits have anyway. Where wasm SIMD
 // is missing, expWeights returns undefined and the caller keeps its Math.exp loop.
-import { F32, I32, PAGE, V128, add, get, i32add, kernelModuleBytes, load, mul, set, simd, sleb, splat, store, sub, tee, f32const, vec, wasm, type WasmMemory } from '../wasm/assembler.js';
+import { F32, I32, PAGE, V128, add, f32const, get, i32add, i32const, kernelModuleBytes, load, mul, set, simd, splat, store, sub, tee, vec, wasm, type WasmMemory } from '../wasm/assembler.js';
 
 const LOWEST = -87; // below this exp underflows float32's normal range: such weights are 0
 
@@ -21,8 +21,8 @@ function expBody(): number[] {
     ...get(INVT), ...splat, ...set(VINVT),
     ...splatConst(LOWEST, VLOW), ...splatConst(Math.LOG2E, VLOG2E), ...splatConst(0.693359375, VC1), ...splatConst(-2.12194440e-4, VC2), ...splatConst(1, VONE),
     ...COEF.flatMap((c, k) => splatConst(c, VCOEF[k]!)),
-    0x41, ...sleb(127), ...i32splat!, ...set(VBIAS),
-    0x41, 0, ...set(I),
+    ...i32const(127), ...i32splat!, ...set(VBIAS),
+    ...i32const(0), ...set(I),
     0x02, 0x40, // block
     0x03, 0x40, // loop
     ...get(I), ...get(N), 0x4f, 0x0d, 1, // br_if out when i >= n
@@ -33,10 +33,10 @@ function expBody(): number[] {
     ...get(VCOEF[0]!), ...VCOEF.slice(1).flatMap((c) => [...get(R), ...mul, ...get(c), ...add]), ...set(P),
     ...get(DST), ...get(I), ...i32add,
     ...get(P), ...get(R), ...mul, ...get(R), ...mul, ...get(R), ...add, ...get(VONE), ...add,
-    ...get(K), ...truncSat!, ...get(VBIAS), ...i32x4add!, 0x41, ...sleb(23), ...shl!, ...mul, // × 2^k built in the exponent bits
+    ...get(K), ...truncSat!, ...get(VBIAS), ...i32x4add!, ...i32const(23), ...shl!, ...mul, // × 2^k built in the exponent bits
     ...get(X), ...get(VLOW), ...ge!, ...and!,
     ...store,
-    ...get(I), 0x41, ...sleb(16), ...i32add, ...set(I),
+    ...get(I), ...i32const(16), ...i32add, ...set(I),
     0x0c, 0, // br loop
     0x0b, 0x0b, // end loop, end block
   ];

@@ -7,7 +7,7 @@
 // (parameters, gradients, AdamW's m and v) are carved out of one fixed-size memory: WasmArena.
 // Wasm32 memories stop at 4 GiB; bigger models fall back to plain Float32Arrays and the JS loop.
 
-import { F32, F64, I32, PAGE, V128, add, div, get, i32add, kernelModuleBytes, load, mul, set, simd, sleb, splat, sqrt, store, sub, uleb, vec, wasm, type WasmMemory } from '../wasm/assembler.js';
+import { F32, F64, I32, PAGE, V128, add, div, f64const, get, i32add, i32const, kernelModuleBytes, load, mul, set, simd, splat, sqrt, store, sub, tee, vec, wasm, type WasmMemory } from '../wasm/assembler.js';
 
 /**
  * adamw(p, g, m, v, bytes, b1, c1, b2, c2, stepSize, invBc2Sqrt, eps, keep, gradScale), byte
@@ -23,7 +23,7 @@ function adamwBody(): number[] {
   const at = (base: number) => [...get(base), ...get(I), ...i32add];
   const code = [
     ...[5, 6, 7, 8, 9, 10, 11, 12, 13].flatMap((p, k) => [...get(p), ...splat, ...set(S + k)]),
-    0x41, 0, ...set(I),
+    ...i32const(0), ...set(I),
     0x02, 0x40, // block
     0x03, 0x40, // loop
     ...get(I), ...get(N), 0x4f, 0x0d, 1, // br_if out when i >= n
@@ -37,7 +37,7 @@ function adamwBody(): number[] {
     ...get(STEP!), ...get(MV), ...mul,
     ...get(VV), ...sqrt, ...get(INV!), ...mul, ...get(EPS!), ...add,
     ...div, ...sub, ...store,
-    ...get(I), 0x41, ...sleb(16), ...i32add, ...set(I),
+    ...get(I), ...i32const(16), ...i32add, ...set(I),
     0x0c, 0, // br loop
     0x0b, 0x0b, // end loop, end block
   ];
@@ -49,16 +49,16 @@ function sumsqBody(): number[] {
   const [P, N, I, END, ACC, TOT, X] = [0, 1, 2, 3, 4, 5, 6];
   const lane = (k: number) => [...get(ACC), ...simd(31), k, 0xbb, 0xa0]; // f32x4.extract_lane k, f64.promote_f32, f64.add
   const code = [
-    0x44, ...new Uint8Array(new Float64Array([0]).buffer), ...set(TOT),
-    0x41, 0, ...set(I),
+    ...f64const(0), ...set(TOT),
+    ...i32const(0), ...set(I),
     0x02, 0x40,
     0x03, 0x40,
     ...get(I), ...get(N), 0x4f, 0x0d, 1,
-    ...get(I), 0x41, ...sleb(4096), ...i32add, 0x22, ...uleb(END), ...get(N), ...get(END), ...get(N), 0x49, 0x1b, ...set(END), // end = min(i + 4096, n)
+    ...get(I), ...i32const(4096), ...i32add, ...tee(END), ...get(N), ...get(END), ...get(N), 0x49, 0x1b, ...set(END), // end = min(i + 4096, n)
     0x43, 0, 0, 0, 0, ...splat, ...set(ACC),
     0x03, 0x40,
-    ...get(P), ...get(I), ...i32add, ...load, 0x22, ...uleb(X), ...get(X), ...mul, ...get(ACC), ...add, ...set(ACC),
-    ...get(I), 0x41, ...sleb(16), ...i32add, 0x22, ...uleb(I), ...get(END), 0x49, 0x0d, 0, // br_if inner while i < end
+    ...get(P), ...get(I), ...i32add, ...load, ...tee(X), ...get(X), ...mul, ...get(ACC), ...add, ...set(ACC),
+    ...get(I), ...i32const(16), ...i32add, ...tee(I), ...get(END), 0x49, 0x0d, 0, // br_if inner while i < end
     0x0b,
     ...get(TOT), ...lane(0), ...lane(1), ...lane(2), ...lane(3), ...set(TOT),
     0x0c, 0,

@@ -33,6 +33,8 @@ export const get = (i: number) => [0x20, ...uleb(i)];
 export const set = (i: number) => [0x21, ...uleb(i)];
 export const tee = (i: number) => [0x22, ...uleb(i)];
 export const f32const = (x: number) => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
+export const f64const = (x: number) => [0x44, ...new Uint8Array(new Float64Array([x]).buffer)];
+export const i32const = (x: number) => [0x41, ...sleb(x)];
 export const simd = (op: number) => [0xfd, ...uleb(op)];
 export const load = [...simd(0), 4, 0]; // v128.load align=16 offset=0
 export const store = [...simd(11), 4, 0];
