@@ -2,7 +2,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { decode, encode, EOT, StreamingDetokenizer, tokenBytes, VOCAB_SIZE } from '../src/model/tokenizer.js';
+import { encode as libraryEncode } from 'gpt-tokenizer/encoding/r50k_base';
+import { R50K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants';
+import { encodePiece } from '../src/model/bpe-merge.js';
+import { decode, encode, encodeOrdinary, EOT, EOT_TEXT, LONG_PIECE, MAX_TOKEN_BYTES, minTokens, StreamingDetokenizer, tokenBytes, VOCAB_SIZE } from '../src/model/tokenizer.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const verdictPath = path.resolve(repoRoot, '../shared/data/the-verdict.txt');
@@ -130,5 +133,115 @@ describe('StreamingDetokenizer', () => {
     const text = readFileSync(verdictPath, 'utf8');
     const { pieces, flushed } = stream(encode(text));
     expect(pieces.join('') + flushed).toBe(text);
+  });
+});
+
+describe('long pieces (issue 18: quadratic BPE, stack overflow)', () => {
+  const asText = { disallowedSpecial: new Set<string>() };
+  const reference = (text: string): number[] => libraryEncode(text, asText);
+
+  /** mulberry32: a seeded generator, so that a failing case can be reproduced. */
+  function seeded(seed: number): () => number {
+    return () => {
+      seed = (seed + 0x6d2b79f5) | 0;
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+
+  function randomText(random: () => number, alphabet: readonly string[], length: number): string {
+    let s = '';
+    for (let i = 0; i < length; i++) s += alphabet[Math.floor(random() * alphabet.length)];
+    return s;
+  }
+
+  // Small alphabets make many pairs of equal rank, where the leftmost-first tie-break decides the result.
+  const alphabets: readonly string[][] = [
+    ['a'], ['a', 'b'], ['a', 'b', 'c'], ['a', 'a', 'b'], ['e', 'r'], ['th', 'e', 'in', 'g'], ['ab'], ['aab', 'ab'],
+    ['0', '1'], ['1', '2', '3'], ['-', '='], ['!', '.', '?'], [' ', '\n'], ['\n', '\r', '\t', ' '],
+    ['ñ', 'é', 'ü'], ['中', '文', '字'], ['日', '本', '語', 'の'], ['🦙', '🐉'], ['❤', '\ufe0f'], ['👩', '\u200d', '👧'],
+    ['a', '中', '🦙', 'é', '1', '!', ' '], ['\ud800', 'a'], // a lone surrogate: the library encodes it as U+FFFD
+    [...'abcdefghijklmnopqrstuvwxyz'], [...'abcdefghijklmnopqrstuvwxyz '], ["'s", "'ll", ' the', 'a'],
+  ];
+
+  function randomUnicode(random: () => number, length: number): string {
+    const ranges = [[0x20, 0x7e], [0xa0, 0x24f], [0x370, 0x4ff], [0x3040, 0x30ff], [0x4e00, 0x9fff], [0xac00, 0xd7a3], [0x1f300, 0x1faff]] as const;
+    let s = '';
+    for (let i = 0; i < length; i++) {
+      const [lo, hi] = ranges[Math.floor(random() * ranges.length)]!;
+      s += String.fromCodePoint(lo + Math.floor(random() * (hi - lo + 1)));
+    }
+    return s;
+  }
+
+  /** Mostly short, sometimes a few thousand characters. */
+  const randomLength = (random: () => number): number => 1 + Math.floor(random() ** 3 * 4000);
+
+  function piecesOf(text: string): string[] {
+    return Array.from(text.matchAll(R50K_TOKEN_SPLIT_REGEX), (m) => m[0]);
+  }
+
+  it('encodePiece equals gpt-tokenizer on single pieces: small alphabets, unicode, repeats', () => {
+    const random = seeded(18);
+    const pieces: string[] = [];
+    for (const alphabet of alphabets) for (let i = 0; i < 8; i++) pieces.push(...piecesOf(randomText(random, alphabet, randomLength(random))));
+    for (let i = 0; i < 40; i++) pieces.push(...piecesOf(randomUnicode(random, randomLength(random))));
+    for (const unit of ['ab', 'aab', 'abc', 'aaab', '🦙', '中文', 'ab1', ' \n']) for (const n of [1, 2, 3, 50, 333, 1000]) pieces.push(...piecesOf(unit.repeat(n)));
+    pieces.push('the', ' the', 'Hello', '\n\n', 'a'.repeat(12_000), randomText(random, ['a', 'b'], 12_000));
+    for (const piece of pieces) expect(encodePiece(piece), JSON.stringify(piece.slice(0, 80))).toEqual(reference(piece));
+  });
+
+  it('encodeOrdinary equals gpt-tokenizer whatever the long-piece threshold', () => {
+    const random = seeded(2024);
+    for (const alphabet of alphabets) {
+      for (let i = 0; i < 4; i++) {
+        const text = randomText(random, [...alphabet, ' ', '  ', '\n', '\n\n', 'x', '.', '7'], randomLength(random));
+        const expected = reference(text);
+        for (const threshold of [0, 1, 2, 5, 40, LONG_PIECE]) expect(encodeOrdinary(text, threshold), JSON.stringify(text.slice(0, 80))).toEqual(expected);
+      }
+    }
+  });
+
+  it('keeps how whitespace before a long piece splits', () => {
+    // '\n\n' before a letter is two pieces, '\n' and '\n'; at the end of a text it is one.
+    for (const text of ['\n\nabc', 'x\n\nabc', 'x \t\n abc', 'x\r\n\r\nabc!!', '  \u3000abc', 'a\n\n!!!!', 'a\n\n1234']) {
+      for (const threshold of [0, 1, 2]) expect(encodeOrdinary(text, threshold), JSON.stringify(text)).toEqual(reference(text));
+    }
+  });
+
+  it("a long piece next to '<|endoftext|>' still splits on it", () => {
+    const word = 'ab'.repeat(400);
+    const tokens = encode(`${word}${EOT_TEXT}${word} ${word}`);
+    const [first, second] = [reference(word), reference(` ${word}`)];
+    expect(tokens).toEqual([...first, EOT, ...first, ...second]);
+  });
+
+  it('1 MiB of one letter, and of random letters, encodes and decodes back', () => {
+    const random = seeded(7);
+    for (const text of ['a'.repeat(1 << 20), randomText(random, [...'abcdefghijklmnopqrstuvwxyz'], 1 << 20)]) {
+      const tokens = encode(text);
+      expect(tokens.length).toBeGreaterThan(0);
+      expect(decode(tokens)).toBe(text);
+    }
+  });
+
+  it('a ~300k-token text encodes and decodes without a RangeError', () => {
+    const text = 'hello '.repeat(300_000);
+    const tokens = encode(text);
+    expect(tokens.length).toBe(300_001); // 'hello', ' hello' x 299,999, ' '
+    expect(encode(text, { allowSpecial: false })).toEqual(tokens);
+    expect(decode(tokens)).toBe(text);
+  });
+});
+
+describe('minTokens: a lower bound on the token count, without encoding', () => {
+  it('MAX_TOKEN_BYTES is the longest token in the table, so the bound holds for any text', () => {
+    let longest = 0;
+    for (let t = 0; t < VOCAB_SIZE; t++) longest = Math.max(longest, tokenBytes(t).length);
+    expect(longest).toBe(MAX_TOKEN_BYTES);
+    for (const text of ['', 'a', 'hello world', ' '.repeat(5000), '-'.repeat(3000), '训练数据'.repeat(400), 'x'.repeat(20_000)]) {
+      expect(minTokens(text)).toBeLessThanOrEqual(encode(text).length);
+    }
   });
 });

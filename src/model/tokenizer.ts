@@ -6,10 +6,14 @@
 //  - bytes: its decode() works on whole strings and shares one streaming TextDecoder between calls.
 //    We need each token's raw bytes (a token can be part of a UTF-8 sequence, e.g. half an emoji),
 //    so we read them from the library's rank table and do our own UTF-8 decoding.
+// And one thing it does too slowly: its BPE merge is quadratic in a piece's length (a piece is one
+// match of its pre-tokenizer regex, e.g. a word), so long pieces go to our own merge in bpe-merge.ts.
 
 import { encode as bpeEncode } from 'gpt-tokenizer/encoding/r50k_base';
+import { R50K_TOKEN_SPLIT_REGEX } from 'gpt-tokenizer/encodingParams/constants';
 // Index = token id; a string where the token's bytes are valid UTF-8, else the raw bytes.
 import bpeRanks from 'gpt-tokenizer/bpeRanks/r50k_base';
+import { encodePiece } from './bpe-merge.js';
 
 export const EOT = 50256; // <|endoftext|>, the only special token in GPT-2
 export const EOT_TEXT = '<|endoftext|>';
@@ -46,6 +50,14 @@ export function tokenBytes(token: number): Uint8Array {
   return bytesOf(token).slice(); // a copy: callers must not be able to corrupt the table
 }
 
+/** The most bytes one GPT-2 token stands for (a test checks it against the table). */
+export const MAX_TOKEN_BYTES = 128;
+
+/** The fewest tokens `text` can encode to, known without encoding it: a long text is refused before it costs an encode. */
+export function minTokens(text: string): number {
+  return Math.ceil(Buffer.byteLength(text, 'utf8') / MAX_TOKEN_BYTES);
+}
+
 export interface EncodeOptions {
   /**
    * true (default): '<|endoftext|>' anywhere in the text becomes EOT (tiktoken's GPT-2 behaviour
@@ -55,15 +67,66 @@ export interface EncodeOptions {
 }
 
 export function encode(text: string, opts: EncodeOptions = {}): number[] {
-  // An empty disallowedSpecial set makes the library treat '<|endoftext|>' as plain text instead
-  // of throwing; the pieces we pass below never contain it when allowSpecial is on.
-  const asText = { disallowedSpecial: new Set<string>() };
-  if (opts.allowSpecial === false) return bpeEncode(text, asText);
-  const out: number[] = [];
-  text.split(EOT_TEXT).forEach((piece, i) => {
-    if (i > 0) out.push(EOT);
-    if (piece) out.push(...bpeEncode(piece, asText));
+  if (opts.allowSpecial === false) return encodeOrdinary(text);
+  const chunks: number[][] = [];
+  text.split(EOT_TEXT).forEach((segment, i) => {
+    if (i > 0) chunks.push([EOT]);
+    chunks.push(encodeOrdinary(segment));
   });
+  return concatTokens(chunks);
+}
+
+/** Pieces longer than this (in UTF-16 code units) are merged by bpe-merge.ts instead of the library. */
+export const LONG_PIECE = 256;
+
+// An empty disallowedSpecial set makes the library treat '<|endoftext|>' as plain text instead of throwing.
+const asText = { disallowedSpecial: new Set<string>() };
+const WHITESPACE = /\s/u; // as the pre-tokenizer regex means it: a piece that ends in one is all whitespace
+
+/**
+ * Text → tokens, with '<|endoftext|>' as plain text. Each long piece goes to encodePiece; the short
+ * pieces between them go to the library in runs, which it splits into the same pieces again.
+ * `longPiece` is there for tests, to send most pieces down the long path.
+ */
+export function encodeOrdinary(text: string, longPiece = LONG_PIECE): number[] {
+  if (text.length <= longPiece) return bpeEncode(text, asText);
+  const chunks: number[][] = [];
+  let runStart = 0; // the first short piece not yet encoded
+  let lastShort = 0; // the start of the latest short piece
+  for (const match of text.matchAll(R50K_TOKEN_SPLIT_REGEX)) {
+    const piece = match[0];
+    if (piece.length <= longPiece) {
+      lastShort = match.index;
+      continue;
+    }
+    pushShortRun(chunks, text, runStart, lastShort, match.index);
+    chunks.push(encodePiece(piece));
+    runStart = lastShort = match.index + piece.length;
+  }
+  if (runStart === 0) return bpeEncode(text, asText); // no long piece
+  chunks.push(bpeEncode(text.slice(runStart), asText));
+  return concatTokens(chunks);
+}
+
+/**
+ * Encodes the short pieces in text[start, end) with the library. A whitespace piece at the end is
+ * encoded on its own: how a run of whitespace splits depends on the character after it ("\n\n" then
+ * a letter is '\n', '\n'), and in the slice the library would see the end of the text instead.
+ */
+function pushShortRun(chunks: number[][], text: string, start: number, lastPiece: number, end: number): void {
+  const cut = end > start && WHITESPACE.test(text[end - 1]!) ? lastPiece : end;
+  if (cut > start) chunks.push(bpeEncode(text.slice(start, cut), asText));
+  if (cut < end) chunks.push(bpeEncode(text.slice(cut, end), asText));
+}
+
+/** Joins token arrays into one, without out.push(...chunk): spreading a long array overflows the stack. */
+function concatTokens(chunks: readonly number[][]): number[] {
+  if (chunks.length === 1) return chunks[0]!;
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  const out = new Array<number>(total); // preallocated: several times faster than push for long outputs
+  let at = 0;
+  for (const chunk of chunks) for (const token of chunk) out[at++] = token;
   return out;
 }
 
