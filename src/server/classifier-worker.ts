@@ -1,12 +1,11 @@
 // The HTTP thread's handle on one classifier model (a GPT2ForSequenceClassification folder, made
 // by finetuning with task 'classification'): starts its worker thread, sends it batches of texts,
 // and bounds how many requests may wait. It never touches ORT.
-import fs from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { fromHFConfig, type GPTConfig } from '../model/config.js';
+import type { GPTConfig } from '../model/config.js';
 import type { Classification } from '../model/classifier.js';
 import type { ClassifierThreadConfig, FromClassifier, ToClassifier } from './classifier-thread.js';
+import { readModelFolder } from './model-folder.js';
 import { OverloadedError, type ModelOptions } from './model-worker.js';
 import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
 
@@ -29,12 +28,9 @@ export class ClassifierWorker {
     readonly dir: string,
     readonly opts: ModelOptions,
   ) {
-    const configPath = path.join(dir, 'config.json');
-    if (!fs.existsSync(configPath)) throw new Error(`${dir} is not a model folder: no config.json`);
-    this.config = fromHFConfig(JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>, configPath);
+    ({ config: this.config, created: this.created } = readModelFolder(dir));
     if (!this.config.labels) throw new Error(`${dir} is a language model, not a classifier`);
     this.labels = this.config.labels;
-    this.created = Math.floor(fs.statSync(configPath).mtimeMs / 1000);
     const workerData: ClassifierThreadConfig = {
       entry: new URL('./classifier-thread.ts', import.meta.url).href,
       dir,
@@ -95,6 +91,6 @@ export class ClassifierWorker {
     this.closing = true;
     for (const p of this.pending.values()) p.reject(new Error('The server shut down before this request finished.'));
     this.pending.clear();
-    await stopWorker(this.worker, { type: 'close' } satisfies ToClassifier, CLOSE_GRACE_MS);
+    await stopWorker(this.worker, { type: 'close' } satisfies ToClassifier, CLOSE_GRACE_MS, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
   }
 }

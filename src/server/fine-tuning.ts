@@ -149,8 +149,8 @@ function resolveJob(ft: FineTuning, b: CreateJob) {
   const s = m?.scratchgpt ?? {};
   const sParam = (k: string) => `method.scratchgpt.${k}`;
 
-  if (!ft.models.has(b.model)) throw modelNotFound(b.model);
-  const base = ft.models.find(b.model);
+  const base = ft.models.info(b.model);
+  if (!base) throw modelNotFound(b.model);
   if (base.kind === 'classifier') throw badRequest(`The model '${b.model}' is a classifier; fine-tune a language model instead.`, 'model', 'invalid_base_model');
 
   const train = requestFile(ft, b.training_file, 'training_file');

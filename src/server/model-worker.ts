@@ -1,12 +1,11 @@
 // The HTTP thread's handle on one model: starts its worker thread, admits requests against a
 // bounded queue, routes the worker's events to the job each sequence belongs to, and keeps the
 // model's metrics. It never touches ORT.
-import fs from 'node:fs';
-import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { fromHFConfig, type GPTConfig } from '../model/config.js';
+import type { GPTConfig } from '../model/config.js';
 import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
+import { readModelFolder } from './model-folder.js';
 import { isFinal, type FromWorker, type SeqEvent, type SeqSpec, type ToWorker } from './protocol.js';
 import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
 import type { WorkerConfig } from './worker.js';
@@ -104,10 +103,7 @@ export class ModelWorker {
     private readonly metrics: Metrics,
   ) {
     // Read here too (cheap) so /v1/models and request checks work while the worker loads.
-    const configPath = path.join(dir, 'config.json');
-    if (!fs.existsSync(configPath)) throw new Error(`${dir} is not a model folder: no config.json (expected a Hugging Face GPT-2 folder)`);
-    this.config = fromHFConfig(JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>, configPath);
-    this.created = Math.floor(fs.statSync(configPath).mtimeMs / 1000);
+    ({ config: this.config, created: this.created } = readModelFolder(dir));
     const workerData: WorkerConfig = {
       dir,
       slots: opts.slots,
@@ -179,7 +175,7 @@ export class ModelWorker {
       job.endedBy = 'shutdown';
       this.endAll(job, 'cancelled');
     }
-    await stopWorker(this.worker, { type: 'close' } satisfies ToWorker, CLOSE_GRACE_MS);
+    await stopWorker(this.worker, { type: 'close' } satisfies ToWorker, CLOSE_GRACE_MS, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
   }
 
   get activeJobs(): number {

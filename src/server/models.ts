@@ -5,9 +5,10 @@
 import { Hono } from 'hono';
 import type { AppEnv } from './env.js';
 import { apiError, modelNotFound } from './errors.js';
-import type { ServedModel } from './registry.js';
+import { service } from './files.js';
+import type { ModelInfo } from './registry.js';
 
-function describe(m: ServedModel, finetuned: boolean) {
+function describe(m: ModelInfo, finetuned: boolean) {
   // max_model_len is vLLM's extra field; OpenAI clients ignore it.
   return {
     id: m.id,
@@ -25,12 +26,14 @@ export const models = new Hono<AppEnv>()
     return c.json({ object: 'list' as const, data: served.map((m) => describe(m, c.var.models.isFinetuned(m.id))) });
   })
   .get('/models/:id{.+}', (c) => {
-    const m = c.var.models.find(c.req.param('id'));
-    return c.json(describe(m, c.var.models.isFinetuned(m.id)));
+    const id = c.req.param('id');
+    const m = c.var.models.info(id); // describing a checkpoint does not start it
+    if (!m) throw modelNotFound(id);
+    return c.json(describe(m, c.var.models.isFinetuned(id)));
   })
   .delete('/models/:id{.+}', async (c) => {
     const id = c.req.param('id');
-    const ft = c.var.finetuning;
+    const ft = c.var.finetuning && service(c); // service(): a 503 when the data folder is gone
     const row = ft?.store.getModel(id);
     if (!row || row.deleted) {
       if (c.var.models.has(id)) {

@@ -2,37 +2,50 @@
 // (ModelWorker: completions, chat) and classifiers (ClassifierWorker: /v1/classifications).
 // Base models come from --model folders (id = folder name) and are fixed for the server's life;
 // finetuned models ('ft:…') are added and removed while it runs. A job's checkpoints are models
-// too, served on demand: a worker starts at the first request for one (which gets a 503 with
-// Retry-After while it loads), and only the few most recently used keep running.
-import fs from 'node:fs';
+// too, served on demand: the first request for one queues it to start (that request gets a 503
+// with Retry-After), at most MAX_ON_DEMAND run or load at once, and a start waits until one of
+// them is idle and can be stopped — threads inside ONNX Runtime are never cut short.
 import path from 'node:path';
-import { fromHFConfig } from '../model/config.js';
+import type { GPTConfig } from '../model/config.js';
 import { ClassifierWorker } from './classifier-worker.js';
-import { badRequest, modelNotFound } from './errors.js';
+import { apiError, badRequest, modelNotFound } from './errors.js';
 import type { Metrics } from './metrics.js';
+import { readModelFolder } from './model-folder.js';
 import { ModelWorker, type ModelOptions } from './model-worker.js';
 
 export type ServedModel = ModelWorker | ClassifierWorker;
 
+/** What is known of a served model without loading it (what /v1/models describes). */
+export interface ModelInfo {
+  id: string;
+  dir: string;
+  kind: ServedModel['kind'];
+  config: GPTConfig;
+  created: number;
+  labels?: string[];
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** On-demand models that may run at once; starting one more stops the least recently used idle one. */
+/** On-demand models that may run or load at once; a start beyond that waits for an idle one to stop. */
 export const MAX_ON_DEMAND = 2;
 
-/** True when the folder's config.json describes a classifier (GPT2ForSequenceClassification). */
-function isClassifier(dir: string): boolean {
-  const configPath = path.join(dir, 'config.json');
-  if (!fs.existsSync(configPath)) throw new Error(`${dir} is not a model folder: no config.json (expected a Hugging Face GPT-2 folder)`);
-  return fromHFConfig(JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>, configPath).labels !== undefined;
-}
+/** A loaded on-demand model not yet used is kept this long for the client that asked for it (its Retry-After is 5 s). */
+const FIRST_USE_GRACE_MS = 15_000;
 
 export class ModelRegistry {
   private readonly models = new Map<string, ServedModel>();
   private readonly finetuned = new Set<string>();
   /** Models served on demand (checkpoints): id → folder, whether running now or not. */
   private readonly onDemand = new Map<string, string>();
-  /** The on-demand models running now, least recently used first. */
+  /** The on-demand models running or loading now, least recently used first. */
   private readonly awake: string[] = [];
+  /** On-demand models asked for and waiting to start, in order. */
+  private readonly queued: string[] = [];
+  /** On-demand models being stopped to make room (their threads still hold memory). */
+  private stopping = 0;
+  /** When each awake on-demand model became ready, until a request uses it. */
+  private readonly unusedSince = new Map<string, number>();
 
   constructor(
     dirs: string[],
@@ -53,7 +66,7 @@ export class ModelRegistry {
   }
 
   private start(id: string, dir: string): ServedModel {
-    return isClassifier(dir) ? new ClassifierWorker(id, dir, this.opts) : new ModelWorker(id, dir, this.opts, this.metrics);
+    return readModelFolder(dir).config.labels ? new ClassifierWorker(id, dir, this.opts) : new ModelWorker(id, dir, this.opts, this.metrics);
   }
 
   /** Serves a finetuned model from now on (it loads in the background: await its `ready`). */
@@ -90,27 +103,65 @@ export class ModelRegistry {
     this.models.delete(id);
     const at = this.awake.indexOf(id);
     if (at >= 0) this.awake.splice(at, 1);
+    this.unusedSince.delete(id);
     const deadline = Date.now() + graceMs;
     while (m.activeJobs > 0 && Date.now() < deadline) await sleep(20);
     await m.close();
   }
 
-  /** Starts an on-demand model (or marks it used, when running), stopping the least recently used idle one beyond MAX_ON_DEMAND. */
-  private wake(id: string): ServedModel | undefined {
-    const dir = this.onDemand.get(id);
-    if (!dir) return undefined;
+  /**
+   * An on-demand model for a request: the running one (marked most recently used), or a 503 while
+   * it waits to start or loads. Starting one beyond MAX_ON_DEMAND first stops the least recently
+   * used idle one; when none is idle, it stays queued and a later request starts it.
+   */
+  private wake(id: string): ServedModel {
     const at = this.awake.indexOf(id);
     if (at >= 0) this.awake.splice(at, 1);
-    this.awake.push(id);
-    let m = this.models.get(id);
-    if (!m) {
-      m = this.start(id, dir);
-      m.ready.catch(() => {}); // a failure shows as the model's state (503 model_unavailable)
-      this.models.set(id, m);
-      const idle = this.awake.filter((other) => other !== id && this.models.get(other)!.activeJobs === 0);
-      for (const other of idle.slice(0, Math.max(0, this.awake.length - MAX_ON_DEMAND))) void this.stop(other, 0);
+    const running = this.models.get(id);
+    if (running) {
+      this.awake.push(id);
+      if (running.state !== 'loading') this.unusedSince.delete(id);
+      return running;
     }
-    return m;
+    if (!this.queued.includes(id)) this.queued.push(id);
+    this.startQueued();
+    const started = this.models.get(id);
+    if (started) return started;
+    throw apiError(503, `The model '${id}' is waiting to load (at most ${MAX_ON_DEMAND} checkpoints are served at once); retry shortly.`, {
+      code: 'model_loading',
+      headers: { 'Retry-After': '5' },
+    });
+  }
+
+  private startQueued(): void {
+    while (this.queued.length && this.awake.length + this.stopping < MAX_ON_DEMAND) {
+      const id = this.queued.shift()!;
+      const dir = this.onDemand.get(id);
+      if (!dir) continue; // removed while it waited
+      const m = this.start(id, dir);
+      m.ready.then(
+        () => this.unusedSince.set(id, Date.now()),
+        () => {}, // a failure shows as the model's state (503 model_unavailable)
+      );
+      this.models.set(id, m);
+      this.awake.push(id);
+    }
+    if (!this.queued.length || this.stopping > 0) return; // one stop at a time; its end starts the next
+    const victim = this.awake.find((other) => this.idle(other));
+    if (victim === undefined) return;
+    this.stopping++;
+    void this.stop(victim, 0).finally(() => {
+      this.stopping--;
+      this.startQueued();
+    });
+  }
+
+  /** Whether an awake on-demand model may be stopped: not loading, nothing running, and used since it loaded (or left unused for long). */
+  private idle(id: string): boolean {
+    const m = this.models.get(id)!;
+    if (m.state === 'loading' || m.activeJobs > 0) return false;
+    const since = this.unusedSince.get(id);
+    return since === undefined || Date.now() - since > FIRST_USE_GRACE_MS;
   }
 
   isFinetuned(id: string): boolean {
@@ -132,11 +183,21 @@ export class ModelRegistry {
     return this.onDemand.has(id);
   }
 
-  /** The model named `id` of either kind (an on-demand one starts loading), or a 404 (model_not_found). */
+  /** The model named `id` of either kind to run a request on (an on-demand one starts: 503 until loaded), or a 404 (model_not_found). */
   find(id: string): ServedModel {
     const m = this.onDemand.has(id) ? this.wake(id) : this.models.get(id);
     if (!m) throw modelNotFound(id);
     return m;
+  }
+
+  /** What is known of model `id` without starting it, or undefined when it is not served. */
+  info(id: string): ModelInfo | undefined {
+    const m = this.models.get(id);
+    if (m) return m;
+    const dir = this.onDemand.get(id);
+    if (!dir) return undefined;
+    const { config, created } = readModelFolder(dir);
+    return { id, dir, kind: config.labels ? 'classifier' : 'generator', config, created, ...(config.labels ? { labels: config.labels } : {}) };
   }
 
   /** The language model named `id`: a 404 when unknown, a 400 when it is a classifier. */

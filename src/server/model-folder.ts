@@ -1,0 +1,18 @@
+// What the HTTP thread knows of a model folder without loading it: its config and creation time
+// (for /v1/models and request checks while the worker loads, or before an on-demand one starts).
+import fs from 'node:fs';
+import path from 'node:path';
+import { fromHFConfig, type GPTConfig } from '../model/config.js';
+
+export interface ModelFolder {
+  config: GPTConfig;
+  /** Unix seconds: when config.json was written. */
+  created: number;
+}
+
+export function readModelFolder(dir: string): ModelFolder {
+  const configPath = path.join(dir, 'config.json');
+  if (!fs.existsSync(configPath)) throw new Error(`${dir} is not a model folder: no config.json (expected a Hugging Face GPT-2 folder)`);
+  const config = fromHFConfig(JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>, configPath);
+  return { config, created: Math.floor(fs.statSync(configPath).mtimeMs / 1000) };
+}
