@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeFileAtomic } from '../model/safetensors.js';
+import { crashPoint } from '../faults/crash-point.js';
 import { FILE_ID, JOB_ID } from './ids.js';
 
 export class DataDir {
@@ -69,17 +70,24 @@ export class DataDir {
     syncDir(this.files);
   }
 
+  /** Whether the folder holds anything a store would account for (so a missing store is an error, not a fresh start). */
+  holdsData(): boolean {
+    return [this.files, this.jobs, this.models].some((d) => fs.readdirSync(d).length > 0);
+  }
+
   /**
-   * Startup cleanup of what a crash can leave: half-written uploads, uploads whose row was never
-   * committed (or whose row was deleted before the file), and folders of deleted models.
+   * Startup cleanup of what a crash can leave, where the name or the store proves it is garbage:
+   * half-written temp files, folders of deleted models, trash. An upload file that no store row
+   * names is kept (its row may be lost, not the file unwanted) and returned for a warning.
    */
-  sweep(knownFiles: (id: string) => boolean, deletedModelDirs: string[]): string[] {
+  sweep(hasRow: (id: string) => boolean, deletedModelDirs: string[]): { removed: string[]; unaccounted: string[] } {
     const removed: string[] = [];
+    const unaccounted: string[] = [];
     for (const name of fs.readdirSync(this.files)) {
-      if (name.includes('.tmp-') || (FILE_ID.test(name) && !knownFiles(name))) {
+      if (name.includes('.tmp-')) {
         fs.rmSync(path.join(this.files, name), { force: true });
         removed.push(`files/${name}`);
-      }
+      } else if (!FILE_ID.test(name) || !hasRow(name)) unaccounted.push(`files/${name}`);
     }
     for (const rel of deletedModelDirs) {
       const dir = this.abs(rel);
@@ -91,7 +99,7 @@ export class DataDir {
     for (const name of fs.readdirSync(this.models)) {
       if (name.startsWith('.trash-')) fs.rmSync(path.join(this.models, name), { recursive: true, force: true });
     }
-    return removed;
+    return { removed, unaccounted };
   }
 }
 
@@ -113,5 +121,6 @@ export function removeDir(dir: string): void {
   if (!fs.existsSync(dir)) return;
   const trash = path.join(path.dirname(dir), `.trash-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
   fs.renameSync(dir, trash);
+  crashPoint('remove-dir.renamed');
   fs.rmSync(trash, { recursive: true, force: true });
 }

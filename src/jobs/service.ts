@@ -1,12 +1,15 @@
 // The fine-tuning service as the HTTP routes see it: the store, the data folder and the job
 // runner, opened together at server start (which also brings back the finetuned models and sweeps
 // what a crash left behind) and closed together at shutdown.
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import type { ModelRegistry } from '../server/registry.js';
+import { crashPoint } from '../faults/crash-point.js';
 import { DataDir, removeDir } from './files.js';
 import { isCheckpointModelId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
-import { JobStore } from './store.js';
+import { JobStore, StoreError, storeFailure } from './store.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
 
@@ -22,14 +25,37 @@ export class FineTuning {
   readonly runner: JobRunner;
   readonly maxFileBytes: number;
 
+  /** The store file as opened, to notice when the folder is removed or replaced under us. */
+  private readonly opened: fs.Stats;
+
   private constructor(
     readonly models: ModelRegistry,
     o: FineTuningOptions,
   ) {
-    this.dirs = new DataDir(o.dataDir);
-    this.store = new JobStore(this.dirs.root);
+    this.dirs = openWritable(o.dataDir);
+    this.store = new JobStore(this.dirs.root, { create: !this.dirs.holdsData() });
+    this.opened = fs.statSync(this.storePath);
     this.runner = new JobRunner(this.store, this.dirs, models, o);
     this.maxFileBytes = o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  }
+
+  private get storePath(): string {
+    return path.join(this.dirs.root, 'scratchgpt.db');
+  }
+
+  /**
+   * What is wrong with the data folder now, or undefined when it is the one opened at start.
+   * SQLite keeps writing to a deleted file, so a removed folder would otherwise lose every write.
+   */
+  storageProblem(): string | undefined {
+    try {
+      const now = fs.statSync(this.storePath);
+      for (const d of [this.dirs.files, this.dirs.jobs, this.dirs.models]) fs.statSync(d);
+      if (now.ino === this.opened.ino && now.dev === this.opened.dev) return undefined;
+    } catch {
+      // missing: same answer as replaced
+    }
+    return `the data folder ${this.dirs.root} was removed or replaced while the server ran; nothing can be stored. Restore it and restart the server`;
   }
 
   /**
@@ -40,7 +66,14 @@ export class FineTuning {
     const ft = new FineTuning(models, o);
     const log = o.log ?? ((l: string) => console.error(`scratchgpt fine-tuning: ${l}`));
     const s = ft.store;
-    for (const rel of ft.dirs.sweep((id) => s.getFile(id) !== undefined, s.listModels(true).map((m) => m.dir))) log(`removed leftover ${rel}`);
+    for (const f of s.unsettledFiles()) {
+      ft.dirs.removeFile(f.id); // an upload or delete cut short: its row proves the bytes are not wanted
+      s.deleteFile(f.id);
+      log(`removed ${f.status === 'uploading' ? 'unfinished upload' : 'deleted file'} files/${f.id}`);
+    }
+    const { removed, unaccounted } = ft.dirs.sweep((id) => s.hasFileRow(id), s.listModels(true).map((m) => m.dir));
+    for (const rel of removed) log(`removed leftover ${rel}`);
+    for (const rel of unaccounted) log(`warning: ${rel} is not in the store; kept (move it away if it is not needed)`);
     // Job folders of finished jobs (their removal was cut short) and stray trash.
     for (const name of fs.readdirSync(ft.dirs.jobs)) {
       const job = /^ftjob-/.test(name) ? s.getJob(name) : undefined;
@@ -68,16 +101,33 @@ export class FineTuning {
     return ft;
   }
 
-  /** Stops serving a finetuned model and deletes it (row first, so a crash mid-delete leaves no live row without a folder). */
+  /**
+   * Stops serving a finetuned model and deletes it, with the checkpoints served beside it (rows
+   * first, so a crash mid-delete leaves no live row without a folder; the next start removes the folders).
+   */
   async deleteModel(id: string): Promise<void> {
-    const row = this.store.getModel(id);
-    this.store.markModelDeleted(id);
-    await this.models.remove(id);
-    if (row) removeDir(this.dirs.abs(row.dir));
+    const rows = this.store.listModels(false).filter((m) => m.id === id || (!isCheckpointModelId(id) && m.id.startsWith(`${id}:ckpt-step-`)));
+    this.store.transaction(() => rows.forEach((m) => this.store.markModelDeleted(m.id)));
+    crashPoint('model-delete.marked');
+    await Promise.all(rows.map((m) => this.models.remove(m.id)));
+    for (const m of rows) removeDir(this.dirs.abs(m.dir));
   }
 
   async close(): Promise<void> {
     await this.runner.close();
     this.store.close();
+  }
+}
+
+/** The data folder, after proving it can be written (a read-only one otherwise fails later as SQLite's bare "disk I/O error"). */
+function openWritable(root: string): DataDir {
+  try {
+    const dirs = new DataDir(root);
+    const probe = path.join(dirs.root, `.write-probe-${randomBytes(4).toString('hex')}`);
+    fs.writeFileSync(probe, '');
+    fs.rmSync(probe);
+    return dirs;
+  } catch (e) {
+    throw new StoreError(`cannot use the data folder ${path.resolve(root)}: ${storeFailure(e)}`);
   }
 }

@@ -8,7 +8,9 @@
 //   files            uploaded datasets, validated at upload
 //     id TEXT PRIMARY KEY          'file-' + 24 base62
 //     bytes INTEGER, filename TEXT, purpose TEXT ('fine-tune'), created_at INTEGER (unix s)
-//     status TEXT                  'processed' (a file that fails validation is never stored)
+//     status TEXT                  'uploading' (row written before the file, so a crash leaves
+//                                  proof of what to remove) → 'processed'; 'deleting' (row kept
+//                                  until the file is gone). Only 'processed' files are visible.
 //     path TEXT                    relative to the data dir: 'files/<id>'
 //     format TEXT                  chat | prompt_completion | alpaca | classification
 //     records INTEGER              number of records (examples)
@@ -172,24 +174,59 @@ export interface Page<T> {
   has_more: boolean;
 }
 
+/** The store cannot be opened as it is; the message says what to do. */
+export class StoreError extends Error {}
+
+const RECOVER =
+  'refusing to start, since that would treat every stored file, job and model as unknown. Restore scratchgpt.db from a backup, or move the data folder away to start afresh';
+
+/** What an SQLite or file-system error on opening means, in words. */
+export function storeFailure(e: unknown): string {
+  const code = (e as { code?: string }).code ?? '';
+  const message = (e as Error).message;
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT') return `it is not a readable SQLite database (${message}). Restore it from a backup`;
+  if (code === 'SQLITE_READONLY' || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN' || code === 'EROFS' || code === 'EACCES' || code === 'EPERM') {
+    return `the data folder is not writable (${code}: ${message}); scratchgpt needs to write there (check the mount and the permissions, or pick another --data-dir)`;
+  }
+  return message;
+}
+
 export class JobStore {
   readonly db: Database.Database;
 
-  /** Opens (creating if needed) `<dataDir>/scratchgpt.db`. */
-  constructor(readonly dataDir: string) {
-    fs.mkdirSync(dataDir, { recursive: true });
-    this.db = new Database(path.join(dataDir, 'scratchgpt.db'));
+  /**
+   * Opens `<dataDir>/scratchgpt.db`; `create` allows making a new one where none exists. A file
+   * that is there but empty or not a database is an error, never silently a fresh store: the
+   * files and models beside it would look like leftovers.
+   */
+  constructor(
+    readonly dataDir: string,
+    { create = true } = {},
+  ) {
+    const file = path.join(dataDir, 'scratchgpt.db');
+    const existed = fs.existsSync(file);
+    if (!existed && !create) throw new StoreError(`${file} is missing, but the data folder holds files, jobs or models: ${RECOVER}`);
+    if (existed && fs.statSync(file).size === 0) throw new StoreError(`${file} is empty (0 bytes): ${RECOVER}`);
+    try {
+      this.db = new Database(file);
+    } catch (e) {
+      throw new StoreError(`cannot open ${file}: ${storeFailure(e)}`);
+    }
     // One server per data folder: two would both resume the same running job. The exclusive lock
     // is SQLite's own (an fcntl lock), so the OS drops it when the process dies, kill -9 included.
-    this.db.pragma('locking_mode = EXCLUSIVE');
-    this.db.pragma('busy_timeout = 0');
     try {
+      this.db.pragma('locking_mode = EXCLUSIVE');
+      this.db.pragma('busy_timeout = 0');
       this.db.pragma('journal_mode = WAL');
       this.db.exec('BEGIN IMMEDIATE; COMMIT');
+      if (existed && (this.db.prepare(`SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'files'`).get() as { n: number }).n === 0) {
+        throw new StoreError(`${file} holds no scratchgpt tables: ${RECOVER}`);
+      }
     } catch (e) {
       this.db.close();
-      if ((e as { code?: string }).code?.startsWith('SQLITE_BUSY')) throw new Error(`the data folder ${dataDir} is in use by another scratchgpt server`);
-      throw e;
+      if (e instanceof StoreError) throw e;
+      if ((e as { code?: string }).code?.startsWith('SQLITE_BUSY')) throw new StoreError(`the data folder ${dataDir} is in use by another scratchgpt server`);
+      throw new StoreError(`cannot open ${file}: ${storeFailure(e)}`);
     }
     // FULL: a committed transaction survives power loss too, not only a killed process. Writes
     // are a few per training step, so the fsyncs cost nothing measurable.
@@ -198,7 +235,7 @@ export class JobStore {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > 1) {
       this.db.close();
-      throw new Error(`${dataDir}/scratchgpt.db has schema version ${version}; this scratchgpt knows version 1 (a newer scratchgpt wrote it)`);
+      throw new StoreError(`${file} has schema version ${version}; this scratchgpt knows version 1 (a newer scratchgpt wrote it)`);
     }
     this.db.exec(SCHEMA);
     this.db.pragma('user_version = 1');
@@ -214,23 +251,45 @@ export class JobStore {
 
   // ─── files ───
 
+  /** Records an upload before its bytes are written ('uploading': invisible until markFileProcessed). */
   insertFile(f: Omit<FileRow, 'created_at' | 'status'>): FileRow {
-    const row: FileRow = { ...f, created_at: now(), status: 'processed' };
+    const row: FileRow = { ...f, created_at: now(), status: 'uploading' };
     this.db
       .prepare('INSERT INTO files (id, bytes, filename, purpose, created_at, status, path, format, records, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
       .run(row.id, row.bytes, row.filename, row.purpose, row.created_at, row.status, row.path, row.format, row.records, json(row.labels));
     return row;
   }
 
+  markFileProcessed(id: string): FileRow {
+    this.db.prepare(`UPDATE files SET status = 'processed' WHERE id = ?`).run(id);
+    return this.getFile(id)!;
+  }
+
+  /** Hides a file before its bytes are removed; the row goes with deleteFile once they are. */
+  markFileDeleting(id: string): void {
+    this.db.prepare(`UPDATE files SET status = 'deleting' WHERE id = ?`).run(id);
+  }
+
+  /** A stored ('processed') file. */
   getFile(id: string): FileRow | undefined {
-    const r = this.db.prepare('SELECT * FROM files WHERE id = ?').get(id) as Raw | undefined;
+    const r = this.db.prepare(`SELECT * FROM files WHERE id = ? AND status = 'processed'`).get(id) as Raw | undefined;
     return r && fileRow(r);
+  }
+
+  /** Whether any row, in whatever state, names this file id. */
+  hasFileRow(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM files WHERE id = ?').get(id) !== undefined;
+  }
+
+  /** Uploads and deletes a crash cut short: their rows say what to remove. */
+  unsettledFiles(): { id: string; status: string }[] {
+    return this.db.prepare(`SELECT id, status FROM files WHERE status != 'processed'`).all() as { id: string; status: string }[];
   }
 
   /** Files newest first (or oldest first), after the cursor `after` (a file id). */
   listFiles(o: { after?: string; limit: number; order: 'asc' | 'desc'; purpose?: string }): Page<FileRow> {
     const cmp = o.order === 'desc' ? '<' : '>';
-    const where: string[] = [];
+    const where: string[] = [`status = 'processed'`];
     const args: unknown[] = [];
     if (o.purpose) {
       where.push('purpose = ?');
@@ -240,7 +299,7 @@ export class JobStore {
       where.push(`rowid ${cmp} (SELECT rowid FROM files WHERE id = ?)`);
       args.push(o.after);
     }
-    const sql = `SELECT * FROM files ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY rowid ${o.order.toUpperCase()} LIMIT ?`;
+    const sql = `SELECT * FROM files WHERE ${where.join(' AND ')} ORDER BY rowid ${o.order.toUpperCase()} LIMIT ?`;
     const rows = (this.db.prepare(sql).all(...args, o.limit + 1) as Raw[]).map(fileRow);
     return { data: rows.slice(0, o.limit), has_more: rows.length > o.limit };
   }
