@@ -13,6 +13,11 @@ const HELP = `usage: scratchgpt serve [--model DIR]... [options]
                          default: the embedded model in weights/
   --host H               address to bind (env HOST, default 127.0.0.1; 0.0.0.0 in containers)
   --port P               port (env PORT, default 8080)
+  --allowed-hosts H,...  without API keys, Host names answered besides localhost, loopback addresses
+                         and the --host address (env SCRATCHGPT_ALLOWED_HOSTS; '.example.com' also
+                         matches subdomains; '*' any): a guard against DNS rebinding
+  --cors-origins O,...   origins (scheme://host[:port]) that may send cross-site requests, answered
+                         with CORS headers (env SCRATCHGPT_CORS_ORIGINS; '*' any; default none)
   --slots N              sequences decoded together per model (KV-cache slots, default 16)
   --queue N              sequences that may wait for a slot before requests get 429 (default 64)
   --prefill-tokens N     prompt tokens prefilled per scheduler step (default 512)
@@ -31,7 +36,8 @@ const HELP = `usage: scratchgpt serve [--model DIR]... [options]
 
 environment:
   SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
-                         (/health stays open)
+                         (/health stays open); set but without a key is an error
+  SCRATCHGPT_ALLOWED_HOSTS, SCRATCHGPT_CORS_ORIGINS   the lists when the flags are not given
   SCRATCHGPT_DATA_DIR    the data folder when --data-dir is not given`;
 
 export async function run(argv: string[]): Promise<number> {
@@ -41,6 +47,8 @@ export async function run(argv: string[]): Promise<number> {
       model: { type: 'string', multiple: true },
       host: { type: 'string' },
       port: { type: 'string' },
+      'allowed-hosts': { type: 'string' },
+      'cors-origins': { type: 'string' },
       slots: { type: 'string', default: '16' },
       queue: { type: 'string', default: '64' },
       'prefill-tokens': { type: 'string', default: '512' },
@@ -63,7 +71,12 @@ export async function run(argv: string[]): Promise<number> {
   if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
   if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
   const dirs = a.model?.length ? a.model.map((d) => resolveModelDir(d)) : [resolveModelDir(undefined)];
-  const apiKeys = (process.env.SCRATCHGPT_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const list = (s: string | undefined) => (s ?? '').split(',').map((k) => k.trim()).filter(Boolean);
+  const apiKeys = list(process.env.SCRATCHGPT_API_KEYS);
+  // Set but empty (' , ') must not quietly mean "no auth".
+  if (process.env.SCRATCHGPT_API_KEYS !== undefined && apiKeys.length === 0) {
+    throw new Error('SCRATCHGPT_API_KEYS is set but contains no key: give comma-separated keys, or unset it to run without auth.');
+  }
   const server = await startServer({
     modelDirs: dirs,
     host: a.host ?? process.env.HOST ?? '127.0.0.1',
@@ -76,6 +89,8 @@ export async function run(argv: string[]): Promise<number> {
     threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
     quantize: a.quantize,
     apiKeys,
+    allowedHosts: list(a['allowed-hosts'] ?? process.env.SCRATCHGPT_ALLOWED_HOSTS),
+    corsOrigins: list(a['cors-origins'] ?? process.env.SCRATCHGPT_CORS_ORIGINS),
     maxBodyBytes: integer('--max-body-bytes', a['max-body-bytes']!, 1),
     shutdownTimeoutMs: 1000 * integer('--shutdown-timeout', a['shutdown-timeout']!, 0),
     dataDir: a['data-dir'] ?? process.env.SCRATCHGPT_DATA_DIR ?? 'data',
@@ -85,15 +100,22 @@ export async function run(argv: string[]): Promise<number> {
   console.error(`scratchgpt serve: listening on ${server.url} (${apiKeys.length ? 'API keys required' : 'no auth'}); loading ${server.models.list().map((m) => m.id).join(', ')}…${server.finetuning ? `; data in ${server.finetuning.dirs.root}` : ''}`);
 
   const stopped = new Promise<number>((resolve) => {
+    let signalled = false;
     const stop = (signal: string) => {
-      console.error(`scratchgpt serve: ${signal}: finishing in-flight requests…`);
+      if (signalled) {
+        console.error(`scratchgpt serve: ${signal} again: ending in-flight requests now…`);
+        server.hurry();
+        return;
+      }
+      signalled = true;
+      console.error(`scratchgpt serve: ${signal}: finishing in-flight requests… (again to end them now)`);
       server.shutdown().then(() => resolve(0), (e) => {
         console.error(`scratchgpt serve: shutdown failed: ${(e as Error).message}`);
         resolve(1);
       });
     };
-    process.once('SIGTERM', () => stop('SIGTERM'));
-    process.once('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
   });
   try {
     await server.ready;

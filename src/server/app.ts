@@ -1,6 +1,7 @@
 // The Hono app: middleware, one sub-app per resource, and the single error mapping.
 //
-//   request id → services (registry, metrics, fine-tuning, request counts, shutdown gate) → auth
+//   request id → services (registry, metrics, fine-tuning, request counts, shutdown gate)
+//   → Host/Origin guard → CORS (--cors-origins) → auth
 //   → body limit (uploads to /v1/files have their own, larger one) → routes
 import { Hono } from 'hono';
 import { except } from 'hono/combine';
@@ -17,6 +18,7 @@ import { health } from './health.js';
 import type { Metrics } from './metrics.js';
 import { apiKeyAuth } from './middleware/auth.js';
 import { limitBody } from './middleware/body-limit.js';
+import { corsFor, hostGuard } from './middleware/host-guard.js';
 import { services } from './middleware/services.js';
 import { models } from './models.js';
 import type { ModelRegistry } from './registry.js';
@@ -29,6 +31,12 @@ export interface AppOptions {
   metrics: Metrics;
   /** Bearer keys; empty = no auth. /health is always open (orchestrators probe it without keys). */
   apiKeys?: string[];
+  /** Host names answered without keys besides loopback and `boundHost` ('*': any); see middleware/host-guard.ts. */
+  allowedHosts?: string[];
+  /** Origins allowed cross-site requests (and CORS headers); '*': any. */
+  corsOrigins?: string[];
+  /** The address the server is bound to. */
+  boundHost?: string;
   maxBodyBytes?: number;
   draining?: () => boolean;
   /** Files, fine-tuning jobs and finetuned models; without it those routes answer 404. */
@@ -40,6 +48,8 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
   return new Hono<AppEnv>()
     .use(requestId())
     .use(services({ models: o.models, metrics: o.metrics, finetuning: o.finetuning, draining }))
+    .use(hostGuard({ keys: (o.apiKeys ?? []).length > 0, allowedHosts: o.allowedHosts, corsOrigins: o.corsOrigins, boundHost: o.boundHost, open: ['/health'] }))
+    .use(corsFor(o.corsOrigins ?? [])) // before auth: preflights carry no key
     .use(apiKeyAuth(o.apiKeys ?? [], { open: ['/health'] }))
     .use(except('/v1/files', limitBody(o.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES)))
     .route('/v1', models)

@@ -1,5 +1,7 @@
 // OpenAI's error shape, {"error": {message, type, param, code}}, and the one place every failure
 // is mapped to it (app.onError). Handlers throw; nothing else builds an error body.
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
@@ -55,4 +57,51 @@ export function onError(err: Error, c: Context): Response {
 
 export function notFound(c: Context): Response {
   return c.json(errorBody(404, `Unknown request URL: ${c.req.method} ${c.req.path}.`, { code: 'unknown_url' }), 404);
+}
+
+// Errors Node's HTTP parser raises before any handler runs (the server's 'clientError' event):
+// Node's default answer is a bare `HTTP/1.1 400 Bad Request` without a body.
+const CLIENT_ERRORS: Record<string, [status: number, message: string | null, code: string]> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request headers too large: at most 16 KiB (node --max-http-header-size).', 'request_header_fields_too_large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Chunk extensions too large.', 'request_too_large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request was not received in time.', 'request_timeout'],
+  HPE_INVALID_CONTENT_LENGTH: [400, null, 'invalid_content_length'],
+  HPE_UNEXPECTED_CONTENT_LENGTH: [400, null, 'invalid_content_length'], // with Transfer-Encoding
+  HPE_INVALID_TRANSFER_ENCODING: [400, null, 'invalid_transfer_encoding'],
+};
+
+/** A whole HTTP/1.1 response with the OpenAI error body for a parser error; the connection closes after it. */
+export function rawErrorResponse(err: Error & { code?: string; reason?: string }): string {
+  const [status, known, code] = CLIENT_ERRORS[err.code ?? ''] ?? [400, null, 'malformed_request'];
+  const message = known ?? `Malformed HTTP request: ${err.reason ?? err.message}.`; // llhttp's reasons are fixed texts
+  const body = JSON.stringify(errorBody(status, message, { code }));
+  return `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+/**
+ * The server's 'clientError' handler: the OpenAI error shape where an answer can still go out.
+ * It cannot when a response has begun on the socket (it would be corrupted) or the client has
+ * gone (e.g. closed before sending all of its Content-Length): then the socket is just closed.
+ * @example server.on('clientError', onClientError)
+ */
+export function onClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  if (socket.writableEnded) return; // answered already: later bytes raise the same error again
+  // As Node's default handler: `_httpMessage` is the response in flight on this socket, if any.
+  const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) socket.end(rawErrorResponse(err), () => socket.destroy());
+  else socket.destroy();
+}
+
+/**
+ * @hono/node-server's errorHandler: a request it cannot turn into a URL (a malformed Host or
+ * request target) gets 400 in the OpenAI shape instead of an empty 400.
+ * @example getRequestListener(app.fetch, { errorHandler: requestErrorResponse })
+ */
+export function requestErrorResponse(err: unknown): Response {
+  const bad = err instanceof Error && err.name === 'RequestError';
+  const body = bad
+    ? errorBody(400, `Malformed HTTP request: ${err.message}.`, { code: 'malformed_request' })
+    : errorBody(500, 'The server had an error while processing your request.');
+  if (!bad) console.error('request listener:', err);
+  return Response.json(body, { status: bad ? 400 : 500 });
 }

@@ -6,20 +6,23 @@
 // rename), then recorded.
 import type { Context } from 'hono';
 import { Hono } from 'hono';
-import { bodyLimit } from 'hono/body-limit';
 import { z } from 'zod';
 import { DatasetError, parseDataset } from '../datasets/index.js';
+import { crashPoint } from '../faults/crash-point.js';
 import { FILE_ID, newFileId } from '../jobs/ids.js';
 import type { FineTuning } from '../jobs/service.js';
 import type { FileRow } from '../jobs/store.js';
 import type { AppEnv } from './env.js';
 import { apiError, badRequest } from './errors.js';
+import { limitBody } from './middleware/body-limit.js';
 import { query } from './validate.js';
 
 /** The service, or a 404 saying how to turn it on. */
 export function service(c: Context<AppEnv>): FineTuning {
   const ft = c.var.finetuning;
   if (!ft) throw apiError(404, 'Fine-tuning is not enabled on this server: start it with a data folder (scratchgpt serve --data-dir DIR).', { code: 'fine_tuning_disabled' });
+  const problem = ft.storageProblem();
+  if (problem) throw apiError(503, `Storage is unavailable: ${problem}.`, { code: 'storage_unavailable' });
   return ft;
 }
 
@@ -45,17 +48,34 @@ const listQuery = z.object({
 
 const MULTIPART_SLACK = 64 * 1024; // boundaries and the other fields, on top of the file itself
 
-/** A safe display name: the last path component, no control characters, at most 255 characters. */
+/**
+ * A safe display name: the last path component, at most 255 characters, without control characters
+ * or bidi controls (U+202E can make 'gpj.exe' display as 'exe.jpg').
+ */
 function cleanName(name: string): string {
   const base = name.split(/[\\/]/).pop() ?? '';
-  return base.replace(/[\x00-\x1f\x7f]/g, '').slice(0, 255) || 'upload.jsonl';
+  const clean = base.replace(/[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '');
+  return Array.from(clean.replace(/\p{Cs}/gu, '\uFFFD')).slice(0, 255).join('') || 'upload.jsonl'; // whole code points, no lone surrogates
+}
+
+/**
+ * Content-Disposition for a download (RFC 6266): an ASCII fallback name for old clients, and the
+ * exact name as UTF-8 in `filename*` (RFC 8187). Header values must be bytes: a raw non-ASCII name is a 500.
+ * @example attachment('训练.jsonl') // attachment; filename="__.jsonl"; filename*=UTF-8''%E8%AE%AD%E7%BB%83.jsonl
+ */
+export function attachment(filename: string): string {
+  const fallback = filename.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').replace(/[^\x20-\x7e]|["\\%]/gu, '_');
+  if (fallback === filename) return `attachment; filename="${fallback}"`;
+  // encodeURIComponent leaves ' ( ) * unescaped; RFC 8187's attr-char does not allow them
+  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
 }
 
 export function files(maxFileBytes: number) {
   const tooLarge = () =>
     apiError(413, `File too large: the limit is ${maxFileBytes} bytes (scratchgpt serve --max-file-bytes).`, { param: 'file', code: 'request_too_large' });
   return new Hono<AppEnv>()
-    .post('/files', bodyLimit({ maxSize: maxFileBytes + MULTIPART_SLACK, onError: () => { throw tooLarge(); } }), async (c) => {
+    .post('/files', limitBody(maxFileBytes + MULTIPART_SLACK, tooLarge), async (c) => {
       const ft = service(c);
       const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'multipart/form-data') throw badRequest(`Content-Type must be multipart/form-data, got '${type || 'none'}'.`);
@@ -81,24 +101,21 @@ export function files(maxFileBytes: number) {
         if (e instanceof DatasetError) throw badRequest(`Invalid file: ${e.message}`, 'file', 'invalid_file');
         throw e;
       }
+      // The row first ('uploading', invisible): a crash before the end leaves proof of what to remove.
       const id = newFileId();
-      const abs = ft.dirs.writeFile(id, bytes);
-      let row: FileRow;
-      try {
-        row = ft.store.insertFile({
-          id,
-          bytes: bytes.byteLength,
-          filename,
-          purpose,
-          path: ft.dirs.rel(abs),
-          format: dataset.format,
-          records: dataset.records.length,
-          labels: dataset.format === 'classification' ? dataset.labels : null,
-        });
-      } catch (e) {
-        ft.dirs.removeFile(id);
-        throw e;
-      }
+      ft.store.insertFile({
+        id,
+        bytes: bytes.byteLength,
+        filename,
+        purpose,
+        path: ft.dirs.rel(ft.dirs.filePath(id)),
+        format: dataset.format,
+        records: dataset.records.length,
+        labels: dataset.format === 'classification' ? dataset.labels : null,
+      });
+      ft.dirs.writeFile(id, bytes);
+      crashPoint('upload.stored');
+      const row = ft.store.markFileProcessed(id);
       return c.json(fileObject(row));
     })
     .get('/files', query(listQuery), (c) => {
@@ -112,7 +129,7 @@ export function files(maxFileBytes: number) {
       const ft = service(c);
       const f = findFile(ft, c.req.param('id'));
       const bytes = ft.dirs.readFile(f.id);
-      return c.body(bytes, 200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': `attachment; filename="${f.filename.replace(/["\\]/g, '_')}"` });
+      return c.body(bytes, 200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': attachment(f.filename) });
     })
     .delete('/files/:id', (c) => {
       const ft = service(c);
@@ -124,8 +141,10 @@ export function files(maxFileBytes: number) {
           code: 'file_in_use',
         });
       }
-      ft.store.deleteFile(f.id); // the row first: a crash before the unlink leaves an orphan the next start sweeps
+      ft.store.markFileDeleting(f.id); // hidden first: a crash before the unlink leaves a row the next start finishes
+      crashPoint('file-delete.marked');
       ft.dirs.removeFile(f.id);
+      ft.store.deleteFile(f.id);
       return c.json({ id: f.id, object: 'file' as const, deleted: true });
     });
 }

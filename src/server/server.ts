@@ -1,10 +1,12 @@
 // Serving: model workers + the Hono app on @hono/node-server, and graceful shutdown.
 import type { AddressInfo } from 'node:net';
-import type { Server } from 'node:http';
-import { serve } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { FineTuning } from '../jobs/service.js';
 import { createApp } from './app.js';
+import { onClientError, requestErrorResponse } from './errors.js';
 import { Metrics } from './metrics.js';
+import { normalizeHosts, normalizeOrigins } from './middleware/host-guard.js';
 import type { ModelOptions } from './model-worker.js';
 import { ModelRegistry } from './registry.js';
 
@@ -13,6 +15,10 @@ export interface ServerOptions extends ModelOptions {
   host?: string;
   port?: number; // 0: any free port
   apiKeys?: string[];
+  /** Without keys, Host names answered besides loopback and `host` ('*': any): see middleware/host-guard.ts. */
+  allowedHosts?: string[];
+  /** Origins that may send cross-site requests, with CORS headers ('*': any). */
+  corsOrigins?: string[];
   maxBodyBytes?: number;
   /** How long in-flight requests may run on after a shutdown begins. */
   shutdownTimeoutMs?: number;
@@ -34,11 +40,16 @@ export interface RunningServer {
   ready: Promise<void>;
   /** Stops accepting, lets in-flight requests finish within the deadline, ends the rest cleanly. */
   shutdown(): Promise<void>;
+  /** Ends a shutdown's grace period now (a second Ctrl-C): what still runs is ended as at the deadline. */
+  hurry(): void;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  // Checked before anything starts: a bad entry must not leave model workers running.
+  const allowedHosts = normalizeHosts(o.allowedHosts ?? []);
+  const corsOrigins = normalizeOrigins(o.corsOrigins ?? []);
   const metrics = new Metrics();
   const models = new ModelRegistry(o.modelDirs, o, metrics);
   let finetuning: FineTuning | undefined;
@@ -51,13 +62,17 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
     throw e;
   }
   let draining = false;
-  const app = createApp({ models, metrics, apiKeys: o.apiKeys, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning });
   const host = o.host ?? '127.0.0.1';
+  const app = createApp({ models, metrics, apiKeys: o.apiKeys, allowedHosts, corsOrigins, boundHost: host, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning });
   let server!: Server;
   let port: number;
   try {
     port = await new Promise<number>((resolve, reject) => {
-      server = serve({ fetch: app.fetch, hostname: host, port: o.port ?? 8080 }, (info: AddressInfo) => resolve(info.port)) as Server;
+      // node-server's serve(), plus an errorHandler (it has no option for one): the OpenAI error
+      // shape, not a bare 400, for what Node's parser (clientError) or node-server cannot take.
+      server = createServer(getRequestListener(app.fetch, { hostname: host, errorHandler: requestErrorResponse }));
+      server.on('clientError', onClientError);
+      server.listen(o.port ?? 8080, host, () => resolve((server.address() as AddressInfo).port));
       server.once('error', reject);
     });
   } catch (e) {
@@ -68,15 +83,21 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const closed = new Promise<void>((resolve) => server.once('close', () => resolve()));
 
   let stopping: Promise<void> | undefined;
+  let hurried: () => void = () => {};
+  const hurry = new Promise<void>((resolve) => (hurried = resolve));
   const shutdown = () =>
     (stopping ??= (async () => {
       draining = true; // new requests on open connections get 503
       server.close(); // no new connections
       server.closeIdleConnections();
-      const deadline = Date.now() + (o.shutdownTimeoutMs ?? 10_000);
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, o.shutdownTimeoutMs ?? 10_000)));
+      let late = false;
+      void Promise.race([deadline, hurry]).then(() => (late = true));
       // Training stops now (its job resumes at the next start); requests get the deadline.
       await finetuning?.runner.close();
-      while (models.activeJobs > 0 && Date.now() < deadline) await sleep(50);
+      while (models.activeJobs > 0 && !late) await Promise.race([sleep(50), deadline, hurry]);
+      clearTimeout(timer);
       await models.close();
       await finetuning?.close(); // ends what is left: streams get an error chunk and [DONE]
       server.closeIdleConnections();
@@ -84,5 +105,5 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       server.closeAllConnections();
     })());
 
-  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, models, metrics, finetuning, ready: models.ready(), shutdown };
+  return { url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, port, models, metrics, finetuning, ready: models.ready(), shutdown, hurry: () => hurried() };
 }
