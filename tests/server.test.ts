@@ -138,6 +138,37 @@ describe('with the openai client', () => {
     expect(Math.max(...Object.values(top2))).toBeCloseTo(next.choices[0]!.logprobs!.token_logprobs![0]!, 4);
   });
 
+  it('scores a prompt once for all its n choices, streamed or not (n: 64 scoring must not cost 64 prefills)', async () => {
+    const model = server.models.get('tiny');
+    const seen: { promptLogprobs?: number }[][] = [];
+    const submit = model.submit.bind(model);
+    model.submit = (specs) => (seen.push(specs), submit(specs));
+    try {
+      const prompts = ['The quick brown fox', 'Pack my box'];
+      const alone = await Promise.all(prompts.map((prompt) => client.completions.create({ model: 'tiny', prompt, max_tokens: 0, echo: true, logprobs: 2 })));
+      seen.length = 0;
+      const body = { model: 'tiny', prompt: prompts, max_tokens: 2, echo: true, logprobs: 2, n: 3, temperature: 1, seed: 5 } as const;
+      const whole = await client.completions.create(body);
+      const chunks: OpenAI.Completions.Completion[] = [];
+      for await (const chunk of await client.completions.create({ ...body, stream: true })) chunks.push(chunk);
+      expect(seen.map((specs) => specs.filter((x) => x.promptLogprobs !== undefined).length)).toEqual([2, 2]); // one per prompt
+      for (let k = 0; k < 6; k++) {
+        const want = alone[Math.floor(k / 3)]!.choices[0]!.logprobs!;
+        const got = whole.choices[k]!.logprobs!;
+        expect(got.tokens!.slice(0, want.tokens!.length)).toEqual(want.tokens);
+        expect(got.token_logprobs!.slice(0, want.token_logprobs!.length)).toEqual(want.token_logprobs);
+        const first = chunks.find((c) => c.choices[0]!.index === k)!; // each streamed choice opens with its prompt, scored
+        expect([first.choices[0]!.text, first.choices[0]!.logprobs!.token_logprobs]).toEqual([prompts[Math.floor(k / 3)], want.token_logprobs]);
+        const text = chunks.filter((c) => c.choices[0]!.index === k).map((c) => c.choices[0]!.text).join('');
+        expect(text).toBe(whole.choices[k]!.text); // same seed: same tokens
+      }
+      const scoredOnly = await client.completions.create({ ...body, max_tokens: 0, n: 4 });
+      expect(scoredOnly.choices.map((c) => c.logprobs!.token_logprobs)).toEqual([0, 0, 0, 0, 1, 1, 1, 1].map((i) => alone[i]!.choices[0]!.logprobs!.token_logprobs));
+    } finally {
+      model.submit = submit;
+    }
+  });
+
   it('accepts token-id prompts and arrays of prompts (choices ordered prompt by prompt)', async () => {
     const ids = encode('Token prompt');
     const fromIds = await client.completions.create({ model: 'tiny', prompt: ids, max_tokens: 4, temperature: 0 });
@@ -227,6 +258,8 @@ describe('with the openai client', () => {
     ]) {
       expect(m).toContain(name);
     }
+    expect(m).toMatch(/^nodejs_eventloop_lag_p99_seconds \d/m);
+    expect(Number(/^process_resident_memory_bytes (\d+)$/m.exec(m)?.[1])).toBeGreaterThan(1e6);
     expect(m).toMatch(/scratchgpt_requests_total\{method="POST",route="\/v1\/completions",status="200"\} \d+/);
   });
 });
@@ -300,6 +333,16 @@ describe('errors', () => {
     expect(r.body.error.message).toMatch(/maximum context length is 128 tokens/);
     const chat = await post(`${server.url}/v1/chat/completions`, { model: 'tiny-chat', messages: [{ role: 'user', content: 'word '.repeat(200) }] });
     expect([chat.status, chat.body.error.code]).toEqual([400, 'context_length_exceeded']);
+    // a text too long to fit whatever it encodes to is refused before it is encoded
+    const huge = 'x'.repeat(128 * 128 + 1); // one unbroken word: at least 129 tokens
+    for (const [url, body] of [
+      [completions(), { model: 'tiny', prompt: huge }],
+      [`${server.url}/v1/chat/completions`, { model: 'tiny-chat', messages: [{ role: 'user', content: huge }] }],
+    ] as const) {
+      const r2 = await post(url, body);
+      expect([r2.status, r2.body.error.code]).toEqual([400, 'context_length_exceeded']);
+      expect(r2.body.error.message).toMatch(/is at least 1[23][0-9] tokens long/);
+    }
   });
 
   it('a body over the limit is a 413', async () => {

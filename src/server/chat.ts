@@ -3,11 +3,11 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { checkContextLength, ContextLengthError } from '../model/errors.js';
 import type { TokenLogprob } from '../model/sampler.js';
-import { decode, encode, tokenBytes } from '../model/tokenizer.js';
+import { decode, encode, minTokens, tokenBytes } from '../model/tokenizer.js';
 import { applyChatTemplate } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
-import { collect, finishOf, newId, submit, unixTime, usage } from './jobs.js';
+import { collect, finishOf, newId, submit, tooLongToEncode, unixTime, usage } from './jobs.js';
 import { samplingFields, samplingOptions, stopList } from './sampling.js';
 import { streamJob } from './sse.js';
 import { json } from './validate.js';
@@ -43,6 +43,7 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
   if (b.stream_options && !b.stream) throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
   const messages = b.messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
   const { prompt, stop } = applyChatTemplate(model.config.chatTemplate, model.id, messages);
+  tooLongToEncode(minTokens(prompt), model.config.contextLength, 'messages');
   const tokens = encode(prompt, { allowSpecial: false }); // '<|endoftext|>' typed by a user is text, not the special token
   const { contextLength, vocabSize } = model.config;
   const requested = b.max_completion_tokens ?? b.max_tokens ?? undefined;

@@ -3,11 +3,11 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { ContextLengthError, checkContextLength } from '../model/errors.js';
 import type { TokenLogprob } from '../model/sampler.js';
-import { decode, encode, EOT, VOCAB_SIZE } from '../model/tokenizer.js';
+import { decode, encode, EOT, minTokens, VOCAB_SIZE } from '../model/tokenizer.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
-import { collect, finishOf, newId, submit, unixTime, usage, type ChoiceResult } from './jobs.js';
-import type { PromptEvent } from './protocol.js';
+import { collect, finishOf, newId, submit, tooLongToEncode, unixTime, usage, type ChoiceResult } from './jobs.js';
+import type { PromptEvent, SeqEvent } from './protocol.js';
 import { samplingFields, samplingOptions, stopList } from './sampling.js';
 import { streamJob } from './sse.js';
 import { json } from './validate.js';
@@ -38,9 +38,10 @@ function promptList(p: CompletionRequest['prompt']): (string | number[])[] {
 }
 
 /** Prompts as token ids (+ text for echo). */
-function toPrompts(list: (string | number[])[], vocabSize: number): Prompt[] {
+function toPrompts(list: (string | number[])[], vocabSize: number, contextLength: number): Prompt[] {
   return list.map((x, i) => {
     if (typeof x === 'string') {
+      tooLongToEncode(minTokens(x), contextLength, 'prompt');
       // An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional samples.
       const tokens = encode(x);
       return { tokens: tokens.length ? tokens : [EOT], text: x };
@@ -107,7 +108,7 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   const list = promptList(b.prompt);
   // Before tokenizing: a body of 100k tiny prompts must not cost 100k encodes to refuse.
   if (list.length * n > model.capacity) throw badRequest(`This request needs ${list.length * n} sequences (n × prompts), more than the ${model.capacity} this server can hold.`, 'n');
-  const prompts = toPrompts(list, vocabSize);
+  const prompts = toPrompts(list, vocabSize, contextLength);
   const maxTokens = b.max_tokens ?? 16; // OpenAI's default for completions
   for (const p of prompts) {
     try {
@@ -120,13 +121,16 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   const logprobs = b.logprobs ?? undefined;
   const echo = b.echo ?? false;
   const stop = stopList(b.stop);
+  // A prompt's logprobs are the same for all its n choices: only the first computes them (each
+  // costs the prompt's length × the vocabulary), the others reuse its result.
   const specs = prompts.flatMap((p) =>
     Array.from({ length: n }, (_, i) => ({
       prompt: p.tokens,
       options: samplingOptions(b, { maxTokens, stop, logprobs, vocabSize }, i),
-      promptLogprobs: echo && logprobs !== undefined ? logprobs : undefined,
+      promptLogprobs: echo && logprobs !== undefined && i === 0 ? logprobs : undefined,
     })),
   );
+  const scoresPrompt = echo && logprobs !== undefined;
   const job = submit(model, specs);
   const promptOf = (k: number) => prompts[Math.floor(k / n)]!;
   const promptTokens = prompts.reduce((s, p) => s + p.tokens.length, 0); // once per prompt, whatever n
@@ -138,26 +142,38 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
       choices: [{ index, text, logprobs: lp, finish_reason: finish }],
     });
     const state = job.ids.map(() => ({ echo: echo ? undefined : '', emitted: 0 }));
+    // With prompt logprobs, a choice's events wait for its prompt's first choice to bring them.
+    const scored: (PromptEvent | undefined)[] = prompts.map(() => undefined);
+    const held: SeqEvent[][] = job.ids.map(() => []);
     let generated = 0;
+    const render = (e: SeqEvent): unknown[] => {
+      const k = job.index(e.id);
+      const s = state[k]!;
+      const p = promptOf(k);
+      const first = k - (k % n);
+      if (e.type === 'prompt') {
+        scored[first / n] = e;
+        return Array.from({ length: n }, (_, i) => first + i).flatMap((j) => {
+          state[j]!.echo = '';
+          state[j]!.emitted = p.text.length;
+          return [choice(j, p.text, promptLogprobs(p, e), null), ...held[j]!.splice(0).flatMap(render)];
+        });
+      }
+      if (scoresPrompt && !scored[first / n]) {
+        held[k]!.push(e);
+        return [];
+      }
+      const pre = s.echo ?? p.text; // echo without logprobs: the prompt rides in the first chunk
+      s.echo = '';
+      s.emitted += pre.length;
+      if (e.type === 'end') return [choice(k, pre, null, finishOf(job, e))];
+      generated++;
+      const lp = logprobs === undefined ? null : legacyLogprobs([e.token], [e.logprob ?? null], [e.top], [s.emitted]);
+      s.emitted += e.text.length;
+      return [choice(k, pre + e.text, lp, e.finish)];
+    };
     return streamJob(c, job, {
-      event(e) {
-        const k = job.index(e.id);
-        const s = state[k]!;
-        const p = promptOf(k);
-        if (e.type === 'prompt') {
-          s.echo = '';
-          s.emitted = p.text.length;
-          return [choice(k, p.text, promptLogprobs(p, e), null)];
-        }
-        const pre = s.echo ?? p.text; // echo without logprobs: the prompt rides in the first chunk
-        s.echo = '';
-        s.emitted += pre.length;
-        if (e.type === 'end') return [choice(k, pre, null, finishOf(job, e))];
-        generated++;
-        const lp = logprobs === undefined ? null : legacyLogprobs([e.token], [e.logprob ?? null], [e.top], [s.emitted]);
-        s.emitted += e.text.length;
-        return [choice(k, pre + e.text, lp, e.finish)];
-      },
+      event: render,
       usage: b.stream_options?.include_usage ? () => ({ ...head, choices: [], usage: usage(promptTokens, generated) }) : undefined,
     });
   }
@@ -169,7 +185,8 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
     let lp: LegacyLogprobs | null = null;
     if (logprobs !== undefined) {
       lp = legacyLogprobs(r.tokens, r.logprobs, r.top, r.offsets.map((o) => o + pre.length));
-      if (echo && r.prompt) lp = concat(promptLogprobs(p, r.prompt), lp);
+      const scored = results[k - (k % n)]!.prompt;
+      if (echo && scored) lp = concat(promptLogprobs(p, scored), lp);
     }
     return { text: pre + r.text, index: k, logprobs: lp, finish_reason: r.finish };
   });

@@ -4,6 +4,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { TokenLogprob } from '../model/sampler.js';
+import { MAX_TOKEN_BYTES } from '../model/tokenizer.js';
 import type { FinishReason } from '../model/stop.js';
 import { apiError, badRequest } from './errors.js';
 import { OverloadedError, type Job, type ModelWorker } from './model-worker.js';
@@ -28,11 +29,23 @@ export function submit(model: ModelWorker, specs: Omit<SeqSpec, 'id'>[]): Job {
   }
 }
 
-/** Cancels the job's sequences when the client goes away (frees their batch slots). */
-export function cancelOnDisconnect(c: Context, job: Job): void {
+/** A 400 before tokenizing when a text cannot fit the context whatever it encodes to (encoding a large body is the costly part). */
+export function tooLongToEncode(atLeast: number, contextLength: number, param: string): void {
+  if (atLeast <= contextLength) return;
+  throw badRequest(
+    `This model's maximum context length is ${contextLength} tokens, and the ${param === 'prompt' ? 'prompt' : 'conversation'} is at least ${atLeast} tokens long (one token covers at most ${MAX_TOKEN_BYTES} bytes).`,
+    param,
+    'context_length_exceeded',
+  );
+}
+
+/** Cancels the job's sequences when the client goes away (frees their batch slots); returns the undo. */
+function cancelOnDisconnect(c: Context, job: Job): () => void {
   const signal = c.req.raw.signal;
-  if (signal.aborted) job.cancel();
-  else signal.addEventListener('abort', () => job.cancel(), { once: true });
+  const cancel = () => job.cancel();
+  if (signal.aborted) cancel();
+  else signal.addEventListener('abort', cancel, { once: true });
+  return () => signal.removeEventListener('abort', cancel); // a listener left behind keeps the job reachable
 }
 
 export interface ChoiceResult {
@@ -48,19 +61,23 @@ export interface ChoiceResult {
 
 /** A job's events gathered per sequence (non-streamed answers). */
 export async function collect(c: Context, job: Job): Promise<ChoiceResult[]> {
-  cancelOnDisconnect(c, job);
+  const undo = cancelOnDisconnect(c, job);
   const out: ChoiceResult[] = job.ids.map(() => ({ text: '', tokens: [], logprobs: [], top: [], offsets: [], finish: 'length' }));
-  for await (const e of job) {
-    const r = out[job.index(e.id)]!;
-    if (e.type === 'prompt') r.prompt = e;
-    else if (e.type === 'token') {
-      r.offsets.push(r.text.length);
-      r.text += e.text;
-      r.tokens.push(e.token);
-      r.logprobs.push(e.logprob ?? null);
-      r.top.push(e.top);
-      if (e.finish) r.finish = e.finish;
-    } else r.finish = finishOf(job, e);
+  try {
+    for await (const e of job) {
+      const r = out[job.index(e.id)]!;
+      if (e.type === 'prompt') r.prompt = e;
+      else if (e.type === 'token') {
+        r.offsets.push(r.text.length);
+        r.text += e.text;
+        r.tokens.push(e.token);
+        r.logprobs.push(e.logprob ?? null);
+        r.top.push(e.top);
+        if (e.finish) r.finish = e.finish;
+      } else r.finish = finishOf(job, e);
+    }
+  } finally {
+    undo();
   }
   return out;
 }
