@@ -23,13 +23,14 @@ import { removeDir, syncDir, type DataDir } from './files.js';
 import { stopWorker } from '../server/stop-worker.js';
 import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-worker.js';
 import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
-import { STATE_FILE } from '../train/finetune-checkpoint.js';
+import { crashPoint } from '../faults/crash-point.js';
+import { checkpointReports, latestFinetuneCheckpoint, REPORT_FILE, STATE_FILE, type CheckpointReport } from '../train/finetune-checkpoint.js';
 import type { JobError, JobRow, JobStore } from './store.js';
 
 export interface RunnerOptions {
   /** ORT threads for training (default: the engine's, all cores). */
   threads?: number;
-  /** How long a shutdown waits for the training step in progress to end (default 60 s). */
+  /** After how long a shutdown that waits for the training step in progress says so (default 60 s). */
   stopGraceMs?: number;
   log?: (line: string) => void;
 }
@@ -131,6 +132,7 @@ export class JobRunner {
         return;
       }
     }
+    crashPoint('job.validating');
     this.store.transaction(() => {
       this.store.updateJob(job.id, { status: 'queued' });
       this.store.addEvent(job.id, { message: 'Files validated, moving job to queued state' });
@@ -148,18 +150,22 @@ export class JobRunner {
     const p = this.paths(job);
     if (resumed && (fs.existsSync(path.join(p.modelDir, 'config.json')) || fs.existsSync(path.join(p.outDir, 'config.json')))) {
       this.store.addEvent(job.id, { message: 'Server restarted after training had finished: publishing the model' });
-      await this.publish(job.id, readResult(p.jobDir));
+      this.recordLostCheckpoints(job.id, p.workDir);
+      await this.publish(job.id, readResult(p.jobDir, p.workDir));
       this.release();
       return;
     }
-    if (resumed) this.store.addEvent(job.id, { level: 'warn', message: 'Server restarted: resuming the job from its last checkpoint' });
-    else {
+    if (resumed) {
+      this.store.addEvent(job.id, { level: 'warn', message: 'Server restarted: resuming the job from its last checkpoint' });
+      this.recordLostCheckpoints(job.id, p.workDir);
+    } else {
       this.store.transaction(() => {
         this.store.updateJob(job.id, { status: 'running', started_at: unix() });
         this.store.addEvent(job.id, { message: 'Fine-tuning job started' });
       });
+      crashPoint('job.started');
     }
-    const base = this.models.has(job.model) ? this.models.find(job.model) : undefined;
+    const base = this.models.info(job.model);
     if (!base || base.kind !== 'generator') {
       this.fail(job.id, { code: 'model_not_found', message: `The base model '${job.model}' is no longer served by this server.`, param: 'model' });
       this.release();
@@ -268,6 +274,7 @@ export class JobRunner {
         let estimated: number | null = null;
         if (run.t0 === undefined) [run.t0, run.step0] = [now, e.step];
         else if (e.step > run.step0!) estimated = Math.round((now + ((now - run.t0) / (e.step - run.step0!)) * (e.totalSteps - e.step)) / 1000);
+        crashPoint('job.metrics');
         this.store.transaction(() => {
           this.store.addEvent(id, { type: 'metrics', message: `Step ${e.step}/${e.totalSteps}: training loss=${fmt(e.trainLoss)}${valid}${acc}`, data });
           if (estimated !== null) this.store.updateJob(id, { estimated_finish: estimated });
@@ -276,20 +283,16 @@ export class JobRunner {
       }
       case 'checkpoint': {
         if (run.cancelled) return;
-        const c = msg.checkpoint;
-        const metrics: Record<string, number> = { step: c.step, train_loss: c.trainLoss };
-        if (c.valLoss !== undefined) metrics.valid_loss = metrics.full_valid_loss = c.valLoss;
-        if (c.valAccuracy !== undefined) metrics.valid_mean_token_accuracy = metrics.full_valid_mean_token_accuracy = c.valAccuracy;
-        this.store.transaction(() => {
-          this.store.addCheckpoint({ job_id: id, step: c.step, epoch: c.epoch, metrics, dir: this.dirs.rel(path.resolve(c.dir)) });
-          this.store.addEvent(id, { message: `Checkpoint created at step ${c.step} (epoch ${c.epoch})`, data: { step: c.step, epoch: c.epoch } });
-        });
+        crashPoint('checkpoint.before-row');
+        this.recordCheckpoint(id, msg.checkpoint);
         return;
       }
       case 'done': {
         if (this.settle(run)) return;
         const result = { trained_tokens: msg.result.trainedTokens, steps: msg.result.steps };
+        crashPoint('publish.done-received');
         writeFileAtomic(path.join(this.dirs.jobDir(id), 'result.json'), JSON.stringify(result) + '\n');
+        crashPoint('publish.result-written');
         if (this.closed) return; // shutting down: the next start publishes it (the job is still 'running')
         await this.publish(id, result);
         this.release();
@@ -312,6 +315,26 @@ export class JobRunner {
     }
   }
 
+  private recordCheckpoint(id: string, c: CheckpointReport & { dir: string }): void {
+    const metrics: Record<string, number> = { step: c.step, train_loss: c.trainLoss };
+    if (c.valLoss !== undefined) metrics.valid_loss = metrics.full_valid_loss = c.valLoss;
+    if (c.valAccuracy !== undefined) metrics.valid_mean_token_accuracy = metrics.full_valid_mean_token_accuracy = c.valAccuracy;
+    this.store.transaction(() => {
+      this.store.addCheckpoint({ job_id: id, step: c.step, epoch: c.epoch, metrics, dir: this.dirs.rel(path.resolve(c.dir)) });
+      this.store.addEvent(id, { message: `Checkpoint created at step ${c.step} (epoch ${c.epoch})`, data: { step: c.step, epoch: c.epoch } });
+    });
+  }
+
+  /**
+   * Records the checkpoints the trainer wrote but a crash kept from the store (killed between the
+   * worker's rename of the folder and the transaction of its message), from the report each folder
+   * carries: otherwise a run resumed from such a checkpoint would never list or keep it.
+   */
+  private recordLostCheckpoints(id: string, workDir: string): void {
+    const known = new Set(this.store.listCheckpoints(id, { limit: Number.MAX_SAFE_INTEGER - 1 }).data.map((c) => c.step));
+    for (const c of checkpointReports(workDir)) if (!known.has(c.step)) this.recordCheckpoint(id, c);
+  }
+
   /** Steps 3–6 of the comment at the top; safe to run again after a crash at any point. */
   private async publish(id: string, result: { trained_tokens: number | null; steps?: number } | undefined): Promise<void> {
     let job = this.store.getJob(id)!;
@@ -321,6 +344,7 @@ export class JobRunner {
       if (!fs.existsSync(path.join(p.outDir, 'config.json'))) throw new Error(`the trainer reported success but wrote no model to ${p.outDir}`);
       fs.renameSync(p.outDir, p.modelDir);
       syncDir(this.dirs.models);
+      crashPoint('publish.moved');
     }
     const served = this.models.has(p.ftId) ? this.models.find(p.ftId) : this.models.add(p.ftId, p.modelDir);
     try {
@@ -332,6 +356,7 @@ export class JobRunner {
       this.fail(id, { code: 'model_load_failed', message: `The finetuned model could not be loaded: ${(e as Error).message}`, param: null });
       return;
     }
+    crashPoint('publish.loaded');
     job = this.store.getJob(id)!;
     if (job.status !== 'running' || this.closed) {
       // Cancelled while the model loaded, or the server is stopping (the restart redoes this).
@@ -351,6 +376,7 @@ export class JobRunner {
       this.store.addEvent(id, { message: `New fine-tuned model created: ${p.ftId}` });
       this.store.addEvent(id, { message: 'The job has successfully completed' });
     });
+    crashPoint('publish.committed');
     for (const c of checkpoints) if (!this.models.has(c.id)) this.models.addOnDemand(c.id, c.dir);
     this.log(`job ${id}: succeeded; serving ${p.ftId}${checkpoints.length ? ` (and ${checkpoints.length} checkpoints on demand)` : ''}`);
     this.cleanup(id);
@@ -367,8 +393,9 @@ export class JobRunner {
       const from = c.dir === null ? undefined : this.dirs.abs(c.dir);
       if (!fs.existsSync(path.join(dir, 'config.json'))) {
         if (!from || !fs.existsSync(path.join(from, 'config.json'))) continue;
-        fs.rmSync(path.join(from, STATE_FILE), { force: true });
+        for (const f of [STATE_FILE, REPORT_FILE]) fs.rmSync(path.join(from, f), { force: true });
         fs.renameSync(from, dir);
+        crashPoint('publish.checkpoint-moved');
       }
       kept.push({ id: checkpointModelId(ftId, c.step), dir });
     }
@@ -422,6 +449,7 @@ export class JobRunner {
       this.store.updateJob(id, { status: 'cancelled', finished_at: unix(), estimated_finish: null });
       this.store.addEvent(id, { message: 'Fine-tuning job cancelled' });
     });
+    crashPoint('job.cancelled');
     const run = this.current;
     if (run?.job === id) {
       run.cancelled = true;
@@ -435,7 +463,8 @@ export class JobRunner {
   /**
    * Server shutdown: asks the training worker to stop after its current step (the engine
    * checkpoints first) without touching the job's state, so the next start resumes it, as after a
-   * crash but without losing steps. Waits up to stopGraceMs for that.
+   * crash but without losing steps. Waits for that however long the step takes (a thread inside
+   * ORT must not be terminated), saying so after stopGraceMs.
    */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -443,9 +472,9 @@ export class JobRunner {
     const run = this.current;
     const worker = run?.worker;
     if (run && worker && !run.settled) {
-      if (await stopWorker(worker, { type: 'stop' } satisfies ToFinetuneWorker, this.o.stopGraceMs ?? 60_000)) {
-        this.log(`job ${run.job}: the training step did not end in time; the worker was terminated`);
-      }
+      await stopWorker(worker, { type: 'stop' } satisfies ToFinetuneWorker, this.o.stopGraceMs ?? 60_000, () =>
+        this.log(`job ${run.job}: still waiting for the current training step to end`),
+      );
     }
     await Promise.all(this.inFlight);
   }
@@ -458,10 +487,15 @@ function fmt(x: number): string {
   return Number.isFinite(x) ? x.toFixed(4) : String(x);
 }
 
-function readResult(jobDir: string): { trained_tokens: number | null } | undefined {
+/**
+ * What the worker reported when training finished. A crash before result.json was written leaves
+ * the last checkpoint (a run ends with one, at its last epoch's end) to say it.
+ */
+function readResult(jobDir: string, workDir: string): { trained_tokens: number | null } | undefined {
   try {
     return JSON.parse(fs.readFileSync(path.join(jobDir, 'result.json'), 'utf8')) as { trained_tokens: number | null };
   } catch {
-    return undefined;
+    const last = latestFinetuneCheckpoint(workDir);
+    return last && { trained_tokens: last.state.progress.trainedTokens };
   }
 }

@@ -14,6 +14,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { crashPoint } from '../faults/crash-point.js';
 
 /** Bytes per element of each dtype the format defines (sub-byte float types are not supported). */
 export const DTYPE_SIZES: Readonly<Record<string, number>> = {
@@ -447,6 +448,7 @@ export function writeFileAtomic(file: string, content: string | Uint8Array | ((f
     } finally {
       fs.closeSync(fd);
     }
+    crashPoint('atomic-write.before-rename');
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });

@@ -3,6 +3,7 @@
 //   workDir/run.json                         what run this folder belongs to (a fingerprint of the spec)
 //   workDir/checkpoints/step-000120/         a loadable Hugging Face folder (config.json +
 //                                            model.safetensors, LoRA merged) + training_state.safetensors
+//                                            + checkpoint.json (its report: step, epoch, losses)
 //
 // A checkpoint is written into a temporary folder beside the others and renamed into place, so a
 // kill at any moment leaves either the previous checkpoints or the new one complete, plus perhaps
@@ -17,9 +18,12 @@ import { saveCheckpoint } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
 import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
+import { crashPoint } from '../faults/crash-point.js';
 import type { FlatLayout } from './flat.js';
 
 export const STATE_FILE = 'training_state.safetensors';
+/** The checkpoint's report, as onCheckpoint got it, so a reader that missed the hook can recover it. */
+export const REPORT_FILE = 'checkpoint.json';
 const STATE_FORMAT = 'scratchgpt-finetune-state/1';
 const RUN_FILE = 'run.json';
 
@@ -42,6 +46,15 @@ export interface SavedState {
   format: typeof STATE_FORMAT;
   fingerprint: string;
   progress: FinetuneProgress;
+}
+
+export interface CheckpointReport {
+  epoch: number;
+  step: number;
+  /** Mean step loss since the previous checkpoint. */
+  trainLoss: number;
+  valLoss?: number;
+  valAccuracy?: number;
 }
 
 export interface TrainableBuffers {
@@ -75,7 +88,7 @@ export function claimWorkDir(workDir: string, fingerprint: string, summary: Reco
  * Writes checkpoint `step` (model folder + training state) atomically and drops the training
  * state of older checkpoints. Returns the checkpoint's folder.
  */
-export function saveFinetuneCheckpoint(workDir: string, model: { config: GPTConfig; params: Params }, trainable: TrainableBuffers, state: SavedState): string {
+export function saveFinetuneCheckpoint(workDir: string, model: { config: GPTConfig; params: Params }, trainable: TrainableBuffers, state: SavedState, report: CheckpointReport): string {
   const root = checkpointsDir(workDir);
   const name = stepName(state.progress.step);
   const dir = path.join(root, name);
@@ -92,6 +105,8 @@ export function saveFinetuneCheckpoint(workDir: string, model: { config: GPTConf
       })),
     );
     writeSafetensors(path.join(tmp, STATE_FILE), tensors, { metadata: { format: STATE_FORMAT, state: JSON.stringify(state) } });
+    writeFileAtomic(path.join(tmp, REPORT_FILE), JSON.stringify(report) + '\n');
+    crashPoint('checkpoint.tmp-written');
     // A folder cannot be renamed over a non-empty one. Replacing this step's checkpoint (taken
     // when a stop interrupted the epoch's validation) moves the old one aside first; a kill
     // between the two renames leaves it there, and the next start moves it back.
@@ -139,6 +154,19 @@ export function latestFinetuneCheckpoint(workDir: string): { dir: string; state:
     return { dir: path.join(root, name), state: JSON.parse(meta.state) as SavedState };
   }
   return undefined;
+}
+
+/** The complete checkpoints in `workDir` with their reports, oldest first (those written before reports existed are left out). */
+export function checkpointReports(workDir: string): (CheckpointReport & { dir: string })[] {
+  const root = checkpointsDir(workDir);
+  if (!fs.existsSync(root)) return [];
+  const out: (CheckpointReport & { dir: string })[] = [];
+  for (const name of fs.readdirSync(root).filter((n) => /^step-\d+$/.test(n)).sort()) {
+    const dir = path.join(root, name);
+    if (!fs.existsSync(path.join(dir, 'config.json')) || !fs.existsSync(path.join(dir, REPORT_FILE))) continue;
+    out.push({ ...(JSON.parse(fs.readFileSync(path.join(dir, REPORT_FILE), 'utf8')) as CheckpointReport), dir });
+  }
+  return out;
 }
 
 /** Reads a checkpoint's trainable tensors and moments into the run's buffers. */

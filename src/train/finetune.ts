@@ -18,6 +18,7 @@ import type { GPTConfig } from '../model/config.js';
 import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 import { writeSafetensors } from '../model/safetensors.js';
+import { crashPoint } from '../faults/crash-point.js';
 import { sortedLabels, type ClassificationRecord, type InstructionRecord } from '../datasets/index.js';
 import { ADAMW_DEFAULTS, AdamW, clipCoefficient, globalNorm, type DecayPolicy } from './adamw.js';
 import { streamSeed } from './data.js';
@@ -305,15 +306,15 @@ async function train(spec: FinetuneSpec, run: Run, pool: SessionPool, hooks: Fin
     const trainLoss = p.sinceCheckpoint.steps ? p.sinceCheckpoint.lossSum / p.sinceCheckpoint.steps : p.last.trainLoss ?? NaN;
     const atEpochEnd = p.step % bpe === 0 && !p.pendingEpochEnd;
     p.sinceCheckpoint = { lossSum: 0, steps: 0 };
-    const dir = saveFinetuneCheckpoint(spec.workDir, { config: run.config, params: outputParams(run) }, { layout, params: run.params, m: run.optimizer.m, v: run.optimizer.v }, state);
-    hooks.onCheckpoint?.({
+    const report = {
       epoch: p.step / bpe,
       step: p.step,
-      dir,
       trainLoss,
       ...(atEpochEnd && p.last.valLoss !== undefined && { valLoss: p.last.valLoss }),
       ...(atEpochEnd && p.last.valAccuracy !== undefined && { valAccuracy: p.last.valAccuracy }),
-    });
+    };
+    const dir = saveFinetuneCheckpoint(spec.workDir, { config: run.config, params: outputParams(run) }, { layout, params: run.params, m: run.optimizer.m, v: run.optimizer.v }, state, report);
+    hooks.onCheckpoint?.({ ...report, dir });
   };
 
   /** Validation, the epoch's event, then its checkpoint (after the epoch's last step). */
@@ -462,6 +463,7 @@ function writeOutput(spec: FinetuneSpec, run: Run): void {
   const tmp = `${out}.tmp-${stamp}`;
   try {
     saveCheckpoint(tmp, run.config, outputParams(run));
+    crashPoint('output.tmp-written');
     if (fs.existsSync(out)) {
       const old = `${out}.old-${stamp}`;
       fs.renameSync(out, old);
