@@ -1,5 +1,7 @@
 // Prometheus text exposition (format 0.0.4) with counters, gauges and histograms, just enough for
-// /metrics. Label values are escaped; series are created on first use.
+// /metrics. Label values are escaped; series are created on first use. Process gauges (event-loop
+// lag, memory) use prom-client's default names, so existing Node.js dashboards read them.
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 
 type Labels = Record<string, string>;
 
@@ -84,6 +86,28 @@ export class Histogram extends Metric<{ counts: number[]; sum: number; count: nu
   }
 }
 
+/** One per process (the event loop is the process's), shared by every Metrics. */
+let loopDelay: IntervalHistogram | undefined;
+/** The lag timer's period: each sample is the time between its ticks, so an idle loop reads ~10 ms. */
+export const LOOP_LAG_RESOLUTION_MS = 10;
+
+/** Event-loop lag since the previous scrape (as prom-client: the histogram resets at each), and memory. */
+function processGauges(): string {
+  const h = loopDelay!;
+  const seconds = (ns: number) => (h.count > 0 ? ns / 1e9 : 0);
+  const memory = process.memoryUsage();
+  const gauges: [string, string, number][] = [
+    ['nodejs_eventloop_lag_p50_seconds', 'The median event loop delay since the previous scrape (a 10 ms timer: idle reads 0.01).', seconds(h.percentile(50))],
+    ['nodejs_eventloop_lag_p99_seconds', 'The 99th percentile of the event loop delay since the previous scrape (a 10 ms timer: idle reads 0.01).', seconds(h.percentile(99))],
+    ['nodejs_eventloop_lag_max_seconds', 'The maximum event loop delay since the previous scrape (a 10 ms timer: idle reads 0.01).', seconds(h.max)],
+    ['nodejs_eventloop_lag_mean_seconds', 'The mean event loop delay since the previous scrape (a 10 ms timer: idle reads 0.01).', seconds(h.mean)],
+    ['process_resident_memory_bytes', 'Resident memory size in bytes.', memory.rss],
+    ['nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', memory.heapUsed],
+  ];
+  h.reset();
+  return gauges.map(([name, help, v]) => `# HELP ${name} ${help}\n# TYPE ${name} gauge\n${name} ${v}`).join('\n');
+}
+
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2.5, 5, 10, 20];
 
 /** The server's metrics (one instance per server; tests read it directly or via /metrics). */
@@ -99,8 +123,13 @@ export class Metrics {
   readonly batchSize = new Histogram('scratchgpt_step_batch_size', 'Sequences per forward call of the scheduler.', [1, 2, 4, 8, 16, 32, 64, 128]);
   readonly slots = new Gauge('scratchgpt_batch_slots', 'KV-cache slots (the largest running batch).');
 
+  constructor() {
+    loopDelay ??= monitorEventLoopDelay({ resolution: LOOP_LAG_RESOLUTION_MS });
+    loopDelay.enable();
+  }
+
   render(): string {
     const all = [this.requests, this.promptTokens, this.generationTokens, this.finished, this.ttft, this.itl, this.queueDepth, this.running, this.batchSize, this.slots];
-    return all.map((m) => m.render()).join('\n') + '\n';
+    return all.map((m) => m.render()).join('\n') + '\n' + processGauges() + '\n';
   }
 }

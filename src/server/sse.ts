@@ -25,7 +25,8 @@ export function streamJob(c: Context, job: Job, render: ChunkRenderer): Response
       job.cancel();
     };
     stream.onAbort(leave);
-    c.req.raw.signal.addEventListener('abort', leave, { once: true });
+    const signal = c.req.raw.signal;
+    signal.addEventListener('abort', leave, { once: true });
     const send = (chunk: unknown) => stream.writeSSE({ data: JSON.stringify(chunk) });
     try {
       for (const chunk of render.start?.() ?? []) await send(chunk);
@@ -48,6 +49,9 @@ export function streamJob(c: Context, job: Job, render: ChunkRenderer): Response
       console.error(`[${c.get('requestId') ?? '-'}] stream failed:`, e);
       job.cancel();
       await send(errorBody(500, 'The server had an error while streaming your response.'));
+    } finally {
+      // a listener left on a request that ended normally keeps its whole stream (context, job, response) reachable
+      signal.removeEventListener('abort', leave);
     }
   });
 }
