@@ -234,7 +234,7 @@ describe('fine-tuning jobs', () => {
     const first = await fetch(`${server.url}/v1/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request(ckpt4)) });
     expect([first.status, first.headers.get('retry-after'), ((await first.json()) as { error: { code: string } }).error.code]).toEqual([503, '5', 'model_loading']);
     let answer: { status: number; body: Record<string, unknown> };
-    for (let tries = 0; (answer = await raw('POST', '/v1/completions', request(ckpt4))).status === 503 && tries < 200; tries++) await new Promise((r) => setTimeout(r, 50));
+    while ((answer = await raw('POST', '/v1/completions', request(ckpt4))).status === 503) await new Promise((r) => setTimeout(r, 50));
     expect(answer.status).toBe(200);
     const lp = (b: Record<string, unknown>) => (b as { choices: { logprobs: { token_logprobs: number[] } }[] }).choices[0]!.logprobs.token_logprobs;
     const final = await raw('POST', '/v1/completions', request(ftModel));
@@ -372,7 +372,15 @@ describe('fine-tuning jobs', () => {
     const file = (await uploadFile('del.jsonl', jsonl(alpaca(4)))).id;
     const job = await finished((await client.fineTuning.jobs.create({ model: 'tiny', training_file: file, suffix: 'doomed', hyperparameters: { n_epochs: 1 } })).id);
     const id = job.fine_tuned_model!;
+    const checkpoints = (await client.fineTuning.jobs.checkpoints.list(job.id)).data.map((c) => c.fine_tuned_model_checkpoint);
+    expect(checkpoints.length).toBeGreaterThan(0);
+    expect((await client.models.retrieve(checkpoints[0]!)).id).toBe(checkpoints[0]);
+    // mid-stream: the delete does not wait for the client, and takes the checkpoints with the model
+    const stream = await client.completions.create({ model: id, prompt: 'x', max_tokens: 100, stream: true });
     expect(await client.models.delete(id)).toEqual({ id, object: 'model', deleted: true });
+    for await (const _ of stream); // ends (finished or cut off) rather than hanging
+    for (const ckpt of checkpoints) expect((await raw('POST', '/v1/completions', { model: ckpt, prompt: 'x' })).status).toBe(404);
+    expect(fs.readdirSync(path.join(dataDir, 'models')).filter((f) => f.includes(job.id))).toEqual([]);
     expect((await client.models.list()).data.map((m) => m.id)).not.toContain(id);
     const r = await raw('POST', '/v1/completions', { model: id, prompt: 'x' });
     expect([r.status, r.body.error.code]).toEqual([404, 'model_not_found']);
@@ -397,7 +405,7 @@ describe('fine-tuning jobs', () => {
     // and a kept checkpoint still loads on demand
     const request = { model: `${ftModel}:ckpt-step-6`, prompt: 'Hello', max_tokens: 2, temperature: 0 };
     let status = 0;
-    for (let tries = 0; (status = (await raw('POST', '/v1/completions', request)).status) === 503 && tries < 200; tries++) await new Promise((r) => setTimeout(r, 50));
+    while ((status = (await raw('POST', '/v1/completions', request)).status) === 503) await new Promise((r) => setTimeout(r, 50));
     expect(status).toBe(200);
   });
 });
