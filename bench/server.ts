@@ -20,6 +20,7 @@ import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
 import { argmax } from '../src/model/sampler.js';
 import { ModelSession } from '../src/model/session.js';
+import { sseData } from './sse-data.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -82,19 +83,11 @@ async function client(seed: number): Promise<Run> {
     body: JSON.stringify({ model: path.basename(dir), prompt: prompt(seed), max_tokens: genLen, temperature: Number(args.temperature), top_p: Number(args['top-p']), seed, ignore_eos: true, stream: true }),
   });
   if (!res.ok) throw new Error(`HTTP ${res.status}: ${await res.text()}`);
-  const decoder = new TextDecoder();
-  let buf = '';
   let tokens = 0;
   let ttft = 0;
-  for await (const part of res.body!) {
-    buf += decoder.decode(part as Uint8Array, { stream: true });
-    let at: number;
-    while ((at = buf.indexOf('\n\n')) >= 0) {
-      const event = buf.slice(0, at);
-      buf = buf.slice(at + 2);
-      if (!event.startsWith('data: {')) continue;
-      if (tokens++ === 0) ttft = now() - t0;
-    }
+  for await (const data of sseData(res.body! as AsyncIterable<Uint8Array>)) {
+    if (!data.startsWith('{')) continue;
+    if (tokens++ === 0) ttft = now() - t0;
   }
   return { tokens, ttft, ms: now() - t0 };
 }

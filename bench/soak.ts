@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { LOOP_LAG_RESOLUTION_MS } from '../src/server/metrics.js';
+import { sseData } from './sse-data.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -153,22 +154,14 @@ async function stream(p: string, body: Record<string, unknown>, abortAfter?: num
     await res.arrayBuffer();
     return tally(res.status, 'ok', `${p} stream`);
   }
-  const decoder = new TextDecoder();
-  let buf = '';
   let chunks = 0;
   let done = false;
   try {
-    for await (const part of res.body!) {
-      buf += decoder.decode(part as Uint8Array, { stream: true });
-      let at: number;
-      while ((at = buf.indexOf('\n\n')) >= 0) {
-        const event = buf.slice(0, at);
-        buf = buf.slice(at + 2);
-        if (event === 'data: [DONE]') done = true;
-        else if (event.startsWith('data: {')) {
-          if ('error' in (JSON.parse(event.slice(6)) as object)) return problem(`${p} stream: ${event.slice(0, 300)}`);
-          chunks++;
-        }
+    for await (const data of sseData(res.body! as AsyncIterable<Uint8Array>)) {
+      if (data === '[DONE]') done = true;
+      else if (data.startsWith('{')) {
+        if ('error' in (JSON.parse(data) as object)) return problem(`${p} stream: ${data.slice(0, 300)}`);
+        chunks++;
       }
       if (abortAfter !== undefined && chunks >= abortAfter) {
         ac.abort();

@@ -16,18 +16,18 @@
 //
 // The kill points are reached by the traffic itself, never by timing: the server dies exactly
 // there, and the test waits on its exit.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEPT_CHECKPOINTS } from '../src/jobs/runner.js';
+import { startChildServer, type ChildServer } from './helpers/child-server.js';
 import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
-const root = path.resolve(import.meta.dirname, '..');
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];
 // 16 records, batch 4: 4 steps per epoch, 2 epochs; a checkpoint every 2 steps (4 and 8 are epoch ends)
 const JOB = { n_epochs: 2, batch_size: 4, checkpoint_every: 2 };
@@ -40,35 +40,17 @@ let modelDir: string;
 let child: ChildProcess | undefined;
 let log = '';
 
-interface Server {
-  child: ChildProcess;
-  base: string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
+type Server = ChildServer;
 
 async function serve(crashAt?: string): Promise<Server> {
   const env = { ...process.env };
   delete env.SCRATCHGPT_CRASH_AT;
   if (crashAt) env.SCRATCHGPT_CRASH_AT = crashAt;
   log += `\n--- serve${crashAt ? ` (SCRATCHGPT_CRASH_AT=${crashAt})` : ''}\n`;
-  const proc = spawn(process.execPath, ['bin/scratchgpt.js', 'serve', '--model', modelDir, '--data-dir', dataDir, '--port', '0', '--threads', '1', '--finetune-threads', '1', '--slots', '2'], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child = proc;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => proc.once('exit', (code, signal) => resolve({ code, signal })));
-  const base = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      log += d.toString();
-      const m = /listening on (http:\/\/\S+?) /.exec(buf);
-      if (m && /ready/.test(buf)) resolve(m[1]!);
-    });
-    void exited.then((e) => reject(new Error(`server exited (${e.code ?? e.signal}) before it was ready:\n${log}`)));
-  });
-  return { child: proc, base, exited };
+  const args = ['--model', modelDir, '--data-dir', dataDir, '--port', '0', '--threads', '1', '--finetune-threads', '1', '--slots', '2'];
+  const s = await startChildServer(args, { env, onLog: (text) => (log += text) });
+  child = s.child;
+  return s;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -76,7 +58,7 @@ const jsonl = (records: unknown[]) => Buffer.from(records.map((r) => JSON.string
 const alpaca = (n: number, tag: string) => Array.from({ length: n }, (_, i) => ({ instruction: `Repeat after me: ${tag} ${i}`, input: '', output: `${i} ${i} ${i}` }));
 
 async function api<T = Record<string, unknown>>(s: Server, method: string, p: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const r = await fetch(`${s.base}${p}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  const r = await fetch(`${s.url}${p}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
   return { status: r.status, body: (await r.json()) as T };
 }
 
@@ -101,7 +83,7 @@ async function upload(s: Server, filename: string, bytes: Buffer): Promise<strin
   const form = new FormData();
   form.append('purpose', 'fine-tune');
   form.append('file', new Blob([bytes]), filename);
-  const r = await fetch(`${s.base}/v1/files`, { method: 'POST', body: form });
+  const r = await fetch(`${s.url}/v1/files`, { method: 'POST', body: form });
   const body = (await r.json()) as { id: string };
   if (r.status !== 200) throw new Error(`upload ${filename}: HTTP ${r.status} ${JSON.stringify(body)}`);
   uploaded.set(body.id, filename);
@@ -184,7 +166,7 @@ async function recover(point: string): Promise<void> {
   expect([point, files.map((f) => f.id).sort()]).toEqual([point, live.sort()]);
   for (const f of files) {
     expect(lostUploads.has(f.filename)).toBe(false);
-    const content = Buffer.from(await (await fetch(`${s.base}/v1/files/${f.id}/content`)).arrayBuffer());
+    const content = Buffer.from(await (await fetch(`${s.url}/v1/files/${f.id}/content`)).arrayBuffer());
     expect([point, f.filename, content.equals(sent.get(f.filename)!)]).toEqual([point, f.filename, true]);
   }
 

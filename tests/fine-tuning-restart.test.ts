@@ -2,7 +2,7 @@
 // (`node bin/scratchgpt.js serve`): kill -9 in the middle of a job, start again on the same data
 // folder, and the job resumes from its last checkpoint and succeeds, with every file and model
 // intact; then SIGTERM mid-job, which checkpoints the step it stopped at before exiting.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,9 +10,9 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { startChildServer } from './helpers/child-server.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
-const root = path.resolve(import.meta.dirname, '..');
 
 let tmp: string;
 let dataDir: string;
@@ -27,23 +27,10 @@ interface Server {
 }
 
 async function serve(): Promise<Server> {
-  const proc = spawn(process.execPath, ['bin/scratchgpt.js', 'serve', '--model', modelDir, '--data-dir', dataDir, '--port', '0', '--threads', '1', '--finetune-threads', '1', '--slots', '2'], {
-    cwd: root,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  child = proc;
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  const url = await new Promise<string>((resolve, reject) => {
-    let buf = '';
-    proc.stderr!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      log += d.toString();
-      const m = /listening on (http:\/\/\S+?) /.exec(buf);
-      if (m && /ready/.test(buf)) resolve(m[1]!);
-    });
-    void exited.then((code) => reject(new Error(`server exited (${code}):\n${buf}`)));
-  });
-  return { child: proc, client: new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0 }), exited };
+  const args = ['--model', modelDir, '--data-dir', dataDir, '--port', '0', '--threads', '1', '--finetune-threads', '1', '--slots', '2'];
+  const s = await startChildServer(args, { onLog: (text) => (log += text) });
+  child = s.child;
+  return { child: s.child, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 }), exited: s.exited.then((e) => e.code) };
 }
 
 async function until(check: () => Promise<boolean>, timeoutMs = 45_000): Promise<void> {
