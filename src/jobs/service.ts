@@ -122,11 +122,11 @@ export class FineTuning {
 /** The data folder, after proving it can be written (a read-only one otherwise fails later as SQLite's bare "disk I/O error"). */
 function openWritable(root: string): DataDir {
   try {
-    const dirs = new DataDir(root);
-    const probe = path.join(dirs.root, `.write-probe-${randomBytes(4).toString('hex')}`);
-    fs.writeFileSync(probe, '');
+    fs.mkdirSync(root, { recursive: true });
+    const probe = path.join(root, `.write-probe-${randomBytes(4).toString('hex')}`);
+    fs.writeFileSync(probe, ''); // before the subfolders: a recursive mkdir on a read-only mount says ENOENT
     fs.rmSync(probe);
-    return dirs;
+    return new DataDir(root);
   } catch (e) {
     throw new StoreError(`cannot use the data folder ${path.resolve(root)}: ${storeFailure(e)}`);
   }
