@@ -13,8 +13,8 @@ const HELP = `usage: scratchgpt serve [--model DIR]... [options]
                          default: the embedded model in weights/
   --host H               address to bind (env HOST, default 127.0.0.1; 0.0.0.0 in containers)
   --port P               port (env PORT, default 8080)
-  --allowed-hosts H,...  without API keys, Host names answered besides localhost, loopback addresses
-                         and the --host address (env SCRATCHGPT_ALLOWED_HOSTS; '.example.com' also
+  --allowed-hosts H,...  without API keys, Host names answered besides localhost, IP addresses and
+                         the --host name (env SCRATCHGPT_ALLOWED_HOSTS; '.example.com' also
                          matches subdomains; '*' any): a guard against DNS rebinding
   --cors-origins O,...   origins (scheme://host[:port]) that may send cross-site requests, answered
                          with CORS headers (env SCRATCHGPT_CORS_ORIGINS; '*' any; default none)

@@ -31,7 +31,7 @@ export interface AppOptions {
   metrics: Metrics;
   /** Bearer keys; empty = no auth. /health is always open (orchestrators probe it without keys). */
   apiKeys?: string[];
-  /** Host names answered without keys besides loopback and `boundHost` ('*': any); see middleware/host-guard.ts. */
+  /** Host names answered without keys besides localhost, IP addresses and `boundHost` ('*': any); see middleware/host-guard.ts. */
   allowedHosts?: string[];
   /** Origins allowed cross-site requests (and CORS headers); '*': any. */
   corsOrigins?: string[];

@@ -15,7 +15,7 @@ export interface ServerOptions extends ModelOptions {
   host?: string;
   port?: number; // 0: any free port
   apiKeys?: string[];
-  /** Without keys, Host names answered besides loopback and `host` ('*': any): see middleware/host-guard.ts. */
+  /** Without keys, Host names answered besides localhost, IP addresses and `host` ('*': any): see middleware/host-guard.ts. */
   allowedHosts?: string[];
   /** Origins that may send cross-site requests, with CORS headers ('*': any). */
   corsOrigins?: string[];
