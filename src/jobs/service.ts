@@ -7,9 +7,9 @@ import path from 'node:path';
 import type { ModelRegistry } from '../server/registry.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { DataDir, removeDir } from './files.js';
-import { isCheckpointModelId } from './ids.js';
+import { isCheckpointModelId, newFileId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
-import { JobStore, StoreError, storeFailure } from './store.js';
+import { JobStore, StoreError, storeFailure, type FileRow } from './store.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
 
@@ -34,13 +34,9 @@ export class FineTuning {
   ) {
     this.dirs = openWritable(o.dataDir);
     this.store = new JobStore(this.dirs.root, { create: !this.dirs.holdsData() });
-    this.opened = fs.statSync(this.storePath);
+    this.opened = fs.statSync(this.store.file);
     this.runner = new JobRunner(this.store, this.dirs, models, o);
     this.maxFileBytes = o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
-  }
-
-  private get storePath(): string {
-    return path.join(this.dirs.root, 'scratchgpt.db');
   }
 
   /**
@@ -49,7 +45,7 @@ export class FineTuning {
    */
   storageProblem(): string | undefined {
     try {
-      const now = fs.statSync(this.storePath);
+      const now = fs.statSync(this.store.file);
       for (const d of [this.dirs.files, this.dirs.jobs, this.dirs.models]) fs.statSync(d);
       if (now.ino === this.opened.ino && now.dev === this.opened.dev) return undefined;
     } catch {
@@ -99,6 +95,26 @@ export class FineTuning {
     }
     ft.runner.kick();
     return ft;
+  }
+
+  /**
+   * Stores an upload: its row first ('uploading', invisible), then its bytes, then the row becomes
+   * 'processed'. A crash in between leaves a row that proves what open() may remove.
+   */
+  saveFile(content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>): FileRow {
+    const id = newFileId();
+    this.store.insertFile({ ...f, id, bytes: content.byteLength, path: this.dirs.rel(this.dirs.filePath(id)) });
+    this.dirs.writeFile(id, content);
+    crashPoint('upload.stored');
+    return this.store.markFileProcessed(id);
+  }
+
+  /** Deletes a stored file: hidden first ('deleting'), then its bytes, then its row (open() finishes a cut-short delete). */
+  deleteFile(id: string): void {
+    this.store.markFileDeleting(id);
+    crashPoint('file-delete.marked');
+    this.dirs.removeFile(id);
+    this.store.deleteFile(id);
   }
 
   /**

@@ -193,6 +193,8 @@ export function storeFailure(e: unknown): string {
 
 export class JobStore {
   readonly db: Database.Database;
+  /** `<dataDir>/scratchgpt.db` */
+  readonly file: string;
 
   /**
    * Opens `<dataDir>/scratchgpt.db`; `create` allows making a new one where none exists. A file
@@ -203,7 +205,7 @@ export class JobStore {
     readonly dataDir: string,
     { create = true } = {},
   ) {
-    const file = path.join(dataDir, 'scratchgpt.db');
+    const file = (this.file = path.join(dataDir, 'scratchgpt.db'));
     const existed = fs.existsSync(file);
     if (!existed && !create) throw new StoreError(`${file} is missing, but the data folder holds files, jobs or models: ${RECOVER}`);
     if (existed && fs.statSync(file).size === 0) throw new StoreError(`${file} is empty (0 bytes): ${RECOVER}`);

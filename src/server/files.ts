@@ -8,8 +8,7 @@ import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { DatasetError, parseDataset } from '../datasets/index.js';
-import { crashPoint } from '../faults/crash-point.js';
-import { FILE_ID, newFileId } from '../jobs/ids.js';
+import { FILE_ID } from '../jobs/ids.js';
 import type { FineTuning } from '../jobs/service.js';
 import type { FileRow } from '../jobs/store.js';
 import type { AppEnv } from './env.js';
@@ -101,21 +100,13 @@ export function files(maxFileBytes: number) {
         if (e instanceof DatasetError) throw badRequest(`Invalid file: ${e.message}`, 'file', 'invalid_file');
         throw e;
       }
-      // The row first ('uploading', invisible): a crash before the end leaves proof of what to remove.
-      const id = newFileId();
-      ft.store.insertFile({
-        id,
-        bytes: bytes.byteLength,
+      const row = ft.saveFile(bytes, {
         filename,
         purpose,
-        path: ft.dirs.rel(ft.dirs.filePath(id)),
         format: dataset.format,
         records: dataset.records.length,
         labels: dataset.format === 'classification' ? dataset.labels : null,
       });
-      ft.dirs.writeFile(id, bytes);
-      crashPoint('upload.stored');
-      const row = ft.store.markFileProcessed(id);
       return c.json(fileObject(row));
     })
     .get('/files', query(listQuery), (c) => {
@@ -141,10 +132,7 @@ export function files(maxFileBytes: number) {
           code: 'file_in_use',
         });
       }
-      ft.store.markFileDeleting(f.id); // hidden first: a crash before the unlink leaves a row the next start finishes
-      crashPoint('file-delete.marked');
-      ft.dirs.removeFile(f.id);
-      ft.store.deleteFile(f.id);
+      ft.deleteFile(f.id);
       return c.json({ id: f.id, object: 'file' as const, deleted: true });
     });
 }
