@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ALPACA_TEMPLATE, loadChatTemplate } from '../src/model/chat-template.js';
 import { loadCheckpoint, materialize, randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
 import { ClassifierSession, softmax } from '../src/model/classifier.js';
 import type { GPTConfig } from '../src/model/config.js';
@@ -64,9 +65,12 @@ describe('instruction finetuning', () => {
     expect(result.trainedTokens).toBeGreaterThan(3 * 16 * 35);
 
     const hf = JSON.parse(fs.readFileSync(path.join(out, 'config.json'), 'utf8'));
-    expect(hf.chat_template).toBe('alpaca');
+    expect(hf.chat_template).toBeUndefined(); // transformers keeps it in tokenizer_config.json
     expect(hf.architectures).toEqual(['GPT2LMHeadModel']);
-    for (const c of checkpoints) expect(loadCheckpoint(c.dir).config.chatTemplate).toBe('alpaca');
+    for (const dir of [out, ...checkpoints.map((c) => c.dir)]) {
+      expect(JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8')).chat_template).toBe(ALPACA_TEMPLATE);
+      expect(loadChatTemplate(dir)!.stop).toEqual(['\n\n### ']);
+    }
     const model = await ModelSession.load(out, { threads: 1 });
     await model.close();
     expect(fs.readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);

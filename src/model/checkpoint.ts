@@ -16,6 +16,7 @@
 // different model than the one saved.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { hasAlpacaTemplate, writeAlpacaChatFiles } from './chat-template.js';
 import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
 import { CLASSIFIER_HEAD, LM_HEAD, numel, parameterSpecs, type ParamSpec, type Params } from './params.js';
 import { Rng } from './rng.js';
@@ -50,6 +51,8 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint 
   const configPath = path.join(dir, 'config.json');
   const weightsPath = path.join(dir, 'model.safetensors');
   const config = fromHFConfig(readJson(configPath, dir), configPath);
+  // Saving again (convert, a second finetune) must keep the template the folder chats in.
+  if (!config.chatTemplate && hasAlpacaTemplate(dir)) config.chatTemplate = 'alpaca';
   if (!fs.existsSync(weightsPath)) {
     const hint = fs.existsSync(path.join(dir, 'model.safetensors.index.json'))
       ? ' (sharded checkpoints are not supported: merge the shards into one model.safetensors)'
@@ -178,6 +181,7 @@ export function saveCheckpoint(dir: string, config: GPTConfig, params: Params, o
   }
   fs.mkdirSync(dir, { recursive: true });
   writeSafetensors(path.join(dir, 'model.safetensors'), tensors, { metadata: { format: 'pt' } });
+  if (config.chatTemplate === 'alpaca') writeAlpacaChatFiles(dir, config.contextLength);
   const hf = { ...toHFConfig(config), torch_dtype: TORCH_DTYPE[dtype] };
   writeFileAtomic(path.join(dir, 'config.json'), JSON.stringify(hf, null, 2) + '\n');
 }

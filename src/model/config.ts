@@ -9,7 +9,10 @@ export interface GPTConfig {
   dropout: number; // used only in training graphs
   qkvBias: boolean; // GPT-2 has q/k/v biases; the book's from-scratch runs often turn them off
   layerNormEpsilon: number;
-  /** Chat/instruction template recorded by finetuning ('alpaca'); absent for base models. */
+  /**
+   * 'alpaca' for models instruction-finetuned here: saving writes the Alpaca Jinja template to
+   * tokenizer_config.json (chat-template.ts). Read back only from config.json's legacy key.
+   */
   chatTemplate?: string;
   /**
    * Class names by class id for a sequence classifier (Hugging Face GPT2ForSequenceClassification:
@@ -157,7 +160,6 @@ export function toHFConfig(c: GPTConfig): Record<string, unknown> {
     tie_word_embeddings: c.tieWordEmbeddings !== false,
     torch_dtype: 'float32',
     qkv_bias: c.qkvBias,
-    ...(c.chatTemplate ? { chat_template: c.chatTemplate } : {}),
     ...classifier,
   };
 }

@@ -1,13 +1,13 @@
-// POST /v1/chat/completions, for models whose config carries a chat template (chat-template.ts).
+// POST /v1/chat/completions, for models with a chat template (model/chat-template.ts).
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { checkContextLength, ContextLengthError } from '../model/errors.js';
 import type { TokenLogprob } from '../model/sampler.js';
-import { decode, encode, minTokens, tokenBytes } from '../model/tokenizer.js';
-import { applyChatTemplate } from './chat-template.js';
+import { decode, tokenBytes } from '../model/tokenizer.js';
+import { chatPrompt } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
-import { collect, finishOf, newId, submit, tooLongToEncode, unixTime, usage } from './jobs.js';
+import { collect, finishOf, newId, submit, unixTime, usage } from './jobs.js';
 import { samplingFields, samplingOptions, stopList } from './sampling.js';
 import { streamJob } from './sse.js';
 import { json } from './validate.js';
@@ -42,11 +42,9 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
   if (b.top_logprobs != null && !b.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs');
   if (b.stream_options && !b.stream) throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
   const messages = b.messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
-  const { prompt, stop } = applyChatTemplate(model.config.chatTemplate, model.id, messages);
-  tooLongToEncode(minTokens(prompt), model.config.contextLength, 'messages');
-  const tokens = encode(prompt, { allowSpecial: false }); // '<|endoftext|>' typed by a user is text, not the special token
+  const { tokens, stop } = chatPrompt(model, messages);
   const { contextLength, vocabSize } = model.config;
-  const requested = b.max_completion_tokens ?? b.max_tokens ?? undefined;
+  const requested = b.max_completion_tokens ?? b.max_tokens ?? model.generation.maxTokens;
   try {
     checkContextLength(tokens.length, requested ?? 1, contextLength);
   } catch (e) {
@@ -59,7 +57,7 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
   const allStops = [...stop, ...stopList(b.stop)];
   const job = submit(
     model,
-    Array.from({ length: n }, (_, i) => ({ prompt: tokens, options: samplingOptions(b, { maxTokens, stop: allStops, logprobs, vocabSize }, i) })),
+    Array.from({ length: n }, (_, i) => ({ prompt: tokens, options: samplingOptions(b, { maxTokens, stop: allStops, logprobs, vocabSize, defaults: model.generation }, i) })),
   );
   const id = newId('chatcmpl');
   const created = unixTime();

@@ -109,7 +109,7 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   // Before tokenizing: a body of 100k tiny prompts must not cost 100k encodes to refuse.
   if (list.length * n > model.capacity) throw badRequest(`This request needs ${list.length * n} sequences (n × prompts), more than the ${model.capacity} this server can hold.`, 'n');
   const prompts = toPrompts(list, vocabSize, contextLength);
-  const maxTokens = b.max_tokens ?? 16; // OpenAI's default for completions
+  const maxTokens = b.max_tokens ?? model.generation.maxTokens ?? 16; // OpenAI's default for completions
   for (const p of prompts) {
     try {
       checkContextLength(p.tokens.length, maxTokens, contextLength);
@@ -126,7 +126,7 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   const specs = prompts.flatMap((p) =>
     Array.from({ length: n }, (_, i) => ({
       prompt: p.tokens,
-      options: samplingOptions(b, { maxTokens, stop, logprobs, vocabSize }, i),
+      options: samplingOptions(b, { maxTokens, stop, logprobs, vocabSize, defaults: model.generation }, i),
       promptLogprobs: echo && logprobs !== undefined && i === 0 ? logprobs : undefined,
     })),
   );

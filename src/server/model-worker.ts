@@ -2,7 +2,9 @@
 // bounded queue, routes the worker's events to the job each sequence belongs to, and keeps the
 // model's metrics. It never touches ORT.
 import { Worker } from 'node:worker_threads';
+import type { ChatTemplate } from '../model/chat-template.js';
 import type { GPTConfig } from '../model/config.js';
+import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
 import { readModelFolder } from './model-folder.js';
@@ -21,6 +23,8 @@ export interface ModelOptions {
   quantize?: 'none' | 'int8';
   prefillTokens?: number;
   mixedPrefill?: boolean;
+  /** A Jinja file used instead of every served model's own chat template (serve --chat-template). */
+  chatTemplateFile?: string;
 }
 
 export class OverloadedError extends Error {}
@@ -86,6 +90,8 @@ interface Tracked {
 export class ModelWorker {
   readonly kind = 'generator' as const;
   readonly config: GPTConfig;
+  readonly chat: ChatTemplate | undefined;
+  readonly generation: GenerationDefaults;
   readonly created: number;
   state: 'loading' | 'ready' | 'failed' = 'loading';
   failure: string | undefined;
@@ -103,7 +109,7 @@ export class ModelWorker {
     private readonly metrics: Metrics,
   ) {
     // Read here too (cheap) so /v1/models and request checks work while the worker loads.
-    ({ config: this.config, created: this.created } = readModelFolder(dir));
+    ({ config: this.config, chat: this.chat, generation: this.generation, created: this.created } = readModelFolder(dir, opts.chatTemplateFile));
     const workerData: WorkerConfig = {
       dir,
       slots: opts.slots,

@@ -3,6 +3,7 @@
 // model layer's SamplingOptions.
 import { z } from 'zod';
 import { InvalidParameterError } from '../model/errors.js';
+import type { GenerationDefaults } from '../model/generation-config.js';
 import { validateSamplingOptions, type SamplingOptions } from '../model/sampler.js';
 
 export const samplingFields = {
@@ -38,16 +39,21 @@ export function stopList(stop: string | string[] | null | undefined): string[] {
  * choices differ, each is reproducible, and choice 0 equals the same request with n = 1.
  * Throws InvalidParameterError (→ 400 naming the parameter) for values the model rejects.
  */
-export function samplingOptions(b: SamplingBody, extra: { maxTokens: number; stop: string[]; logprobs?: number; vocabSize: number }, index = 0): SamplingOptions {
+export function samplingOptions(
+  b: SamplingBody,
+  extra: { maxTokens: number; stop: string[]; logprobs?: number; vocabSize: number; defaults?: GenerationDefaults },
+  index = 0,
+): SamplingOptions {
+  const d = extra.defaults ?? {}; // the model's generation_config.json, for fields the request leaves unset
   const o: SamplingOptions = {
     maxTokens: extra.maxTokens,
-    temperature: opt(b.temperature),
-    topP: opt(b.top_p),
-    topK: opt(b.top_k),
-    minP: opt(b.min_p),
+    temperature: opt(b.temperature) ?? d.temperature,
+    topP: opt(b.top_p) ?? d.topP,
+    topK: opt(b.top_k) ?? d.topK,
+    minP: opt(b.min_p) ?? d.minP,
     presencePenalty: opt(b.presence_penalty),
     frequencyPenalty: opt(b.frequency_penalty),
-    repetitionPenalty: opt(b.repetition_penalty),
+    repetitionPenalty: opt(b.repetition_penalty) ?? d.repetitionPenalty,
     logitBias: b.logit_bias ? Object.fromEntries(Object.entries(b.logit_bias).map(([k, v]) => [Number(k), v])) : undefined,
     seed: b.seed == null ? undefined : b.seed + index,
     logprobs: extra.logprobs,

@@ -6,7 +6,7 @@ import { Hono } from 'hono';
 import { z } from 'zod';
 import { decode, encode, VOCAB_SIZE } from '../model/tokenizer.js';
 import { chatRequest } from './chat.js';
-import { applyChatTemplate } from './chat-template.js';
+import { chatPrompt } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
 import { json } from './validate.js';
@@ -32,7 +32,7 @@ export const tokenize = new Hono<AppEnv>()
     if (b.prompt !== undefined) tokens = encode(b.prompt);
     else {
       const messages = b.messages!.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
-      tokens = encode(applyChatTemplate(model.config.chatTemplate, model.id, messages).prompt, { allowSpecial: false });
+      tokens = chatPrompt(c.var.models.get(model.id), messages).tokens;
     }
     return c.json({ tokens, count: tokens.length, max_model_len: model.config.contextLength });
   })
