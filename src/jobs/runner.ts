@@ -191,6 +191,7 @@ export class JobRunner {
       entry: new URL('./finetune-worker.ts', import.meta.url).href,
       spec: {
         baseModelDir: base.dir,
+        ...(base.lora !== undefined && { baseLora: base.lora }),
         outDir: p.outDir,
         workDir: p.workDir,
         task: s.task === 'classification' ? { type: 'classification' } : { type: 'instruction', maskPrompt: s.mask_prompt },

@@ -1,4 +1,6 @@
-// Hugging Face GPT-2 checkpoint folders: config.json + model.safetensors.
+// Hugging Face GPT-2 checkpoint folders: config.json + model.safetensors, or the sharded form,
+// model.safetensors.index.json + the shards its weight_map names (each tensor read in place).
+// A PEFT LoRA adapter folder loads as its base with the adapter merged in (peft-adapter.ts).
 //
 // Loading maps the file's tensors onto parameterSpecs(config) by name. Checkpoints found in
 // the wild differ in ways that do not change the model, and all of them are accepted:
@@ -18,9 +20,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hasAlpacaTemplate, writeAlpacaChatFiles } from './chat-template.js';
 import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
+import { isPeftAdapterFolder, mergePeftAdapter, modelFolders, readPeftAdapter } from './peft-adapter.js';
 import { CLASSIFIER_HEAD, LM_HEAD, numel, parameterSpecs, type ParamSpec, type Params } from './params.js';
 import { Rng } from './rng.js';
-import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors, type TensorInfo } from './safetensors.js';
+import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 /**
  * Where one parameter's float32 values are. 'file' sources are raw little-endian float32
@@ -42,43 +45,49 @@ export interface Checkpoint {
 export interface LoadOptions {
   /** Called after each parameter is resolved (conversions of F16/BF16 files take a while). */
   onProgress?: (done: number, total: number) => void;
+  /** A PEFT LoRA adapter folder to merge into `dir`'s weights (instead of into the base it names). */
+  lora?: string;
 }
 
 const PREFIX = 'transformer.';
 const FLOAT_DTYPES = new Set(['F32', 'F16', 'BF16']);
 
 export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint {
+  if (opts.lora !== undefined || isPeftAdapterFolder(dir)) return loadAdapted(dir, opts);
   const configPath = path.join(dir, 'config.json');
   const weightsPath = path.join(dir, 'model.safetensors');
   const config = fromHFConfig(readJson(configPath, dir), configPath);
   // Saving again (convert, a second finetune) must keep the template the folder chats in.
   if (!config.chatTemplate && hasAlpacaTemplate(dir)) config.chatTemplate = 'alpaca';
-  if (!fs.existsSync(weightsPath)) {
-    const hint = fs.existsSync(path.join(dir, 'model.safetensors.index.json'))
-      ? ' (sharded checkpoints are not supported: merge the shards into one model.safetensors)'
-      : fs.existsSync(path.join(dir, 'pytorch_model.bin'))
-        ? ' (only pytorch_model.bin is there: convert it to safetensors)'
-        : '';
+  const indexPath = path.join(dir, SHARD_INDEX);
+  const sharded = !fs.existsSync(weightsPath) && fs.existsSync(indexPath);
+  if (!fs.existsSync(weightsPath) && !sharded) {
+    const hint = fs.existsSync(path.join(dir, 'pytorch_model.bin')) ? ' (only pytorch_model.bin is there: convert it to safetensors)' : '';
     throw new Error(`checkpoint ${dir}: missing ${weightsPath}${hint}`);
   }
-  const file = openSafetensors(weightsPath);
+  const where = sharded ? indexPath : weightsPath;
   const fail = (msg: string): never => {
-    throw new Error(`${weightsPath}: ${msg}`);
+    throw new Error(`${where}: ${msg}`);
   };
+  const files = sharded ? openShards(dir, indexPath) : [openSafetensors(weightsPath)];
+  // ORT maps external data from the real file: a Hub cache's snapshot entries are symlinks.
+  const realPaths = new Map(files.map((f) => [f, fs.realpathSync(f.path)]));
 
   // Strip the prefix, refusing files where both spellings of one name appear.
-  const byName = new Map<string, { key: string; info: TensorInfo }>();
-  for (const [key, info] of file.tensors) {
-    const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key;
-    const other = byName.get(name);
-    if (other) fail(`tensor '${name}' appears twice, as '${other.key}' and '${key}'`);
-    byName.set(name, { key, info });
+  const byName = new Map<string, { key: string; info: TensorInfo; file: SafetensorsFile }>();
+  for (const file of files) {
+    for (const [key, info] of file.tensors) {
+      const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key;
+      const other = byName.get(name);
+      if (other) fail(`tensor '${name}' appears twice, as '${other.key}' and '${key}'${sharded ? ` (in ${path.basename(other.file.path)} and ${path.basename(file.path)})` : ''}`);
+      byName.set(name, { key, info, file });
+    }
   }
 
   const C = config.nEmbd;
   const specs = parameterSpecs(config);
   const expected = new Map(specs.map((s) => [s.name, s.shape]));
-  for (const [name, { key, info }] of byName) {
+  for (const [name, { key, info, file }] of byName) {
     if (expected.has(name)) continue;
     if (name === LM_HEAD) { // expected (and so handled above) when untied
       if (!sameShape(info.shape, [config.vocabSize, C])) {
@@ -107,18 +116,67 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint 
       const why = spec.name === LM_HEAD ? '; config.json has tie_word_embeddings false, so the output head is not wte' : '';
       return fail(`missing tensor '${spec.name}' (looked for '${spec.name}' and '${PREFIX}${spec.name}'${why})`);
     }
-    const { key, info } = found;
+    const { key, info, file } = found;
     if (!sameShape(info.shape, spec.shape)) fail(`tensor '${key}' has shape ${fmt(info.shape)}, expected ${fmt(spec.shape)}`);
     if (!FLOAT_DTYPES.has(info.dtype)) fail(`tensor '${key}' has dtype ${info.dtype}, expected F32, F16 or BF16`);
     weights.set(
       spec.name,
       info.dtype === 'F32'
-        ? { kind: 'file', path: weightsPath, offset: info.begin, length: info.end - info.begin, shape: [...spec.shape] }
+        ? { kind: 'file', path: realPaths.get(file)!, offset: info.begin, length: info.end - info.begin, shape: [...spec.shape] }
         : { kind: 'memory', data: readTensorF32(file, key), shape: [...spec.shape] },
     );
     opts.onProgress?.(i + 1, specs.length);
   });
   return { config, dir, weights };
+}
+
+const SHARD_INDEX = 'model.safetensors.index.json';
+
+/** The shard files an index's weight_map names (each once, in order): plain names beside the index. */
+export function shardFiles(index: Record<string, unknown>, where: string): string[] {
+  const map = index.weight_map;
+  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new Error(`${where}: no weight_map object`);
+  const shards = [...new Set(Object.values(map as Record<string, unknown>))];
+  for (const s of shards) {
+    if (typeof s !== 'string' || !s.endsWith('.safetensors') || /[/\\]/.test(s) || s.startsWith('.')) {
+      throw new Error(`${where}: weight_map names ${JSON.stringify(s)}, not a .safetensors file beside the index`);
+    }
+  }
+  return shards as string[];
+}
+
+/** Opens every shard and checks it holds exactly the tensors the index assigns to it. */
+function openShards(dir: string, indexPath: string): SafetensorsFile[] {
+  const index = readJson(indexPath, dir);
+  const map = index.weight_map as Record<string, string>;
+  return shardFiles(index, indexPath).map((shard) => {
+    const file = openSafetensors(path.join(dir, shard));
+    for (const key of file.tensors.keys()) {
+      if (map[key] !== shard) throw new Error(`${indexPath}: ${shard} holds tensor '${key}', which the weight_map ${key in map ? `puts in ${map[key]}` : 'does not list'}`);
+    }
+    for (const [key, s] of Object.entries(map)) {
+      if (s === shard && !file.tensors.has(key)) throw new Error(`${indexPath}: the weight_map puts tensor '${key}' in ${shard}, which does not hold it`);
+    }
+    return file;
+  });
+}
+
+/**
+ * A PEFT LoRA adapter (peft-adapter.ts) merged into its base, innermost adapter first when
+ * adapters nest: the base's config, its untouched tensors read in place, the adapted ones in memory.
+ */
+function loadAdapted(dir: string, opts: LoadOptions): Checkpoint {
+  const folders = modelFolders(dir, opts.lora);
+  const adapters = folders.slice(0, -1);
+  const base = loadCheckpoint(folders.at(-1)!, { onProgress: opts.onProgress });
+  const config = { ...base.config };
+  for (const adapterDir of adapters.toReversed()) {
+    const merged = mergePeftAdapter(config, readPeftAdapter(adapterDir), (names) => materialize(new Map(names.map((n) => [n, base.weights.get(n)!]))));
+    for (const [name, t] of merged) base.weights.set(name, { kind: 'memory', data: t.data, shape: t.shape });
+  }
+  // The adapter's chat template is the one the merged model was trained on.
+  if (!config.chatTemplate && adapters.some((d) => hasAlpacaTemplate(d))) config.chatTemplate = 'alpaca';
+  return { config, dir: adapters[0]!, weights: base.weights };
 }
 
 function readJson(file: string, dir: string): Record<string, unknown> {

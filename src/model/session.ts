@@ -22,6 +22,8 @@ export interface SessionOptions extends RuntimeOptions {
   /** 'int8': decode steps run on blockwise int8 weights (¼ of the bytes to read per token). */
   quantize?: 'none' | 'int8';
   onProgress?: (done: number, total: number) => void;
+  /** A PEFT LoRA adapter folder merged into the model's weights at load (instead of into the base it names). */
+  lora?: string;
 }
 
 const HIDDEN = -1e9; // additive mask value: exp(-1e9 - max) is exactly 0 in float32
@@ -55,9 +57,9 @@ export class ModelSession {
     return new ModelSession(config, session, decodeSession, opts.slots ?? 1, opts.device ?? 'cpu');
   }
 
-  /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors). */
+  /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors) or a PEFT LoRA adapter folder on its base. */
   static async load(dir: string, opts: SessionOptions = {}): Promise<ModelSession> {
-    const { config, weights } = loadCheckpoint(dir, { onProgress: opts.onProgress });
+    const { config, weights } = loadCheckpoint(dir, { onProgress: opts.onProgress, lora: opts.lora });
     return ModelSession.create(config, weights, opts);
   }
 

@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { GPTConfig } from '../model/config.js';
 import type { Classification } from '../model/classifier.js';
 import type { ClassifierThreadConfig, FromClassifier, ToClassifier } from './classifier-thread.js';
-import { readModelFolder } from './model-folder.js';
+import { readModelFolder } from '../model/model-folder.js';
 import { OverloadedError, type ModelOptions } from './model-worker.js';
 import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
 

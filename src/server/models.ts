@@ -1,4 +1,4 @@
-// GET /v1/models and /v1/models/:id: every served model (base models: id = folder name;
+// GET /v1/models and /v1/models/:id: every served model (base models: id = folder name or Hub id;
 // finetuned: 'ft:…'; a job's checkpoints, 'ft:…:ckpt-step-N', are found by id but not listed,
 // as they are listed per job at /v1/fine_tuning/jobs/{id}/checkpoints). DELETE /v1/models/:id deletes a finetuned model. Ids contain ':', so the
 // routes take the rest of the path ({.+}).

@@ -1,16 +1,17 @@
 // The models this server serves, by id, each behind its own worker thread: language models
 // (ModelWorker: completions, chat) and classifiers (ClassifierWorker: /v1/classifications).
-// Base models come from --model folders (id = folder name) and are fixed for the server's life;
-// finetuned models ('ft:…') are added and removed while it runs. A job's checkpoints are models
-// too, served on demand: the first request for one queues it to start (that request gets a 503
-// with Retry-After), at most MAX_ON_DEMAND run or load at once, and a start waits until one of
-// them is idle and can be stopped — threads inside ONNX Runtime are never cut short.
+// Base models come from --model (id = the folder's name, or the Hub id as given) and are fixed
+// for the server's life; finetuned models ('ft:…') are added and removed while it runs. A job's
+// checkpoints are models too, served on demand: the first request for one queues it to start
+// (that request gets a 503 with Retry-After), at most MAX_ON_DEMAND run or load at once, and a
+// start waits until one of them is idle and can be stopped — threads inside ONNX Runtime are
+// never cut short.
 import path from 'node:path';
 import type { GPTConfig } from '../model/config.js';
 import { ClassifierWorker } from './classifier-worker.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
 import type { Metrics } from './metrics.js';
-import { readModelFolder } from './model-folder.js';
+import { readModelFolder } from '../model/model-folder.js';
 import { ModelWorker, type ModelOptions } from './model-worker.js';
 
 export type ServedModel = ModelWorker | ClassifierWorker;
@@ -19,6 +20,8 @@ export type ServedModel = ModelWorker | ClassifierWorker;
 export interface ModelInfo {
   id: string;
   dir: string;
+  /** A PEFT LoRA adapter folder applied to `dir` (serve --lora). */
+  lora?: string;
   kind: ServedModel['kind'];
   config: GPTConfig;
   created: number;
@@ -48,15 +51,15 @@ export class ModelRegistry {
   private readonly unusedSince = new Map<string, number>();
 
   constructor(
-    dirs: string[],
+    dirs: (string | { id: string; dir: string; lora?: string })[],
     private readonly opts: ModelOptions,
     private readonly metrics: Metrics,
   ) {
     try {
-      for (const dir of dirs) {
-        const id = path.basename(path.resolve(dir));
-        if (this.models.has(id)) throw new Error(`two model folders are named '${id}': model ids are folder names and must differ`);
-        this.models.set(id, this.start(id, path.resolve(dir)));
+      for (const entry of dirs) {
+        const { id, dir, lora } = typeof entry === 'string' ? { id: path.basename(path.resolve(entry)), dir: entry, lora: undefined } : entry;
+        if (this.models.has(id)) throw new Error(`two models are named '${id}': model ids (folder names, or Hub ids as given) must differ`);
+        this.models.set(id, this.start(id, path.resolve(dir), lora === undefined ? undefined : path.resolve(lora)));
       }
     } catch (e) {
       void this.close(); // workers already started would keep the process alive
@@ -65,8 +68,10 @@ export class ModelRegistry {
     if (this.models.size === 0) throw new Error('no models to serve');
   }
 
-  private start(id: string, dir: string): ServedModel {
-    return readModelFolder(dir).config.labels ? new ClassifierWorker(id, dir, this.opts) : new ModelWorker(id, dir, this.opts, this.metrics);
+  private start(id: string, dir: string, lora?: string): ServedModel {
+    if (!readModelFolder(dir, undefined, lora).config.labels) return new ModelWorker(id, dir, this.opts, this.metrics, lora);
+    if (lora !== undefined) throw new Error(`--lora ${lora}: ${dir} is a classifier; adapters are applied to language models only`);
+    return new ClassifierWorker(id, dir, this.opts);
   }
 
   /** Serves a finetuned model from now on (it loads in the background: await its `ready`). */

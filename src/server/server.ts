@@ -11,7 +11,8 @@ import type { ModelOptions } from './model-worker.js';
 import { ModelRegistry } from './registry.js';
 
 export interface ServerOptions extends ModelOptions {
-  modelDirs: string[];
+  /** The base models: a folder (id = its name), or a folder with the id to serve it as (a Hub id) and optionally a PEFT adapter applied to it (serve --lora). */
+  modelDirs: (string | { id: string; dir: string; lora?: string })[];
   host?: string;
   port?: number; // 0: any free port
   apiKeys?: string[];

@@ -8,6 +8,8 @@ import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 export interface WorkerConfig extends SchedulerOptions {
   dir: string;
+  /** A PEFT LoRA adapter folder merged into `dir`'s weights. */
+  lora?: string;
   slots: number;
   device?: Device;
   threads?: number;
@@ -19,7 +21,7 @@ const cfg = workerData as WorkerConfig;
 const post = (msg: FromWorker) => port.postMessage(msg);
 
 try {
-  const model = await ModelSession.load(cfg.dir, { slots: cfg.slots, device: cfg.device, threads: cfg.threads, quantize: cfg.quantize });
+  const model = await ModelSession.load(cfg.dir, { lora: cfg.lora, slots: cfg.slots, device: cfg.device, threads: cfg.threads, quantize: cfg.quantize });
   const scheduler = new Scheduler(model, post, cfg);
   port.on('message', (msg: ToWorker) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);

@@ -13,8 +13,10 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { loadCheckpoint, materialize, saveCheckpoint, type WeightSource } from '../model/checkpoint.js';
+import { writeAlpacaChatFiles } from '../model/chat-template.js';
+import { loadCheckpoint, materialize, saveCheckpoint, shardFiles, type WeightSource } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isPeftAdapterFolder, modelFolders, writePeftAdapter } from '../model/peft-adapter.js';
 import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 import { writeSafetensors } from '../model/safetensors.js';
@@ -34,10 +36,18 @@ export type FinetuneTask = { type: 'instruction'; maskPrompt?: boolean } | { typ
 export type FinetuneMethod = { type: 'full' } | { type: 'last_blocks'; n: number } | { type: 'lora'; rank: number; alpha: number };
 
 export interface FinetuneSpec {
-  /** Hugging Face GPT-2 folder (config.json + model.safetensors) to start from. */
+  /** Hugging Face GPT-2 folder (config.json + model.safetensors), or a PEFT adapter folder, to start from. */
   baseModelDir: string;
+  /** Optional: a PEFT LoRA adapter folder applied to baseModelDir first (a model served with --lora). */
+  baseLora?: string;
   /** The finetuned model's folder, written at the end (temporary folder + rename). */
   outDir: string;
+  /**
+   * Optional, LoRA on instructions: outDir becomes a PEFT adapter folder (adapter_config.json naming
+   * `base` as base_model_name_or_path, adapter_model.safetensors, the chat files) instead of the
+   * merged model. Classification always writes the merged model: its new head is no LoRA factor.
+   */
+  adapter?: { base: string; revision?: string };
   /** Checkpoints and resume state; a folder holding an earlier run of the same spec is resumed. */
   workDir: string;
   task: FinetuneTask;
@@ -175,7 +185,7 @@ interface Run {
 
 function prepare(spec: FinetuneSpec): Run {
   validateSpec(spec);
-  const base = loadCheckpoint(spec.baseModelDir);
+  const base = loadCheckpoint(spec.baseModelDir, { lora: spec.baseLora });
   const classify = spec.task.type === 'classification';
   let config: GPTConfig;
   let labels: string[] | undefined;
@@ -453,7 +463,8 @@ function outputParams(run: Run): Params {
 /**
  * The final model into outDir, atomically: written beside it, then renamed over it (a previous
  * folder there is moved aside first, since a folder cannot be renamed over a non-empty one).
- * LoRA adapters are also kept in workDir/adapter.safetensors (a few MB) for inspection or reuse.
+ * With spec.adapter, a LoRA run's outDir is a PEFT adapter folder; otherwise the merged model, and
+ * the adapters are also kept in workDir/adapter.safetensors (a few MB) for inspection or reuse.
  */
 function writeOutput(spec: FinetuneSpec, run: Run): void {
   const out = path.resolve(spec.outDir);
@@ -461,8 +472,14 @@ function writeOutput(spec: FinetuneSpec, run: Run): void {
   fs.mkdirSync(parent, { recursive: true });
   const stamp = `${process.pid}-${Date.now().toString(36)}`;
   const tmp = `${out}.tmp-${stamp}`;
+  const adapter = spec.adapter && run.lora && !run.classify ? spec.adapter : undefined;
   try {
-    saveCheckpoint(tmp, run.config, outputParams(run));
+    if (adapter) {
+      // F32: the factors exactly as trained (a few MB), so loading merges to the weights training evaluated.
+      const adapters = new Map([...run.layout.params(run.params)].filter(([name]) => name.includes('.lora_')));
+      writePeftAdapter(tmp, { base: adapter.base, ...(adapter.revision !== undefined && { revision: adapter.revision }), rank: run.lora!.rank, alpha: run.lora!.alpha, adapters });
+      writeAlpacaChatFiles(tmp, run.config.contextLength);
+    } else saveCheckpoint(tmp, run.config, outputParams(run));
     crashPoint('output.tmp-written');
     if (fs.existsSync(out)) {
       const old = `${out}.old-${stamp}`;
@@ -474,7 +491,7 @@ function writeOutput(spec: FinetuneSpec, run: Run): void {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  if (run.lora) {
+  if (run.lora && !adapter) {
     const tensors = [...run.layout.params(run.params)].filter(([name]) => name.includes('.lora_')).map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
     writeSafetensors(path.join(spec.workDir, 'adapter.safetensors'), tensors, {
       metadata: { format: 'scratchgpt-lora/1', rank: String(run.lora.rank), alpha: String(run.lora.alpha), scale: 'alpha/rank' },
@@ -521,8 +538,19 @@ function fingerprint(spec: FinetuneSpec, config: GPTConfig, maxLength: number): 
   }));
   h.update(JSON.stringify(spec.train));
   h.update(JSON.stringify(spec.validation ?? []));
-  hashFile(h, path.join(spec.baseModelDir, 'model.safetensors'));
+  for (const file of weightFiles(spec.baseModelDir, spec.baseLora)) hashFile(h, file);
   return h.digest('hex');
+}
+
+/** The files that hold a model's weights: each adapter's two files, then the base's safetensors (one file, or the index and its shards). */
+function weightFiles(dir: string, lora?: string): string[] {
+  return modelFolders(dir, lora).flatMap((d) => {
+    if (isPeftAdapterFolder(d)) return [path.join(d, ADAPTER_CONFIG), path.join(d, ADAPTER_WEIGHTS)];
+    const single = path.join(d, 'model.safetensors');
+    const index = path.join(d, 'model.safetensors.index.json');
+    if (fs.existsSync(single) || !fs.existsSync(index)) return [single];
+    return [index, ...shardFiles(JSON.parse(fs.readFileSync(index, 'utf8')) as Record<string, unknown>, index).map((s) => path.join(d, s))];
+  });
 }
 
 function hashFile(h: ReturnType<typeof createHash>, file: string): void {

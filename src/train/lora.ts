@@ -15,6 +15,7 @@ import type { Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import type { GPTConfig } from '../model/config.js';
 import type { AdaptFn, ParamFn } from '../model/gpt.js';
+import { mergeLowRank } from '../model/lora-merge.js';
 import { parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 
@@ -77,13 +78,11 @@ export function loraAdapt(lora: LoraConfig, p: ParamFn): AdaptFn {
  * W' = W + (alpha/rank)·A·B for every adapted layer: a plain GPT-2 again, with the same
  * outputs as base + adapters. Serving the merged model costs nothing extra per decoded token
  * (an unmerged adapter adds two matmuls and their latency to every linear layer at every step,
- * and keeps the model from being an ordinary checkpoint); the price is one full copy of the
- * weights per finetune instead of a few MB of adapters. Products are summed in float64 and
- * rounded once. Returns a new map; tensors without an adapter are shared with `base`.
+ * and keeps the model from being an ordinary checkpoint); a PEFT adapter folder (peft-adapter.ts)
+ * is merged the same way at load. Returns a new map; tensors without an adapter are shared with `base`.
  */
 export function mergeLora(cfg: GPTConfig, base: Params, adapters: Params, lora: LoraConfig): Params {
   const scale = loraScale(lora);
-  const r = lora.rank;
   const merged: Params = new Map(base);
   for (let l = 0; l < cfg.nLayer; l++) {
     for (const target of LORA_TARGETS) {
@@ -92,19 +91,7 @@ export function mergeLora(cfg: GPTConfig, base: Params, adapters: Params, lora: 
       const A = adapters.get(`${prefix}.lora_A`);
       const B = adapters.get(`${prefix}.lora_B`);
       if (!W || !A || !B) throw new Error(`mergeLora: missing ${!W ? 'weight' : 'adapter'} for ${prefix}`);
-      const [inDim, outDim] = W.shape as [number, number];
-      const out = new Float32Array(W.data.length);
-      const row = new Float64Array(outDim);
-      for (let i = 0; i < inDim; i++) {
-        row.fill(0);
-        for (let k = 0; k < r; k++) {
-          const a = A.data[i * r + k]!;
-          if (a === 0) continue;
-          for (let j = 0, b = k * outDim; j < outDim; j++, b++) row[j]! += a * B.data[b]!;
-        }
-        for (let j = 0, w = i * outDim; j < outDim; j++, w++) out[w] = W.data[w]! + scale * row[j]!;
-      }
-      merged.set(`${prefix}.weight`, { shape: [...W.shape], data: out });
+      merged.set(`${prefix}.weight`, mergeLowRank(W, A, B, scale, `mergeLora ${prefix}`));
     }
   }
   return merged;
