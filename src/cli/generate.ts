@@ -1,22 +1,26 @@
 // scratchgpt generate: stream a completion to stdout, or print one JSON object with --json.
-import { parseArgs } from 'node:util';
-import { resolveModelDir } from '../model/default-model.js';
+import { resolveModel } from '../model/resolve.js';
 import { generate } from '../model/generation.js';
+import { readModelFolder } from '../model/model-folder.js';
 import { DEVICES, type Device } from '../model/runtime.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import { ModelSession } from '../model/session.js';
 import { encode } from '../model/tokenizer.js';
-import { number, integer, progressLine } from './args.js';
+import { number, integer, progressLine, parseOptions } from './args.js';
+import { downloadProgress } from './progress.js';
 
 const HELP = `usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt-tokens 15496,11,995) [options]
 
-  --model DIR            Hugging Face GPT-2 folder (config.json + model.safetensors);
+  --model DIR            Hugging Face GPT-2 folder (config.json + model.safetensors), or a Hub
+                         id ORG/NAME[@REV] (downloaded once into the Hugging Face cache);
                          default: the embedded model in weights/
+  --lora DIR             a PEFT LoRA adapter folder (or Hub id) merged into --model's weights at
+                         load, whatever base the adapter names
   --prompt TEXT          prompt text ('<|endoftext|>' is the special token)
   --prompt-tokens IDS    prompt as comma-separated token ids
-  --max-tokens N         tokens to generate (default 64)
-  --temperature T        0 = greedy (default 1)
-  --top-k K, --top-p P   sampling filters (default off)
+  --max-tokens N         tokens to generate (default: generation_config.json's max_new_tokens, else 64)
+  --temperature T        0 = greedy (default: generation_config.json's, else 1)
+  --top-k K, --top-p P   sampling filters (default: generation_config.json's, else off)
   --seed S               same seed and inputs → same tokens
   --stop STR             stop string (repeatable; not included in the output)
   --logprobs N           top-N log-probabilities per token (with --json)
@@ -26,13 +30,14 @@ const HELP = `usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt
   --json                 print one JSON object instead of streaming text`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseOptions('generate', {
     args: argv,
     options: {
       model: { type: 'string' },
+      lora: { type: 'string' },
       prompt: { type: 'string' },
       'prompt-tokens': { type: 'string' },
-      'max-tokens': { type: 'string', default: '64' },
+      'max-tokens': { type: 'string' },
       temperature: { type: 'string' },
       'top-k': { type: 'string' },
       'top-p': { type: 'string' },
@@ -55,8 +60,10 @@ export async function run(argv: string[]): Promise<number> {
   if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
   const promptTokens =
     a.prompt !== undefined ? encode(a.prompt) : a['prompt-tokens']!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
-  const options: SamplingOptions = {
-    maxTokens: integer('--max-tokens', a['max-tokens']!, 0),
+
+  // Checked before anything is downloaded; the model's generation_config.json fills the rest.
+  const given: SamplingOptions = {
+    maxTokens: a['max-tokens'] === undefined ? -1 : integer('--max-tokens', a['max-tokens'], 0),
     temperature: a.temperature === undefined ? undefined : number('--temperature', a.temperature),
     topK: a['top-k'] === undefined ? undefined : integer('--top-k', a['top-k'], 0),
     topP: a['top-p'] === undefined ? undefined : number('--top-p', a['top-p']),
@@ -65,8 +72,20 @@ export async function run(argv: string[]): Promise<number> {
     logprobs: a.logprobs === undefined ? undefined : integer('--logprobs', a.logprobs, 0),
   };
 
-  const dir = resolveModelDir(a.model);
+  const { dir } = await resolveModel(a.model, { onProgress: downloadProgress() });
+  const lora = a.lora === undefined ? undefined : (await resolveModel(a.lora, { onProgress: downloadProgress() })).dir;
+  const { generation: d } = readModelFolder(dir, undefined, lora);
+  const options: SamplingOptions = {
+    ...given,
+    maxTokens: given.maxTokens >= 0 ? given.maxTokens : (d.maxTokens ?? 64),
+    temperature: given.temperature ?? d.temperature,
+    topK: given.topK ?? d.topK,
+    topP: given.topP ?? d.topP,
+    minP: d.minP,
+    repetitionPenalty: d.repetitionPenalty,
+  };
   const model = await ModelSession.load(dir, {
+    lora,
     device: a.device as Device,
     threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
     quantize: a.quantize as 'none' | 'int8',

