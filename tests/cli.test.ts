@@ -93,7 +93,7 @@ describe('scratchgpt generate', () => {
     expect((await cli('generate', '--model', path.join(dir, 'nope'), '--prompt', 'x')).stderr).toMatch(/config\.json/);
     const cuda = await cli('generate', '--model', dir, '--prompt', 'x', '--device', 'cuda');
     expect(cuda.code).toBe(1);
-    expect(cuda.stderr).toMatch(/could not start the cuda execution provider[\s\S]*--onnxruntime-node-install=cuda12/);
+    expect(cuda.stderr).toMatch(/could not start the cuda execution provider[\s\S]*npm run install:cuda/);
   });
 
   it('--device webgpu gives the CPU tokens and logprobs (skipped where no WebGPU adapter exists)', async () => {

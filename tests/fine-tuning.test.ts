@@ -222,7 +222,7 @@ describe('fine-tuning jobs', () => {
     expect(fs.existsSync(path.join(dataDir, 'jobs', created.id))).toBe(false);
     const folder = `ft_tiny_numbers_${created.id}`;
     expect(fs.readdirSync(path.join(dataDir, 'models')).sort()).toEqual([folder, ...[3, 4, 6].map((s) => `${folder}_ckpt-step-${s}`)]);
-    expect(fs.readdirSync(path.join(dataDir, 'models', `${folder}_ckpt-step-6`)).sort()).toEqual(['config.json', 'model.safetensors']); // no training state
+    expect(fs.readdirSync(path.join(dataDir, 'models', `${folder}_ckpt-step-6`)).sort()).toEqual(['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer_config.json']); // no training state; the chat files
   });
 
   it('serves the newest checkpoints on demand under their fine_tuned_model_checkpoint ids', async () => {

@@ -21,7 +21,7 @@ export interface RuntimeOptions {
 const INSTALL_HINT: Record<Device, string> = {
   cpu: '',
   cuda:
-    'The CUDA execution provider is not installed. Reinstall with `npm ci --onnxruntime-node-install=cuda12` ' +
+    'The CUDA execution provider is not installed. Add it with `npm run install:cuda` ' +
     '(needs CUDA 12 and cuDNN 9 runtime libraries on the library path; the Dockerfile\'s `cuda` target does this).',
   webgpu:
     'The WebGPU execution provider could not start. It ships with onnxruntime-node but needs a Vulkan driver ' +
