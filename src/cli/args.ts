@@ -1,6 +1,7 @@
 // Small helpers shared by the CLI commands: option parsing with one-line errors, numeric values,
 // progress output.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { DEVICES, type Device } from '../model/runtime.js';
 import { closest } from './suggest.js';
 
 /** A mistyped command line: main prints it as one line and exits 2, as for an unknown command. */
@@ -63,4 +64,11 @@ export function progressLine(label: string): ((done: number, total: number) => v
     process.stderr.write(`\r${label} ${Math.round((100 * done) / total)}%`);
     if (done === total) process.stderr.write('\r\x1b[K');
   };
+}
+
+/** --device and --quantize as every command that loads a model checks them. */
+export function runtimeFlags(a: { device?: string; quantize?: string }): { device: Device; quantize: 'none' | 'int8' } {
+  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
+  if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
+  return { device: a.device as Device, quantize: a.quantize };
 }

@@ -11,10 +11,9 @@ import type { ReadStream } from 'node:tty';
 import { DEFAULT_CHAT_MODEL_DIR, resolveModelDir } from '../model/default-model.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { resolveModel } from '../model/resolve.js';
-import { DEVICES, type Device } from '../model/runtime.js';
 import { validateSamplingOptions } from '../model/sampler.js';
 import { ModelSession } from '../model/session.js';
-import { integer, number, parseOptions, progressLine } from './args.js';
+import { integer, number, parseOptions, progressLine, runtimeFlags } from './args.js';
 import { Conversation, type AnswerOptions, type Turn } from './conversation.js';
 import { downloadProgress } from './progress.js';
 import { closest } from './suggest.js';
@@ -73,8 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
-  if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
+  const { device, quantize } = runtimeFlags(a);
 
   const dir = a.model ? (await resolveModel(a.model, { onProgress: downloadProgress() })).dir : resolveModelDir(undefined, DEFAULT_CHAT_MODEL_DIR);
   // An adapter's own prompt files first, then its base's (as the server reads them).
@@ -94,9 +92,9 @@ export async function run(argv: string[]): Promise<number> {
   validateSamplingOptions({ ...options, maxTokens: options.maxTokens ?? 0 });
 
   const model = await ModelSession.load(dir, {
-    device: a.device as Device,
+    device,
     threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
-    quantize: a.quantize as 'none' | 'int8',
+    quantize,
     onProgress: progressLine('loading weights'),
   });
   try {

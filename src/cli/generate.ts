@@ -2,11 +2,10 @@
 import { resolveModel } from '../model/resolve.js';
 import { generate } from '../model/generation.js';
 import { readModelFolder } from '../model/model-folder.js';
-import { DEVICES, type Device } from '../model/runtime.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import { ModelSession } from '../model/session.js';
 import { encode } from '../model/tokenizer.js';
-import { number, integer, progressLine, parseOptions } from './args.js';
+import { integer, number, parseOptions, progressLine, runtimeFlags } from './args.js';
 import { downloadProgress } from './progress.js';
 
 const HELP = `usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt-tokens 15496,11,995) [options]
@@ -56,8 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if ((a.prompt === undefined) === (a['prompt-tokens'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
-  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
-  if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
+  const { device, quantize } = runtimeFlags(a);
   const promptTokens =
     a.prompt !== undefined ? encode(a.prompt) : a['prompt-tokens']!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
 
@@ -86,9 +84,9 @@ export async function run(argv: string[]): Promise<number> {
   };
   const model = await ModelSession.load(dir, {
     lora,
-    device: a.device as Device,
+    device,
     threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
-    quantize: a.quantize as 'none' | 'int8',
+    quantize,
     onProgress: progressLine('loading weights'),
   });
   if (promptTokens.some((t) => t >= model.config.vocabSize)) throw new Error(`--prompt-tokens: ids must be below the vocabulary size ${model.config.vocabSize}`);

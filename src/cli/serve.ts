@@ -3,11 +3,10 @@ import path from 'node:path';
 import { DEFAULT_CHAT_MODEL_DIR } from '../model/default-model.js';
 import { isPeftAdapterFolder } from '../model/peft-adapter.js';
 import { resolveModel, type ResolvedModel } from '../model/resolve.js';
-import { DEVICES, type Device } from '../model/runtime.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
-import { integer, parseOptions } from './args.js';
+import { integer, parseOptions, runtimeFlags } from './args.js';
 import { downloadProgress } from './progress.js';
 
 const HELP = `usage: scratchgpt serve [--model DIR]... [options]
@@ -79,8 +78,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
-  if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
+  const { device, quantize } = runtimeFlags(a);
   const dirs: ResolvedModel[] = [];
   for (const m of a.model?.length ? a.model : [undefined]) dirs.push(await resolveModel(m, { onProgress: downloadProgress() }));
   // The embedded chat model is served beside the embedded base (chat out of the box).
@@ -106,9 +104,9 @@ export async function run(argv: string[]): Promise<number> {
     queue: integer('--queue', a.queue!, 0),
     prefillTokens: integer('--prefill-tokens', a['prefill-tokens']!, 1),
     mixedPrefill: a['mixed-prefill'],
-    device: a.device as Device,
+    device,
     threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
-    quantize: a.quantize,
+    quantize,
     apiKeys,
     allowedHosts: list(a['allowed-hosts'] ?? process.env.SCRATCHGPT_ALLOWED_HOSTS),
     corsOrigins: list(a['cors-origins'] ?? process.env.SCRATCHGPT_CORS_ORIGINS),

@@ -81,7 +81,8 @@ export function isFile(p: string): boolean {
   }
 }
 
-function isDir(p: string): boolean {
+/** Whether p exists and leads to a folder. */
+export function isDir(p: string): boolean {
   try {
     return fs.statSync(p).isDirectory();
   } catch {

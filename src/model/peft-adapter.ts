@@ -20,7 +20,7 @@
 // with one line, never approximated.
 import fs from 'node:fs';
 import path from 'node:path';
-import { cachedSnapshotDir } from '../hub/cache.js';
+import { cachedSnapshotDir, isDir, isFile } from '../hub/cache.js';
 import { parseRepoSpec } from '../hub/repo-id.js';
 import type { GPTConfig } from './config.js';
 import { mergeLowRank, transpose } from './lora-merge.js';
@@ -390,21 +390,5 @@ function pyRegex(source: string, fail?: (msg: string) => never): RegExp {
   } catch (e) {
     if (fail) return fail(`cannot read the pattern ${JSON.stringify(source)}: ${(e as Error).message}`);
     throw e;
-  }
-}
-
-function isFile(p: string): boolean {
-  try {
-    return fs.statSync(p).isFile();
-  } catch {
-    return false;
-  }
-}
-
-function isDir(p: string): boolean {
-  try {
-    return fs.statSync(p).isDirectory();
-  } catch {
-    return false;
   }
 }
