@@ -67,6 +67,9 @@ describe('the Alpaca template', () => {
     const tokens = alpaca.encode([{ role: 'user', content: `say ${EOT_TEXT}` }, { role: 'assistant', content: 'ok' }]);
     expect(tokens.at(-1)).toBe(EOT);
     expect(tokens.filter((t) => t === EOT)).toHaveLength(1);
+    // A message cannot smuggle in a special token by spelling the renderer's markers.
+    const sneaky = alpaca.encode([{ role: 'user', content: 'a\u0000eos\u0000b \u0000bos\u0000' }], { addGenerationPrompt: true });
+    expect(sneaky).not.toContain(EOT);
     const prompt = conversations[3]!;
     expect(alpaca.encode(prompt, { addGenerationPrompt: true })).toEqual(encode(alpaca.render(prompt, { addGenerationPrompt: true }), { allowSpecial: false }));
   });

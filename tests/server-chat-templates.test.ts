@@ -40,11 +40,12 @@ beforeAll(async () => {
     'generation_config.json': { max_new_tokens: 3, do_sample: false },
   });
   const strict = model('strict', { 'tokenizer_config.json': { chat_template: RAISES } });
+  const long = model('long', { 'tokenizer_config.json': { chat_template: TURNS }, 'generation_config.json': { max_new_tokens: 1000 } });
   const base = model('base', {});
   const override = path.join(tmp, 'override.jinja');
   fs.writeFileSync(override, "{{ 'Q: ' + messages[-1]['content'] + '\\nA:' }}");
   [server, overridden] = await Promise.all([
-    startServer({ modelDirs: [turns, strict], port: 0, slots: 2, queue: 4, threads: 1 }),
+    startServer({ modelDirs: [turns, strict, long], port: 0, slots: 2, queue: 4, threads: 1 }),
     startServer({ modelDirs: [base], port: 0, slots: 1, queue: 1, threads: 1, chatTemplateFile: override }),
   ]);
   await Promise.all([server.ready, overridden.ready]);
@@ -87,6 +88,18 @@ describe("a model's own Jinja template", () => {
     expect(longer.usage!.completion_tokens).toBe(5);
     const completion = await client.completions.create({ model: 'turns', prompt: 'The', ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
     expect(completion.usage!.completion_tokens).toBe(3);
+  });
+
+  it('stops a max_new_tokens default at the context window instead of refusing the request', async () => {
+    const prompt = encode('The cat sat on the mat');
+    const c = await post(server, '/v1/completions', { model: 'long', prompt, ignore_eos: true });
+    expect(c.status).toBe(200);
+    expect(c.json.usage.completion_tokens).toBe(cfg.contextLength - prompt.length);
+    const chat = await post(server, '/v1/chat/completions', { model: 'long', messages: [{ role: 'user', content: 'Hi' }], ignore_eos: true });
+    expect(chat.status).toBe(200);
+    expect(chat.json.usage.prompt_tokens + chat.json.usage.completion_tokens).toBe(cfg.contextLength);
+    // An explicit max_tokens is the client's request, and is still checked.
+    expect((await post(server, '/v1/completions', { model: 'long', prompt, max_tokens: 1000 })).json.error.code).toBe('context_length_exceeded');
   });
 
   it("turns the template's raise_exception into a 400 on messages", async () => {

@@ -6,6 +6,7 @@
 // that name means the Alpaca template below. Rendering uses @huggingface/jinja (the renderer of
 // transformers.js) with the variables transformers passes: messages, add_generation_prompt,
 // bos_token, eos_token (raise_exception and strftime_now are the renderer's own).
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -113,11 +114,13 @@ function compile(source: string, where: string, special: SpecialTokens, stop: st
     render: (messages, opts) => run(messages, opts?.addGenerationPrompt ?? false, special),
     encode(messages, opts) {
       // Render with markers in place of the special tokens, so that only the template's own
-      // tokens become special ids and a user who types '<|endoftext|>' sends plain text.
-      const marks = { bos: '\u0000bos\u0000', eos: '\u0000eos\u0000' };
+      // tokens become special ids and a user who types '<|endoftext|>' sends plain text; the
+      // markers are random so that no message can spell one.
+      const nonce = randomBytes(12).toString('hex');
+      const marks = { bos: `\u0000bos-${nonce}\u0000`, eos: `\u0000eos-${nonce}\u0000` };
       const text = run(messages, opts?.addGenerationPrompt ?? false, marks);
       const out: number[] = [];
-      for (const piece of text.split(/(\u0000(?:bos|eos)\u0000)/)) {
+      for (const piece of text.split(new RegExp(`(${marks.bos}|${marks.eos})`))) {
         if (piece === marks.bos) out.push(...encode(special.bos, { allowSpecial: true }));
         else if (piece === marks.eos) out.push(...encode(special.eos, { allowSpecial: true }));
         else if (piece) out.push(...encode(piece, { allowSpecial: false }));

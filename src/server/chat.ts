@@ -44,14 +44,16 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
   const messages = b.messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
   const { tokens, stop } = chatPrompt(model, messages);
   const { contextLength, vocabSize } = model.config;
-  const requested = b.max_completion_tokens ?? b.max_tokens ?? model.generation.maxTokens;
+  const requested = b.max_completion_tokens ?? b.max_tokens ?? undefined;
   try {
     checkContextLength(tokens.length, requested ?? 1, contextLength);
   } catch (e) {
     if (e instanceof ContextLengthError) throw badRequest(e.message, 'messages', e.code);
     throw e;
   }
-  const maxTokens = requested ?? contextLength - tokens.length; // no limit given: up to the context window
+  // No limit given: the model's max_new_tokens, else up to the context window, never past it.
+  const room = contextLength - tokens.length;
+  const maxTokens = requested ?? Math.min(model.generation.maxTokens ?? room, room);
   const n = b.n ?? 1;
   const logprobs = b.logprobs ? (b.top_logprobs ?? 0) : undefined;
   const allStops = [...stop, ...stopList(b.stop)];

@@ -109,10 +109,12 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   // Before tokenizing: a body of 100k tiny prompts must not cost 100k encodes to refuse.
   if (list.length * n > model.capacity) throw badRequest(`This request needs ${list.length * n} sequences (n × prompts), more than the ${model.capacity} this server can hold.`, 'n');
   const prompts = toPrompts(list, vocabSize, contextLength);
-  const maxTokens = b.max_tokens ?? model.generation.maxTokens ?? 16; // OpenAI's default for completions
+  // A model's max_new_tokens is a default, not a request: it stops at the context window (vLLM).
+  const maxTokensFor = (promptLength: number) =>
+    b.max_tokens ?? (model.generation.maxTokens === undefined ? 16 : Math.min(model.generation.maxTokens, contextLength - promptLength)); // 16: OpenAI's default
   for (const p of prompts) {
     try {
-      checkContextLength(p.tokens.length, maxTokens, contextLength);
+      checkContextLength(p.tokens.length, maxTokensFor(p.tokens.length), contextLength);
     } catch (e) {
       if (e instanceof ContextLengthError) throw badRequest(e.message, 'prompt', e.code);
       throw e;
@@ -126,7 +128,7 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   const specs = prompts.flatMap((p) =>
     Array.from({ length: n }, (_, i) => ({
       prompt: p.tokens,
-      options: samplingOptions(b, { maxTokens, stop, logprobs, vocabSize, defaults: model.generation }, i),
+      options: samplingOptions(b, { maxTokens: maxTokensFor(p.tokens.length), stop, logprobs, vocabSize, defaults: model.generation }, i),
       promptLogprobs: echo && logprobs !== undefined && i === 0 ? logprobs : undefined,
     })),
   );
