@@ -280,6 +280,38 @@ describe('errors', () => {
   });
 });
 
+describe('two processes, one blob', () => {
+  it('waits while a live process holds the blob lock, and takes over a dead one', async () => {
+    const files = gpt2RepoFiles(cfg, { seed: 5 });
+    newRepo('test/locked', files);
+    const blobs = path.join(cacheDir, 'models--test--locked', 'blobs');
+    fs.mkdirSync(blobs, { recursive: true });
+    const lock = path.join(blobs, `${sha256(files['model.safetensors']!)}.lock`);
+    fs.writeFileSync(lock, String(process.pid)); // this process: alive, so the fetch must wait for it
+    let sawWait = false;
+    const done = resolveModel('test/locked', opts({}, {
+      onProgress: (ev) => {
+        if (ev.type === 'note' && /is fetching it; waiting/.test(ev.message)) {
+          sawWait = true;
+          fs.rmSync(lock); // the other process finishes
+        }
+      },
+    }));
+    const dir = (await done).dir;
+    expect(sawWait).toBe(true);
+    expect(sha256(path.join(dir, 'model.safetensors'))).toBe(sha256(files['model.safetensors']!));
+    expect(fs.existsSync(lock)).toBe(false);
+
+    // A lock left by a killed process (no such pid) is taken over without waiting.
+    cacheDir = path.join(root, `cache${n++}`);
+    fs.mkdirSync(path.join(cacheDir, 'models--test--locked', 'blobs'), { recursive: true });
+    fs.writeFileSync(path.join(cacheDir, 'models--test--locked', 'blobs', path.basename(lock)), '2147483646');
+    const notes: string[] = [];
+    await resolveModel('test/locked', opts({}, { onProgress: (ev) => ev.type === 'note' && notes.push(ev.message) }));
+    expect(notes.filter((m) => /waiting/.test(m))).toEqual([]);
+  });
+});
+
 describe('revisions', () => {
   it('pins a commit or a branch; main moving on is picked up by download, not by a cache hit', async () => {
     const first = newRepo('test/moving', gpt2RepoFiles(cfg, { seed: 1 }));
@@ -303,6 +335,17 @@ describe('revisions', () => {
     expect(path.basename(now)).toBe(second);
     expect((await resolveModel('test/moving', opts())).dir).toBe(now);
     sameFloats(materialize(loadCheckpoint(now).weights).get('wte.weight')!.data, randomInit(cfg, 3).get('wte.weight')!.data);
+
+    // main moves again and its weights fail twice: refs/main stays at the complete snapshot.
+    const third = gpt2RepoFiles(cfg, { seed: 4 });
+    hub.commit('test/moving', third);
+    hub.corruptOnce(sha256(third['model.safetensors']!));
+    const failed = await errorOf(
+      fetchHubModel({ repo: 'test/moving' }, opts({}, { refresh: true, onProgress: (ev) => ev.type === 'note' && /fetching it again/.test(ev.message) && hub.corruptOnce(sha256(third['model.safetensors']!)) })),
+    );
+    expect(failed.code).toBe('corrupt');
+    expect(fs.readFileSync(path.join(cacheDir, 'models--test--moving', 'refs', 'main'), 'utf8')).toBe(second);
+    expect((await resolveModel('test/moving', opts({ offline: true }))).dir).toBe(now);
 
     const e = await errorOf(resolveModel('test/moving@nope', opts()));
     expect(e.message).toBe(`test/moving has no revision 'nope' on ${hub.url}: give an existing branch, tag or commit hash after @ (see ${hub.url}/test/moving/tree/main)`);

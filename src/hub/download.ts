@@ -47,6 +47,17 @@ export interface FetchOptions {
 const MAX_ATTEMPTS = 5;
 const USER_AGENT = 'scratchgpt; hf_hub_js/2.17.5';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Whether a process with this pid runs here (a lock's owner; pid 0 or garbage: no). */
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 const STALE_CONNECTION = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET']);
 
 /** A Hub revision resolved to its commit, with its root file listing. */
@@ -97,9 +108,12 @@ export class RemoteSnapshot {
       }
       files.set(e.path, { path: e.path, size: e.size, etag: sha256 ?? oid, ...(sha256 ? { sha256 } : {}), oid });
     }
-    const snap = new RemoteSnapshot(repo, rev, commit, files, settings, fetchFn, state);
-    writeRef(snap.repoDir, rev, commit);
-    return snap;
+    return new RemoteSnapshot(repo, rev, commit, files, settings, fetchFn, state);
+  }
+
+  /** Points the revision at this commit: called once its files are all here, so a failed fetch keeps the old snapshot in use. */
+  publish(): void {
+    writeRef(this.repoDir, this.revision, this.commit);
   }
 
   /** Records files the revision does not have, so later runs need not ask (Python reads these too). */
@@ -134,13 +148,16 @@ export class RemoteSnapshot {
         progress.transferred += fresh;
         emit({ type: 'progress', repo: this.repo, file: f.path, done: progress.before + have, total, transferred: progress.transferred });
       };
-      try {
-        await this.download(f, onBytes, emit);
-      } catch (e) {
-        if (!(e instanceof HubError && e.code === 'corrupt')) throw e;
-        emit({ type: 'note', repo: this.repo, message: `${e.message.replace(/; run the command.*/, '')}: fetching it again` });
-        await this.download(f, onBytes, emit); // once more from zero; a second failure is reported
-      }
+      await this.locked(f, emit, async () => {
+        if (await this.blobOk(f, emit, true)) return; // another process fetched it meanwhile
+        try {
+          await this.download(f, onBytes, emit);
+        } catch (e) {
+          if (!(e instanceof HubError && e.code === 'corrupt')) throw e;
+          emit({ type: 'note', repo: this.repo, message: `${e.message.replace(/; run the command.*/, '')}: fetching it again` });
+          await this.download(f, onBytes, emit); // once more from zero; a second failure is reported
+        }
+      });
       progress.before += f.size;
       linkSnapshotFile(this.repoDir, this.commit, f.path, f.etag);
     }
@@ -151,7 +168,38 @@ export class RemoteSnapshot {
     return path.join(this.repoDir, 'blobs', f.etag);
   }
 
-  private async blobOk(f: RemoteFile, emit: (e: DownloadEvent) => void): Promise<boolean> {
+  /**
+   * Runs `work` holding blobs/<etag>.lock, so that two processes never write one blob: the second
+   * waits, then finds it complete. A lock whose process is gone (killed) is taken over.
+   */
+  private async locked(f: RemoteFile, emit: (e: DownloadEvent) => void, work: () => Promise<void>): Promise<void> {
+    const lock = `${this.blobPath(f)}.lock`;
+    fs.mkdirSync(path.dirname(lock), { recursive: true });
+    let told = false;
+    for (;;) {
+      try {
+        fs.writeFileSync(lock, String(process.pid), { flag: 'wx' });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      }
+      const owner = Number(fs.readFileSync(lock, 'utf8'));
+      if (!processAlive(owner)) {
+        fs.rmSync(lock, { force: true });
+        continue;
+      }
+      if (!told) emit({ type: 'note', repo: this.repo, message: `${f.path}: process ${owner} is fetching it; waiting` });
+      told = true;
+      await sleep(500);
+    }
+    try {
+      await work();
+    } finally {
+      fs.rmSync(lock, { force: true });
+    }
+  }
+
+  private async blobOk(f: RemoteFile, emit: (e: DownloadEvent) => void, quiet = false): Promise<boolean> {
     const blob = this.blobPath(f);
     let size: number;
     try {
@@ -160,6 +208,7 @@ export class RemoteSnapshot {
       return false;
     }
     if (size === f.size && (await fileDigest(blob, f)) === expectedDigest(f)) return true;
+    if (quiet) return false;
     emit({ type: 'note', repo: this.repo, message: `${f.path}: the cached copy is corrupt (${size === f.size ? 'checksum' : `${size} bytes, expected ${f.size}`}), fetching it again` });
     fs.rmSync(blob, { force: true });
     return false;

@@ -179,6 +179,7 @@ async function fetchOnline(spec: RepoSpec, settings: HubSettings, opts: ResolveO
     } else throw noSafetensors(label, snap.files);
     await snap.fetch(weights, progress);
     snap.markMissing(OPTIONAL_FILES);
+    snap.publish();
     return snap.dir;
   }
   if (has(ADAPTER_CONFIG)) {
@@ -193,6 +194,7 @@ async function fetchOnline(spec: RepoSpec, settings: HubSettings, opts: ResolveO
     await snap.fetch([ADAPTER_WEIGHTS], progress);
     snap.markMissing(OPTIONAL_FILES);
     if (base && depth < MAX_DEPTH) await fetchHubModel(base, opts, depth + 1);
+    snap.publish();
     return snap.dir;
   }
   throw noSafetensors(label, snap.files);
