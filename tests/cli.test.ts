@@ -133,4 +133,27 @@ describe('scratchgpt convert', () => {
       fs.rmSync(out, { recursive: true, force: true });
     }
   });
+  it('turns an adapter folder into a full model that keeps its chat template and its base’s generation defaults', async () => {
+    const adapter = path.resolve(import.meta.dirname, '../weights/scratchgpt-brown-instruct');
+    const base = path.join(dir, '..', `${path.basename(dir)}-base`);
+    const out = path.join(dir, '..', `${path.basename(dir)}-merged`);
+    const copy = path.join(dir, '..', `${path.basename(dir)}-adapter`);
+    try {
+      // The adapter on a copy of its base that has a generation_config.json of its own.
+      fs.cpSync(path.resolve(adapter, '../scratchgpt-brown'), base, { recursive: true });
+      fs.cpSync(adapter, copy, { recursive: true });
+      fs.rmSync(path.join(copy, 'generation_config.json'));
+      const adapterConfig = JSON.parse(fs.readFileSync(path.join(copy, 'adapter_config.json'), 'utf8'));
+      fs.writeFileSync(path.join(copy, 'adapter_config.json'), JSON.stringify({ ...adapterConfig, base_model_name_or_path: base }));
+      fs.writeFileSync(path.join(base, 'generation_config.json'), JSON.stringify({ max_new_tokens: 7 }));
+      const r = await cli('convert', '--model', copy, '--out', out, '--dtype', 'F32');
+      expect(r.code, r.stderr).toBe(0);
+      expect(fs.readFileSync(path.join(out, 'tokenizer_config.json'), 'utf8')).toBe(fs.readFileSync(path.join(adapter, 'tokenizer_config.json'), 'utf8'));
+      expect(JSON.parse(fs.readFileSync(path.join(out, 'generation_config.json'), 'utf8'))).toMatchObject({ max_new_tokens: 7, stop_strings: ['\n\n### '] });
+      const [merged, converted] = [copy, out].map((d) => materialize(loadCheckpoint(d).weights));
+      for (const [name, t] of merged!) expect(Buffer.from(converted!.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
+    } finally {
+      for (const d of [base, out, copy]) fs.rmSync(d, { recursive: true, force: true });
+    }
+  });
 });

@@ -66,9 +66,9 @@ export function progressLine(label: string): ((done: number, total: number) => v
   };
 }
 
-/** --device and --quantize as every command that loads a model checks them. */
-export function runtimeFlags(a: { device?: string; quantize?: string }): { device: Device; quantize: 'none' | 'int8' } {
+/** --device, --quantize and --threads as every command that loads a model checks them. */
+export function runtimeFlags(a: { device?: string; quantize?: string; threads?: string }): { device: Device; quantize: 'none' | 'int8'; threads: number | undefined } {
   if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
   if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
-  return { device: a.device as Device, quantize: a.quantize };
+  return { device: a.device as Device, quantize: a.quantize, threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1) };
 }

@@ -72,7 +72,7 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { device, quantize } = runtimeFlags(a);
+  const { device, quantize, threads } = runtimeFlags(a);
 
   const dir = a.model ? (await resolveModel(a.model, { onProgress: downloadProgress() })).dir : resolveModelDir(undefined, DEFAULT_CHAT_MODEL_DIR);
   // An adapter's own prompt files first, then its base's (as the server reads them).
@@ -93,7 +93,7 @@ export async function run(argv: string[]): Promise<number> {
 
   const model = await ModelSession.load(dir, {
     device,
-    threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
+    threads,
     quantize,
     onProgress: progressLine('loading weights'),
   });

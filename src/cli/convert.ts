@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PROMPT_FILES } from '../model/chat-template.js';
 import { loadCheckpoint, materialize, saveCheckpoint } from '../model/checkpoint.js';
+import { modelFolders } from '../model/peft-adapter.js';
+import { writeFileAtomic } from '../model/safetensors.js';
 import { resolveModel } from '../model/resolve.js';
 import { parseOptions } from './args.js';
 import { downloadProgress } from './progress.js';
@@ -35,11 +37,16 @@ export async function run(argv: string[]): Promise<number> {
   const modelDir = (await resolveModel(a.model, { onProgress: downloadProgress() })).dir;
   if (modelDir === path.resolve(a.out)) throw new Error('--out must differ from --model');
   const ckpt = loadCheckpoint(modelDir);
-  saveCheckpoint(path.resolve(a.out), ckpt.config, materialize(ckpt.weights), { dtype });
+  const out = path.resolve(a.out);
+  // Before saveCheckpoint, whose config.json is written last and marks the folder complete; each
+  // file from the first folder that has it (an adapter's own, else its base's), as they are read.
+  const folders = modelFolders(modelDir);
+  fs.mkdirSync(out, { recursive: true });
   for (const f of PROMPT_FILES) {
-    const from = path.join(modelDir, f);
-    if (fs.existsSync(from)) fs.copyFileSync(from, path.join(path.resolve(a.out), f));
+    const from = folders.map((d) => path.join(d, f)).find((p) => fs.existsSync(p));
+    if (from) writeFileAtomic(path.join(out, f), fs.readFileSync(from));
   }
+  saveCheckpoint(out, ckpt.config, materialize(ckpt.weights), { dtype });
   console.error(`wrote ${a.out} (${dtype})`);
   return 0;
 }

@@ -55,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if ((a.prompt === undefined) === (a['prompt-tokens'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
-  const { device, quantize } = runtimeFlags(a);
+  const { device, quantize, threads } = runtimeFlags(a);
   const promptTokens =
     a.prompt !== undefined ? encode(a.prompt) : a['prompt-tokens']!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
 
@@ -85,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
   const model = await ModelSession.load(dir, {
     lora,
     device,
-    threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
+    threads,
     quantize,
     onProgress: progressLine('loading weights'),
   });

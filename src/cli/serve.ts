@@ -78,25 +78,15 @@ export async function run(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
-  const { device, quantize } = runtimeFlags(a);
-  const dirs: ResolvedModel[] = [];
-  for (const m of a.model?.length ? a.model : [undefined]) dirs.push(await resolveModel(m, { onProgress: downloadProgress() }));
-  // The embedded chat model is served beside the embedded base (chat out of the box).
-  if (!a.model?.length && isPeftAdapterFolder(DEFAULT_CHAT_MODEL_DIR)) dirs.push({ id: path.basename(DEFAULT_CHAT_MODEL_DIR), dir: DEFAULT_CHAT_MODEL_DIR });
+  // Every option is checked before anything is downloaded.
   if (a.lora?.length && (a.model?.length ?? 0) > 1) throw new Error('--lora applies its adapters to one --model: give a single --model with --lora');
-  const adapters: { id: string; dir: string; lora: string }[] = [];
-  for (const l of a.lora ?? []) {
-    const { id, dir } = await resolveModel(l, { onProgress: downloadProgress() });
-    adapters.push({ id, dir: dirs[0]!.dir, lora: dir });
-  }
   const list = (s: string | undefined) => (s ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   const apiKeys = list(process.env.SCRATCHGPT_API_KEYS);
   // Set but empty (' , ') must not quietly mean "no auth".
   if (process.env.SCRATCHGPT_API_KEYS !== undefined && apiKeys.length === 0) {
     throw new Error('SCRATCHGPT_API_KEYS is set but contains no key: give comma-separated keys, or unset it to run without auth.');
   }
-  const server = await startServer({
-    modelDirs: [...dirs, ...adapters],
+  const options = {
     host: a.host ?? process.env.HOST ?? '127.0.0.1',
     port: integer('--port', a.port ?? process.env.PORT ?? '8080', 0),
     chatTemplateFile: a['chat-template'],
@@ -104,9 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     queue: integer('--queue', a.queue!, 0),
     prefillTokens: integer('--prefill-tokens', a['prefill-tokens']!, 1),
     mixedPrefill: a['mixed-prefill'],
-    device,
-    threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1),
-    quantize,
+    ...runtimeFlags(a),
     apiKeys,
     allowedHosts: list(a['allowed-hosts'] ?? process.env.SCRATCHGPT_ALLOWED_HOSTS),
     corsOrigins: list(a['cors-origins'] ?? process.env.SCRATCHGPT_CORS_ORIGINS),
@@ -115,7 +103,18 @@ export async function run(argv: string[]): Promise<number> {
     dataDir: a['data-dir'] ?? process.env.SCRATCHGPT_DATA_DIR ?? 'data',
     maxFileBytes: integer('--max-file-bytes', a['max-file-bytes']!, 1),
     finetuneThreads: a['finetune-threads'] === undefined ? undefined : integer('--finetune-threads', a['finetune-threads'], 1),
-  });
+  };
+
+  const dirs: ResolvedModel[] = [];
+  for (const m of a.model?.length ? a.model : [undefined]) dirs.push(await resolveModel(m, { onProgress: downloadProgress() }));
+  // The embedded chat model is served beside the embedded base (chat out of the box).
+  if (!a.model?.length && isPeftAdapterFolder(DEFAULT_CHAT_MODEL_DIR)) dirs.push({ id: path.basename(DEFAULT_CHAT_MODEL_DIR), dir: DEFAULT_CHAT_MODEL_DIR });
+  const adapters: { id: string; dir: string; lora: string }[] = [];
+  for (const l of a.lora ?? []) {
+    const { id, dir } = await resolveModel(l, { onProgress: downloadProgress() });
+    adapters.push({ id, dir: dirs[0]!.dir, lora: dir });
+  }
+  const server = await startServer({ modelDirs: [...dirs, ...adapters], ...options });
   console.error(`scratchgpt serve: listening on ${server.url} (${apiKeys.length ? 'API keys required' : 'no auth'}); loading ${server.models.list().map((m) => m.id).join(', ')}…${server.finetuning ? `; data in ${server.finetuning.dirs.root}` : ''}`);
 
   const stopped = new Promise<number>((resolve) => {

@@ -78,8 +78,10 @@ export function writeAlpacaChatFiles(dir: string, contextLength: number): void {
     chat_template: ALPACA_TEMPLATE,
   };
   writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
-  const generationConfig = { bos_token_id: 50256, eos_token_id: 50256, stop_strings: ALPACA_STOPS };
-  writeFileAtomic(path.join(dir, 'generation_config.json'), JSON.stringify(generationConfig, null, 2) + '\n');
+  // Added to what a generation_config.json there already says (convert copies the source's first).
+  const generationFile = path.join(dir, 'generation_config.json');
+  const generationConfig = { bos_token_id: 50256, eos_token_id: 50256, ...readJson(generationFile), stop_strings: ALPACA_STOPS };
+  writeFileAtomic(generationFile, JSON.stringify(generationConfig, null, 2) + '\n');
 }
 
 /** Whether the folder's tokenizer_config.json holds the Alpaca template that writeAlpacaChatFiles writes. */

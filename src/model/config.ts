@@ -11,7 +11,8 @@ export interface GPTConfig {
   layerNormEpsilon: number;
   /**
    * 'alpaca' for models instruction-finetuned here: saving writes the Alpaca Jinja template to
-   * tokenizer_config.json (chat-template.ts). Read back only from config.json's legacy key.
+   * tokenizer_config.json (chat-template.ts). Read back from config.json's legacy key, and by
+   * loadCheckpoint from a tokenizer_config.json holding that template.
    */
   chatTemplate?: string;
   /**

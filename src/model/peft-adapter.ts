@@ -36,7 +36,7 @@ const CONV1D_LAYERS = ['attn.c_attn', 'attn.c_proj', 'mlp.c_fc', 'mlp.c_proj'] a
 /** Key prefix of get_peft_model_state_dict (PeftModel.base_model is the LoraModel, .model the transformers model). */
 const KEY_PREFIX = 'base_model.model.';
 /** Adapters nest (an adapter's base may be an adapter) at most this deep. */
-const MAX_NESTING = 4;
+export const MAX_NESTING = 4;
 
 export interface PeftAdapter {
   dir: string;

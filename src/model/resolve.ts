@@ -23,8 +23,10 @@ import {
   type HubSettings,
   type RepoSpec,
 } from '../hub/index.js';
+import { PROMPT_FILES } from './chat-template.js';
 import { shardFiles } from './checkpoint.js';
 import { resolveModelDir } from './default-model.js';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, MAX_NESTING } from './peft-adapter.js';
 import { openSafetensors } from './safetensors.js';
 
 export interface ResolvedModel {
@@ -45,12 +47,10 @@ export interface ResolveOptions {
 const CONFIG = 'config.json';
 const WEIGHTS = 'model.safetensors';
 const INDEX = 'model.safetensors.index.json';
-const ADAPTER_CONFIG = 'adapter_config.json';
-const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
 /** Fetched when the repo has them; absent ones are marked so the cache still counts as complete. */
-export const OPTIONAL_FILES = ['tokenizer_config.json', 'chat_template.jinja', 'generation_config.json'];
-/** An adapter's base may itself be an adapter's…: stop there. */
-const MAX_DEPTH = 2;
+const OPTIONAL_FILES = PROMPT_FILES;
+/** An adapter's base may itself be an adapter's…: as deep as the loader follows them. */
+const MAX_DEPTH = MAX_NESTING;
 
 export async function resolveModel(spec: string | undefined, opts: ResolveOptions = {}): Promise<ResolvedModel> {
   if (spec === undefined) {

@@ -201,7 +201,7 @@ function prepare(spec: FinetuneSpec): Run {
     config = { ...lm, labels };
   } else {
     if (base.config.labels) throw new Error('the base model is a classifier: instruction finetuning needs a language model');
-    config = { ...base.config, chatTemplate: 'alpaca' }; // the server's /v1/chat/completions formats prompts by it
+    config = { ...base.config, chatTemplate: 'alpaca' }; // saved as the Alpaca Jinja template in tokenizer_config.json
   }
   const C = config.contextLength;
   const encoded = classify ? classificationTokens(spec.train as ClassificationRecord[]) : [];
