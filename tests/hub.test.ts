@@ -413,6 +413,10 @@ describe('PEFT adapters', () => {
     // a base the Hub lacks is reported as the base, not as the adapter
     newRepo('test/orphan', { 'adapter_config.json': JSON.stringify({ peft_type: 'LORA', base_model_name_or_path: 'test/gone' }), 'adapter_model.safetensors': Buffer.alloc(8) });
     expect((await errorOf(resolveModel('test/orphan', opts()))).message).toBe(`test/gone: no such model on ${hub.url}: check the name (ORG/NAME, as in ${hub.url}/test/gone); for a private model set HF_TOKEN`);
+    // for --lora the adapter goes onto another model: its own base is neither fetched nor needed offline
+    const lora = await resolveModel('test/orphan', opts({}, { withoutBase: true }));
+    expect(fs.readdirSync(lora.dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
+    expect(await resolveModel('test/adapter', opts({ offline: true }, { withoutBase: true }))).toEqual(r);
   });
 });
 

@@ -71,7 +71,7 @@ export async function run(argv: string[]): Promise<number> {
   };
 
   const { dir } = await resolveModel(a.model, { onProgress: downloadProgress() });
-  const lora = a.lora === undefined ? undefined : (await resolveModel(a.lora, { onProgress: downloadProgress() })).dir;
+  const lora = a.lora === undefined ? undefined : (await resolveModel(a.lora, { onProgress: downloadProgress(), withoutBase: true })).dir;
   const { generation: d } = readModelFolder(dir, undefined, lora);
   const options: SamplingOptions = {
     ...given,

@@ -111,7 +111,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!a.model?.length && isPeftAdapterFolder(DEFAULT_CHAT_MODEL_DIR)) dirs.push({ id: path.basename(DEFAULT_CHAT_MODEL_DIR), dir: DEFAULT_CHAT_MODEL_DIR });
   const adapters: { id: string; dir: string; lora: string }[] = [];
   for (const l of a.lora ?? []) {
-    const { id, dir } = await resolveModel(l, { onProgress: downloadProgress() });
+    const { id, dir } = await resolveModel(l, { onProgress: downloadProgress(), withoutBase: true });
     adapters.push({ id, dir: dirs[0]!.dir, lora: dir });
   }
   const server = await startServer({ modelDirs: [...dirs, ...adapters], ...options });

@@ -40,6 +40,8 @@ export interface ResolveOptions {
   onProgress?: (e: DownloadEvent) => void;
   /** Ask the Hub even when the cache has the model, re-checking every cached file's hash (`scratchgpt download`). */
   refresh?: boolean;
+  /** An adapter for --lora: its own base is not needed (the adapter goes onto another model), so it is not fetched. */
+  withoutBase?: boolean;
   /** Instead of the environment's HF_ENDPOINT, HF_TOKEN, HF_HUB_OFFLINE, cache folder. */
   hub?: Partial<HubSettings>;
 }
@@ -83,7 +85,7 @@ export async function resolveModel(spec: string | undefined, opts: ResolveOption
 export async function fetchHubModel(spec: RepoSpec, opts: ResolveOptions = {}, depth = 0): Promise<string> {
   const settings = hubSettings(opts.hub);
   const label = formatRepoSpec(spec);
-  const cached = inspectCached(spec, settings, depth);
+  const cached = inspectCached(spec, settings, opts.withoutBase ? MAX_DEPTH : depth);
   if (cached.complete && !opts.refresh) return cached.dir!;
   if (settings.offline) {
     if (cached.usable) return cached.dir!;
@@ -193,7 +195,7 @@ async function fetchOnline(spec: RepoSpec, settings: HubSettings, opts: ResolveO
     const base = adapterBase(path.join(snap.dir, ADAPTER_CONFIG), label);
     await snap.fetch([ADAPTER_WEIGHTS], progress);
     snap.markMissing(OPTIONAL_FILES);
-    if (base && depth < MAX_DEPTH) await fetchHubModel(base, opts, depth + 1);
+    if (base && depth < MAX_DEPTH && !opts.withoutBase) await fetchHubModel(base, opts, depth + 1);
     snap.publish();
     return snap.dir;
   }
