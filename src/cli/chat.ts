@@ -9,6 +9,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { ReadStream } from 'node:tty';
 import { DEFAULT_CHAT_MODEL_DIR, resolveModelDir } from '../model/default-model.js';
+import { withGenerationDefaults } from '../model/generation-config.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { resolveModel } from '../model/resolve.js';
 import { validateSamplingOptions } from '../model/sampler.js';
@@ -80,15 +81,16 @@ export async function run(argv: string[]): Promise<number> {
   if (!template) {
     throw new Error(`${path.basename(dir)} is a base model without a chat template: chat with a chat model (--model weights/scratchgpt-brown-instruct, or a folder whose tokenizer_config.json has a chat_template) or give --chat-template FILE`);
   }
-  const { maxTokens: defaultMax, ...sampling } = defaults;
-  const options: AnswerOptions = {
-    ...sampling,
-    maxTokens: a['max-tokens'] === undefined ? defaultMax : integer('--max-tokens', a['max-tokens'], 1),
-    ...(a.temperature !== undefined && { temperature: number('--temperature', a.temperature) }),
-    ...(a['top-k'] !== undefined && { topK: integer('--top-k', a['top-k'], 0) }),
-    ...(a['top-p'] !== undefined && { topP: number('--top-p', a['top-p']) }),
-    ...(a.seed !== undefined && { seed: integer('--seed', a.seed) }),
-  };
+  const options: AnswerOptions = withGenerationDefaults(
+    {
+      maxTokens: a['max-tokens'] === undefined ? defaults.maxTokens : integer('--max-tokens', a['max-tokens'], 1),
+      temperature: a.temperature === undefined ? undefined : number('--temperature', a.temperature),
+      topK: a['top-k'] === undefined ? undefined : integer('--top-k', a['top-k'], 0),
+      topP: a['top-p'] === undefined ? undefined : number('--top-p', a['top-p']),
+      seed: a.seed === undefined ? undefined : integer('--seed', a.seed),
+    },
+    defaults,
+  );
   validateSamplingOptions({ ...options, maxTokens: options.maxTokens ?? 0 });
 
   const model = await ModelSession.load(dir, {

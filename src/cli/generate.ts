@@ -1,6 +1,7 @@
 // scratchgpt generate: stream a completion to stdout, or print one JSON object with --json.
 import { resolveModel } from '../model/resolve.js';
 import { generate } from '../model/generation.js';
+import { withGenerationDefaults } from '../model/generation-config.js';
 import { readModelFolder } from '../model/model-folder.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import { ModelSession } from '../model/session.js';
@@ -73,15 +74,7 @@ export async function run(argv: string[]): Promise<number> {
   const { dir } = await resolveModel(a.model, { onProgress: downloadProgress() });
   const lora = a.lora === undefined ? undefined : (await resolveModel(a.lora, { onProgress: downloadProgress(), withoutBase: true })).dir;
   const { generation: d } = readModelFolder(dir, undefined, lora);
-  const options: SamplingOptions = {
-    ...given,
-    maxTokens: given.maxTokens >= 0 ? given.maxTokens : (d.maxTokens ?? 64),
-    temperature: given.temperature ?? d.temperature,
-    topK: given.topK ?? d.topK,
-    topP: given.topP ?? d.topP,
-    minP: d.minP,
-    repetitionPenalty: d.repetitionPenalty,
-  };
+  const options = withGenerationDefaults({ ...given, maxTokens: given.maxTokens >= 0 ? given.maxTokens : (d.maxTokens ?? 64) }, d);
   const model = await ModelSession.load(dir, {
     lora,
     device,

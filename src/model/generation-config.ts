@@ -36,3 +36,17 @@ export function readGenerationDefaults(dir: string): GenerationDefaults {
   };
   return Object.fromEntries(Object.entries(out).filter(([, v]) => v !== undefined)) as GenerationDefaults;
 }
+
+type Defaulted = Pick<SamplingOptions, 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty'>;
+
+/** `given` with the model's defaults in the sampling fields it leaves unset (maxTokens is each caller's rule). */
+export function withGenerationDefaults<T extends Defaulted>(given: T, d: GenerationDefaults): T {
+  return {
+    ...given,
+    temperature: given.temperature ?? d.temperature,
+    topK: given.topK ?? d.topK,
+    topP: given.topP ?? d.topP,
+    minP: given.minP ?? d.minP,
+    repetitionPenalty: given.repetitionPenalty ?? d.repetitionPenalty,
+  };
+}

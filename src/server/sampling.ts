@@ -3,7 +3,7 @@
 // model layer's SamplingOptions.
 import { z } from 'zod';
 import { InvalidParameterError } from '../model/errors.js';
-import type { GenerationDefaults } from '../model/generation-config.js';
+import { withGenerationDefaults, type GenerationDefaults } from '../model/generation-config.js';
 import { validateSamplingOptions, type SamplingOptions } from '../model/sampler.js';
 
 export const samplingFields = {
@@ -44,22 +44,22 @@ export function samplingOptions(
   extra: { maxTokens: number; stop: string[]; logprobs?: number; vocabSize: number; defaults?: GenerationDefaults },
   index = 0,
 ): SamplingOptions {
-  const d = extra.defaults ?? {}; // the model's generation_config.json, for fields the request leaves unset
-  const o: SamplingOptions = {
+  // The model's generation_config.json fills the fields the request leaves unset.
+  const o: SamplingOptions = withGenerationDefaults({
     maxTokens: extra.maxTokens,
-    temperature: opt(b.temperature) ?? d.temperature,
-    topP: opt(b.top_p) ?? d.topP,
-    topK: opt(b.top_k) ?? d.topK,
-    minP: opt(b.min_p) ?? d.minP,
+    temperature: opt(b.temperature),
+    topP: opt(b.top_p),
+    topK: opt(b.top_k),
+    minP: opt(b.min_p),
     presencePenalty: opt(b.presence_penalty),
     frequencyPenalty: opt(b.frequency_penalty),
-    repetitionPenalty: opt(b.repetition_penalty) ?? d.repetitionPenalty,
+    repetitionPenalty: opt(b.repetition_penalty),
     logitBias: b.logit_bias ? Object.fromEntries(Object.entries(b.logit_bias).map(([k, v]) => [Number(k), v])) : undefined,
     seed: b.seed == null ? undefined : b.seed + index,
     logprobs: extra.logprobs,
     ignoreEos: opt(b.ignore_eos),
     stop: extra.stop,
-  };
+  }, extra.defaults ?? {});
   if (b.logit_bias) {
     // Keys must be token ids written as integers ('50256'), not '1e3' or ' 7'.
     for (const k of Object.keys(b.logit_bias)) if (!/^\d+$/.test(k)) throw new InvalidParameterError('logit_bias', `invalid token id '${k}'`);
