@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
+import { readJsonIfExists } from './json-file.js';
 import { writeFileAtomic } from './safetensors.js';
 import { encode, EOT_TEXT } from './tokenizer.js';
 
@@ -48,7 +49,7 @@ interface SpecialTokens {
 
 /** The folder's template, `file` instead when given; undefined when the model has none (a base model). */
 export function loadChatTemplate(dir: string, file?: string): ChatTemplate | undefined {
-  const tokenizerConfig = readJson(path.join(dir, 'tokenizer_config.json'));
+  const tokenizerConfig = readJsonIfExists(path.join(dir, 'tokenizer_config.json'));
   const special: SpecialTokens = { bos: tokenText(tokenizerConfig?.bos_token) ?? EOT_TEXT, eos: tokenText(tokenizerConfig?.eos_token) ?? EOT_TEXT };
   const stops = generationStops(dir);
   if (file) return compile(fs.readFileSync(file, 'utf8'), file, special, stops);
@@ -56,7 +57,7 @@ export function loadChatTemplate(dir: string, file?: string): ChatTemplate | und
   if (fs.existsSync(jinjaFile)) return compile(fs.readFileSync(jinjaFile, 'utf8'), jinjaFile, special, stops);
   const inline = namedTemplate(tokenizerConfig?.chat_template);
   if (inline !== undefined) return compile(inline, path.join(dir, 'tokenizer_config.json'), special, stops);
-  const legacy = readJson(path.join(dir, 'config.json'))?.chat_template;
+  const legacy = readJsonIfExists(path.join(dir, 'config.json'))?.chat_template;
   if (legacy === 'alpaca') return compile(ALPACA_TEMPLATE, 'alpaca', special, [...new Set([...ALPACA_STOPS, ...stops])]);
   if (legacy !== undefined) throw new ChatTemplateError(`${path.join(dir, 'config.json')}: unknown chat_template ${JSON.stringify(legacy)} (only 'alpaca' is a name; Jinja templates go in tokenizer_config.json)`);
   return undefined;
@@ -80,13 +81,13 @@ export function writeAlpacaChatFiles(dir: string, contextLength: number): void {
   writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
   // Added to what a generation_config.json there already says (convert copies the source's first).
   const generationFile = path.join(dir, 'generation_config.json');
-  const generationConfig = { bos_token_id: 50256, eos_token_id: 50256, ...readJson(generationFile), stop_strings: ALPACA_STOPS };
+  const generationConfig = { bos_token_id: 50256, eos_token_id: 50256, ...readJsonIfExists(generationFile), stop_strings: ALPACA_STOPS };
   writeFileAtomic(generationFile, JSON.stringify(generationConfig, null, 2) + '\n');
 }
 
 /** Whether the folder's tokenizer_config.json holds the Alpaca template that writeAlpacaChatFiles writes. */
 export function hasAlpacaTemplate(dir: string): boolean {
-  return readJson(path.join(dir, 'tokenizer_config.json'))?.chat_template === ALPACA_TEMPLATE;
+  return readJsonIfExists(path.join(dir, 'tokenizer_config.json'))?.chat_template === ALPACA_TEMPLATE;
 }
 
 function compile(source: string, where: string, special: SpecialTokens, stop: string[]): ChatTemplate {
@@ -134,7 +135,7 @@ function compile(source: string, where: string, special: SpecialTokens, stop: st
 
 /** generation_config.json's stop_strings (transformers' name), if any. */
 function generationStops(dir: string): string[] {
-  const s = readJson(path.join(dir, 'generation_config.json'))?.stop_strings;
+  const s = readJsonIfExists(path.join(dir, 'generation_config.json'))?.stop_strings;
   if (typeof s === 'string') return [s];
   return Array.isArray(s) ? s.filter((x): x is string => typeof x === 'string') : [];
 }
@@ -154,13 +155,4 @@ function tokenText(t: unknown): string | undefined {
   if (typeof t === 'string') return t;
   if (t && typeof t === 'object' && typeof (t as { content?: unknown }).content === 'string') return (t as { content: string }).content;
   return undefined;
-}
-
-function readJson(file: string): Record<string, unknown> | undefined {
-  if (!fs.existsSync(file)) return undefined;
-  try {
-    return JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new ChatTemplateError(`${file}: not valid JSON (${(e as Error).message})`);
-  }
 }

@@ -20,6 +20,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hasAlpacaTemplate, writeAlpacaChatFiles } from './chat-template.js';
 import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
+import { readJsonObject } from './json-file.js';
 import { isPeftAdapterFolder, mergePeftAdapter, modelFolders, readPeftAdapter } from './peft-adapter.js';
 import { CLASSIFIER_HEAD, LM_HEAD, numel, parameterSpecs, type ParamSpec, type Params } from './params.js';
 import { Rng } from './rng.js';
@@ -180,21 +181,8 @@ function loadAdapted(dir: string, opts: LoadOptions): Checkpoint {
 }
 
 function readJson(file: string, dir: string): Record<string, unknown> {
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new Error(err.code === 'ENOENT' ? `checkpoint ${dir}: missing ${file}` : `${file}: cannot read: ${err.message}`);
-  }
-  let j: unknown;
-  try {
-    j = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${file}: not a JSON object`);
-  return j as Record<string, unknown>;
+  if (!fs.existsSync(file)) throw new Error(`checkpoint ${dir}: missing ${file}`);
+  return readJsonObject(file);
 }
 
 const sameShape = (a: readonly number[], b: readonly number[]): boolean => a.length === b.length && a.every((v, i) => v === b[i]);

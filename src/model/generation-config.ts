@@ -1,8 +1,8 @@
 // A model folder's generation_config.json: the sampling defaults its authors chose, applied where
 // a request leaves a field unset (as vLLM does with `--generation-config auto`). Only the fields
 // with a meaning here are read; the rest (beam search, lengths in other units) are ignored.
-import fs from 'node:fs';
 import path from 'node:path';
+import { readJsonIfExists } from './json-file.js';
 import type { SamplingOptions } from './sampler.js';
 
 export type GenerationDefaults = Pick<SamplingOptions, 'temperature' | 'topK' | 'topP' | 'minP' | 'repetitionPenalty'> & {
@@ -12,13 +12,8 @@ export type GenerationDefaults = Pick<SamplingOptions, 'temperature' | 'topK' | 
 
 export function readGenerationDefaults(dir: string): GenerationDefaults {
   const file = path.join(dir, 'generation_config.json');
-  if (!fs.existsSync(file)) return {};
-  let j: Record<string, unknown>;
-  try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message})`);
-  }
+  const j = readJsonIfExists(file);
+  if (!j) return {};
   const num = (k: string, ok: (v: number) => boolean): number | undefined => {
     const v = j[k];
     if (v === undefined || v === null) return undefined;

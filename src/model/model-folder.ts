@@ -6,6 +6,7 @@ import path from 'node:path';
 import { loadChatTemplate, type ChatTemplate } from './chat-template.js';
 import { fromHFConfig, type GPTConfig } from './config.js';
 import { readGenerationDefaults, type GenerationDefaults } from './generation-config.js';
+import { readJsonObject } from './json-file.js';
 import { ADAPTER_CONFIG, modelFolders } from './peft-adapter.js';
 
 export interface ModelFolder {
@@ -25,13 +26,7 @@ export function readModelFolder(dir: string, chatTemplateFile?: string, lora?: s
   const base = folders.at(-1)!;
   const configPath = path.join(base, 'config.json');
   if (!fs.existsSync(configPath)) throw new Error(`${base} is not a model folder: no config.json (expected a Hugging Face GPT-2 folder or a PEFT adapter folder)`);
-  let json: Record<string, unknown>;
-  try {
-    json = JSON.parse(fs.readFileSync(configPath, 'utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new Error(`${configPath}: not valid JSON (${(e as Error).message})`);
-  }
-  const config = fromHFConfig(json, configPath);
+  const config = fromHFConfig(readJsonObject(configPath), configPath);
   const withFile = (file: string) => folders.find((d) => fs.existsSync(path.join(d, file))) ?? folders[0]!;
   const chat = (): ChatTemplate | undefined => {
     if (chatTemplateFile) return loadChatTemplate(folders[0]!, chatTemplateFile);

@@ -23,6 +23,7 @@ import path from 'node:path';
 import { cachedSnapshotDir, isDir, isFile } from '../hub/cache.js';
 import { parseRepoSpec } from '../hub/repo-id.js';
 import type { GPTConfig } from './config.js';
+import { readJsonObject } from './json-file.js';
 import { mergeLowRank, transpose } from './lora-merge.js';
 import type { Params, Tensor } from './params.js';
 import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors } from './safetensors.js';
@@ -241,15 +242,8 @@ export function writePeftAdapter(dir: string, a: AdapterToWrite): void {
 
 function readConfig(dir: string): Record<string, unknown> {
   const file = path.join(dir, ADAPTER_CONFIG);
-  let j: unknown;
-  try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new Error(err.code === 'ENOENT' ? `${dir}: no ${ADAPTER_CONFIG}` : `${file}: not valid JSON (${err.message})`);
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${file}: not a JSON object`);
-  return j as Record<string, unknown>;
+  if (!fs.existsSync(file)) throw new Error(`${dir}: no ${ADAPTER_CONFIG}`);
+  return readJsonObject(file);
 }
 
 const isSet = (v: unknown): boolean => v !== undefined && v !== null && v !== false && !(Array.isArray(v) && v.length === 0) && !(typeof v === 'object' && !Array.isArray(v) && Object.keys(v as object).length === 0);

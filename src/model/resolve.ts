@@ -26,6 +26,7 @@ import {
 import { PROMPT_FILES } from './chat-template.js';
 import { shardFiles } from './checkpoint.js';
 import { resolveModelDir } from './default-model.js';
+import { readJsonObject } from './json-file.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, MAX_NESTING } from './peft-adapter.js';
 import { openSafetensors } from './safetensors.js';
 
@@ -156,7 +157,7 @@ function safetensorsComplete(file: string): boolean {
 function weightsComplete(dir: string): boolean {
   if (isFile(path.join(dir, WEIGHTS))) return safetensorsComplete(path.join(dir, WEIGHTS));
   try {
-    return shardFiles(readJson(path.join(dir, INDEX)), INDEX).every((s) => safetensorsComplete(path.join(dir, s)));
+    return shardFiles(readJsonObject(path.join(dir, INDEX)), INDEX).every((s) => safetensorsComplete(path.join(dir, s)));
   } catch {
     return false;
   }
@@ -171,11 +172,11 @@ async function fetchOnline(spec: RepoSpec, settings: HubSettings, opts: ResolveO
   if (has(WEIGHTS) || has(INDEX) || (has(CONFIG) && !has(ADAPTER_CONFIG))) {
     if (!has(CONFIG)) throw new HubError('bad_response', `${label} has safetensors but no ${CONFIG}: it is not a transformers model folder; ask its authors, or pick another model`);
     await snap.fetch([CONFIG, ...(!has(WEIGHTS) && has(INDEX) ? [INDEX] : []), ...optional]);
-    checkGpt2(readJson(path.join(snap.dir, CONFIG)), label);
+    checkGpt2(readJsonObject(path.join(snap.dir, CONFIG)), label);
     let weights: string[];
     if (has(WEIGHTS)) weights = [WEIGHTS];
     else if (has(INDEX)) {
-      weights = shardFiles(readJson(path.join(snap.dir, INDEX)), `${label}: ${INDEX}`);
+      weights = shardFiles(readJsonObject(path.join(snap.dir, INDEX)), `${label}: ${INDEX}`);
       const absent = weights.filter((s) => !has(s));
       if (absent.length) throw new HubError('bad_response', `${label}: ${INDEX} names ${absent.join(', ')}, which the repo does not have; pick another revision`);
     } else throw noSafetensors(label, snap.files);
@@ -204,7 +205,7 @@ async function fetchOnline(spec: RepoSpec, settings: HubSettings, opts: ResolveO
 
 /** The Hub base an adapter names, unless that name is a folder here (which wins, as for --model). */
 function adapterBase(configFile: string, label: string): RepoSpec | undefined {
-  const j = readJson(configFile);
+  const j = readJsonObject(configFile);
   const name = j.base_model_name_or_path;
   if (typeof name !== 'string' || !name) throw new HubError('bad_response', `${label}: ${ADAPTER_CONFIG} names no base_model_name_or_path`);
   if (fs.existsSync(path.resolve(name))) return undefined;
@@ -233,15 +234,4 @@ function noSafetensors(label: string, files: Map<string, unknown>): HubError {
     return new HubError('bad_response', `${label} has only TensorFlow or Flax weights, no model.safetensors: convert it with transformers (save_pretrained) and pass the folder`);
   }
   return new HubError('bad_response', `${label} has no ${CONFIG} with model.safetensors (nor a PEFT adapter): it is not a transformers GPT-2 model repo`);
-}
-
-function readJson(file: string): Record<string, unknown> {
-  let j: unknown;
-  try {
-    j = JSON.parse(fs.readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new Error(`${file}: not readable JSON (${(e as Error).message})`);
-  }
-  if (typeof j !== 'object' || j === null || Array.isArray(j)) throw new Error(`${file}: not a JSON object`);
-  return j as Record<string, unknown>;
 }
