@@ -19,7 +19,7 @@ import { Scheduler } from '../src/server/scheduler.js';
 import { Metrics } from '../src/server/metrics.js';
 import { MAX_ON_DEMAND, ModelRegistry } from '../src/server/registry.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
-import { stopWorker } from '../src/server/stop-worker.js';
+import { stopWorker } from '../src/threads/stop.js';
 
 // contextLength 1024: long generations (a few ms per token) give the disconnect and shutdown tests time.
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 1024, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };

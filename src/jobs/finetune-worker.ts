@@ -1,5 +1,5 @@
 // The training worker thread: one per running job, started by JobRunner (runner.ts) through
-// src/server/worker-boot.js. It reads and parses the job's files, calls runFinetune, and posts
+// src/threads/boot.js. It reads and parses the job's files, calls runFinetune, and posts
 // progress back; it never touches the database (the runner, on the HTTP thread, is its only
 // writer). Cancel arrives as a message and becomes the engine's AbortSignal.
 import fs from 'node:fs';
@@ -8,7 +8,7 @@ import { DatasetError, parseDataset, type ClassificationRecord, type Instruction
 import { runFinetune, type FinetuneCheckpoint, type FinetuneEvent, type FinetuneSpec } from '../train/finetune.js';
 
 export interface FinetuneWorkerData {
-  /** This module (worker-boot.js imports it). */
+  /** This module (threads/boot.js imports it). */
   entry: string;
   spec: Omit<FinetuneSpec, 'train' | 'validation' | 'labels'>;
   trainingFile: { path: string; name: string };

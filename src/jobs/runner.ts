@@ -17,10 +17,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { writeFileAtomic } from '../model/safetensors.js';
-import type { ModelRegistry } from '../server/registry.js';
+import type { ServedModels } from './served-models.js';
 import type { FinetuneSpec } from '../train/finetune.js';
 import { removeDir, syncDir, type DataDir } from './files.js';
-import { stopWorker } from '../server/stop-worker.js';
+import { stopWorker } from '../threads/stop.js';
 import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-worker.js';
 import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
 import { crashPoint } from '../faults/crash-point.js';
@@ -82,7 +82,7 @@ export class JobRunner {
   constructor(
     private readonly store: JobStore,
     private readonly dirs: DataDir,
-    private readonly models: ModelRegistry,
+    private readonly models: ServedModels,
     private readonly o: RunnerOptions = {},
   ) {}
 
@@ -209,7 +209,7 @@ export class JobRunner {
       validationFile,
       labels: s.labels,
     };
-    const worker = new Worker(new URL('../server/worker-boot.js', import.meta.url), { workerData, name: `finetune ${job.id}` });
+    const worker = new Worker(new URL('../threads/boot.js', import.meta.url), { workerData, name: `finetune ${job.id}` });
     const run = this.current!;
     run.worker = worker;
     worker.on('message', (msg: FromFinetuneWorker) => {

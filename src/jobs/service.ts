@@ -4,7 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { ModelRegistry } from '../server/registry.js';
+import type { ServedModels } from './served-models.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { DataDir, removeDir } from './files.js';
 import { isCheckpointModelId, newFileId } from './ids.js';
@@ -29,7 +29,7 @@ export class FineTuning {
   private readonly opened: fs.Stats;
 
   private constructor(
-    readonly models: ModelRegistry,
+    readonly models: ServedModels,
     o: FineTuningOptions,
   ) {
     this.dirs = openWritable(o.dataDir);
@@ -58,7 +58,7 @@ export class FineTuning {
    * Opens the data folder: sweeps crash leftovers, serves every finetuned model again (they load in
    * the background), and starts the runner (a job that was running resumes).
    */
-  static open(models: ModelRegistry, o: FineTuningOptions): FineTuning {
+  static open(models: ServedModels, o: FineTuningOptions): FineTuning {
     const ft = new FineTuning(models, o);
     const log = o.log ?? ((l: string) => console.error(`scratchgpt fine-tuning: ${l}`));
     const s = ft.store;

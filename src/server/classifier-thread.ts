@@ -1,6 +1,6 @@
 // A classifier worker thread: owns one ClassifierSession (ORT's run blocks the thread that calls
 // it, so it never runs on the HTTP thread) and answers classify requests one at a time, in order.
-// Started by ClassifierWorker (classifier-worker.ts) through worker-boot.js.
+// Started by ClassifierWorker (classifier-worker.ts) through threads/boot.js.
 import { parentPort, workerData } from 'node:worker_threads';
 import { ClassifierSession } from '../model/classifier.js';
 import type { Device } from '../model/runtime.js';
@@ -12,7 +12,7 @@ export interface ClassifierThreadConfig {
   threads?: number;
 }
 
-/** close: answer what was asked, close the session and exit (see stop-worker.ts). */
+/** close: answer what was asked, close the session and exit (see threads/stop.ts). */
 export type ToClassifier = { type: 'classify'; id: number; texts: string[] } | { type: 'close' };
 export type FromClassifier =
   | { type: 'ready' }

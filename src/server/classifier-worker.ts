@@ -7,7 +7,7 @@ import type { Classification } from '../model/classifier.js';
 import type { ClassifierThreadConfig, FromClassifier, ToClassifier } from './classifier-thread.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { OverloadedError, type ModelOptions } from './model-worker.js';
-import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
+import { CLOSE_GRACE_MS, stopWorker } from '../threads/stop.js';
 
 let nextId = 1;
 
@@ -37,7 +37,7 @@ export class ClassifierWorker {
       device: opts.device,
       threads: opts.threads,
     };
-    this.worker = new Worker(new URL('./worker-boot.js', import.meta.url), { workerData, name: `classifier ${id}` });
+    this.worker = new Worker(new URL('../threads/boot.js', import.meta.url), { workerData, name: `classifier ${id}` });
     this.ready = new Promise((resolve, reject) => {
       const fail = (message: string) => {
         this.state = 'failed';

@@ -12,6 +12,7 @@ import { TERMINAL, type CheckpointRow, type EventRow, type FileRow, type JobRow 
 import type { AppEnv } from './env.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
 import { service } from './files.js';
+import type { ModelRegistry } from './registry.js';
 import { json, query } from './validate.js';
 
 /**
@@ -137,7 +138,7 @@ function requestFile(ft: FineTuning, id: string, param: 'training_file' | 'valid
 }
 
 /** The request, checked against the files and the base model, as the row to store. */
-function resolveJob(ft: FineTuning, b: CreateJob) {
+function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
   if (b.integrations?.length) throw badRequest('Integrations (Weights & Biases) are not supported by this server.', 'integrations');
   const m = b.method;
   if (m && m.type !== 'supervised') throw badRequest(`Only supervised fine-tuning is supported; method.type '${m.type}' is not.`, 'method.type');
@@ -149,7 +150,7 @@ function resolveJob(ft: FineTuning, b: CreateJob) {
   const s = m?.scratchgpt ?? {};
   const sParam = (k: string) => `method.scratchgpt.${k}`;
 
-  const base = ft.models.info(b.model);
+  const base = models.info(b.model);
   if (!base) throw modelNotFound(b.model);
   if (base.kind === 'classifier') throw badRequest(`The model '${b.model}' is a classifier; fine-tune a language model instead.`, 'model', 'invalid_base_model');
 
@@ -216,7 +217,7 @@ function resolveJob(ft: FineTuning, b: CreateJob) {
 export const fineTuning = new Hono<AppEnv>()
   .post('/fine_tuning/jobs', json(createJobRequest), (c) => {
     const ft = service(c);
-    const row = resolveJob(ft, c.req.valid('json'));
+    const row = resolveJob(ft, c.var.models, c.req.valid('json'));
     const id = newJobId();
     const job = ft.store.transaction(() => {
       const j = ft.store.insertJob({ id, status: 'validating_files', ...row });

@@ -9,7 +9,7 @@ import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { isFinal, type FromWorker, type SeqEvent, type SeqSpec, type ToWorker } from './protocol.js';
-import { CLOSE_GRACE_MS, stopWorker } from './stop-worker.js';
+import { CLOSE_GRACE_MS, stopWorker } from '../threads/stop.js';
 import type { WorkerConfig } from './worker.js';
 
 export interface ModelOptions {
@@ -113,6 +113,7 @@ export class ModelWorker {
     // Read here too (cheap) so /v1/models and request checks work while the worker loads.
     ({ config: this.config, chat: this.chat, generation: this.generation, created: this.created } = readModelFolder(dir, opts.chatTemplateFile, lora));
     const workerData: WorkerConfig = {
+      entry: new URL('./worker.ts', import.meta.url).href,
       dir,
       lora,
       slots: opts.slots,
@@ -122,7 +123,7 @@ export class ModelWorker {
       prefillTokens: opts.prefillTokens,
       mixed: opts.mixedPrefill,
     };
-    this.worker = new Worker(new URL('./worker-boot.js', import.meta.url), { workerData, name: `model ${id}` });
+    this.worker = new Worker(new URL('../threads/boot.js', import.meta.url), { workerData, name: `model ${id}` });
     this.metrics.slots.set({ model: id }, opts.slots);
     this.metrics.running.set({ model: id }, 0);
     this.metrics.queueDepth.set({ model: id }, 0);

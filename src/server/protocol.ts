@@ -16,7 +16,7 @@ export interface SeqSpec {
   promptLogprobs?: number;
 }
 
-/** close: finish the current step, close the session and exit (see stop-worker.ts). */
+/** close: finish the current step, close the session and exit (see threads/stop.ts). */
 export type ToWorker = { type: 'submit'; seqs: SeqSpec[] } | { type: 'cancel'; ids: number[] } | { type: 'close' };
 
 /** Log-probabilities of the prompt's tokens; the first has none (nothing predicts it). */

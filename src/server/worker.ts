@@ -1,5 +1,5 @@
 // A model worker thread: owns the ModelSession (ORT's run blocks whatever thread calls it) and the
-// Scheduler. Started by ModelWorker (model-worker.ts) through worker-boot.js.
+// Scheduler. Started by ModelWorker (model-worker.ts) through threads/boot.js.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Device } from '../model/runtime.js';
 import { ModelSession } from '../model/session.js';
@@ -7,6 +7,8 @@ import type { FromWorker, ToWorker } from './protocol.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 export interface WorkerConfig extends SchedulerOptions {
+  /** This module (threads/boot.js imports it). */
+  entry: string;
   dir: string;
   /** A PEFT LoRA adapter folder merged into `dir`'s weights. */
   lora?: string;

@@ -1,0 +1,13 @@
+// What fine-tuning jobs need of the server's model registry, declared here so that jobs do not
+// depend on the server: ModelRegistry (src/server/registry.ts) is one.
+export interface ServedModels {
+  /** What is known of a served model without starting it; undefined when none has this id. */
+  info(id: string): { dir: string; lora?: string; kind: 'generator' | 'classifier' } | undefined;
+  has(id: string): boolean;
+  find(id: string): { ready: Promise<void> };
+  /** Serves a finetuned model from now on; `ready` settles when it has loaded or failed. */
+  add(id: string, dir: string): { ready: Promise<void> };
+  /** Serves a checkpoint that loads at its first request. */
+  addOnDemand(id: string, dir: string): void;
+  remove(id: string): Promise<void>;
+}
