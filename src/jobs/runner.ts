@@ -25,7 +25,7 @@ import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from '.
 import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { checkpointReports, latestFinetuneCheckpoint, REPORT_FILE, STATE_FILE, type CheckpointReport } from '../train/finetune-checkpoint.js';
-import type { JobError, JobRow, JobStore } from './store.js';
+import { TERMINAL, type JobError, type JobRow, type JobStore } from './store.js';
 
 export interface RunnerOptions {
   /** ORT threads for training (default: the engine's, all cores). */
@@ -420,7 +420,7 @@ export class JobRunner {
 
   private fail(id: string, error: JobError): void {
     const job = this.store.getJob(id);
-    if (job && !['succeeded', 'failed', 'cancelled'].includes(job.status)) {
+    if (job && !TERMINAL.includes(job.status)) {
       this.store.transaction(() => {
         this.store.updateJob(id, { status: 'failed', error, finished_at: unix(), estimated_finish: null });
         this.store.addEvent(id, { level: 'error', message: `Fine-tuning job failed: ${error.message}` });
@@ -445,7 +445,7 @@ export class JobRunner {
    */
   cancel(id: string): JobRow {
     const job = this.store.getJob(id)!;
-    if (['succeeded', 'failed', 'cancelled'].includes(job.status)) return job;
+    if (TERMINAL.includes(job.status)) return job;
     this.store.transaction(() => {
       this.store.updateJob(id, { status: 'cancelled', finished_at: unix(), estimated_finish: null });
       this.store.addEvent(id, { message: 'Fine-tuning job cancelled' });

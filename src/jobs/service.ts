@@ -9,7 +9,7 @@ import { crashPoint } from '../faults/crash-point.js';
 import { DataDir, removeDir } from './files.js';
 import { isCheckpointModelId, newFileId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
-import { JobStore, StoreError, storeFailure, type FileRow } from './store.js';
+import { JobStore, StoreError, storeFailure, TERMINAL, type FileRow } from './store.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
 
@@ -73,7 +73,7 @@ export class FineTuning {
     // Job folders of finished jobs (their removal was cut short) and stray trash.
     for (const name of fs.readdirSync(ft.dirs.jobs)) {
       const job = /^ftjob-/.test(name) ? s.getJob(name) : undefined;
-      if (name.startsWith('.trash-') || (job && ['succeeded', 'failed', 'cancelled'].includes(job.status))) removeDir(`${ft.dirs.jobs}/${name}`);
+      if (name.startsWith('.trash-') || (job && TERMINAL.includes(job.status))) removeDir(`${ft.dirs.jobs}/${name}`);
     }
     for (const m of s.listModels(false)) {
       const dir = ft.dirs.abs(m.dir);

@@ -39,6 +39,7 @@ import Database from 'better-sqlite3';
 
 export type JobStatus = 'validating_files' | 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
 export const TERMINAL: readonly JobStatus[] = ['succeeded', 'failed', 'cancelled'];
+const TERMINAL_SQL = TERMINAL.map((s) => `'${s}'`).join(', ');
 
 export interface FileRow {
   id: string;
@@ -313,7 +314,7 @@ export class JobStore {
   /** Jobs not yet finished that read this file (it must outlive them: a resumed job reads it again). */
   jobsUsingFile(id: string): string[] {
     const rows = this.db
-      .prepare(`SELECT id FROM jobs WHERE (training_file = ? OR validation_file = ?) AND status NOT IN ('succeeded', 'failed', 'cancelled')`)
+      .prepare(`SELECT id FROM jobs WHERE (training_file = ? OR validation_file = ?) AND status NOT IN (${TERMINAL_SQL})`)
       .all(id, id) as { id: string }[];
     return rows.map((r) => r.id);
   }
@@ -361,7 +362,7 @@ export class JobStore {
 
   /** Jobs not yet finished that start from this model. */
   jobsUsingModel(model: string): string[] {
-    const rows = this.db.prepare(`SELECT id FROM jobs WHERE model = ? AND status NOT IN ('succeeded', 'failed', 'cancelled')`).all(model) as { id: string }[];
+    const rows = this.db.prepare(`SELECT id FROM jobs WHERE model = ? AND status NOT IN (${TERMINAL_SQL})`).all(model) as { id: string }[];
     return rows.map((r) => r.id);
   }
 

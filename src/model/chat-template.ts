@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
 import { readJsonIfExists } from './json-file.js';
 import { writeFileAtomic } from './safetensors.js';
-import { encode, EOT_TEXT } from './tokenizer.js';
+import { encode, EOT, EOT_TEXT } from './tokenizer.js';
 
 export interface ChatMessage {
   role: 'system' | 'developer' | 'user' | 'assistant';
@@ -81,7 +81,7 @@ export function writeAlpacaChatFiles(dir: string, contextLength: number): void {
   writeFileAtomic(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig, null, 2) + '\n');
   // Added to what a generation_config.json there already says (convert copies the source's first).
   const generationFile = path.join(dir, 'generation_config.json');
-  const generationConfig = { bos_token_id: 50256, eos_token_id: 50256, ...readJsonIfExists(generationFile), stop_strings: ALPACA_STOPS };
+  const generationConfig = { bos_token_id: EOT, eos_token_id: EOT, ...readJsonIfExists(generationFile), stop_strings: ALPACA_STOPS };
   writeFileAtomic(generationFile, JSON.stringify(generationConfig, null, 2) + '\n');
 }
 

@@ -6,7 +6,7 @@ import { checkContextLength } from './errors.js';
 import { Sampler, type SamplingOptions, type TokenLogprob } from './sampler.js';
 import type { ModelSession } from './session.js';
 import { finish, StopChecker, type FinishReason } from './stop.js';
-import { StreamingDetokenizer } from './tokenizer.js';
+import { EOT, StreamingDetokenizer } from './tokenizer.js';
 
 export interface StepResult {
   token: number;
@@ -45,7 +45,7 @@ export class Generation {
     if (this.done) throw new Error('generation already finished');
     const s = this.sampler.sample(logits);
     this.tokens.push(s.token);
-    const eos = s.token === 50256 && !this.options.ignoreEos;
+    const eos = s.token === EOT && !this.options.ignoreEos;
     const stop = this.stops.push(eos ? '' : this.detok.push(s.token)); // <|endoftext|> is not shown
     this.finishReason = finish({
       token: s.token,
