@@ -7,7 +7,7 @@ import path from 'node:path';
 import { PROMPT_FILES } from '../model/chat-template.js';
 import { loadCheckpoint, materialize, saveCheckpoint } from '../model/checkpoint.js';
 import { modelFolders } from '../model/peft-adapter.js';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { writeFileAtomic } from '../model/durable.js';
 import { resolveModel } from '../model/resolve.js';
 import { parseOptions } from './args.js';
 import { downloadProgress } from './progress.js';

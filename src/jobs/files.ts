@@ -9,7 +9,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { fsyncDir, writeFileAtomic } from '../model/durable.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { FILE_ID, JOB_ID } from './ids.js';
 
@@ -67,7 +67,7 @@ export class DataDir {
 
   removeFile(id: string): void {
     fs.rmSync(this.filePath(id), { force: true });
-    syncDir(this.files);
+    fsyncDir(this.files);
   }
 
   /** Whether the folder holds anything a store would account for (so a missing store is an error, not a fresh start). */
@@ -100,19 +100,6 @@ export class DataDir {
       if (name.startsWith('.trash-')) fs.rmSync(path.join(this.models, name), { recursive: true, force: true });
     }
     return { removed, unaccounted };
-  }
-}
-
-/** fsync a directory, so a rename into it survives a power cut (a no-op where unsupported). */
-export function syncDir(dir: string): void {
-  let fd: number | undefined;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Some filesystems refuse fsync on directories; the rename is still atomic.
-  } finally {
-    if (fd !== undefined) fs.closeSync(fd);
   }
 }
 

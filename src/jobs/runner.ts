@@ -16,10 +16,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { writeFileAtomic } from '../model/safetensors.js';
+import { fsyncDir, writeFileAtomic } from '../model/durable.js';
 import type { ServedModels } from './served-models.js';
 import type { FinetuneSpec } from '../train/finetune.js';
-import { removeDir, syncDir, type DataDir } from './files.js';
+import { removeDir, type DataDir } from './files.js';
 import { stopWorker } from '../threads/stop.js';
 import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-worker.js';
 import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
@@ -344,7 +344,7 @@ export class JobRunner {
     if (!fs.existsSync(p.modelDir)) {
       if (!fs.existsSync(path.join(p.outDir, 'config.json'))) throw new Error(`the trainer reported success but wrote no model to ${p.outDir}`);
       fs.renameSync(p.outDir, p.modelDir);
-      syncDir(this.dirs.models);
+      fsyncDir(this.dirs.models);
       crashPoint('publish.moved');
     }
     const served = this.models.has(p.ftId) ? this.models.find(p.ftId) : this.models.add(p.ftId, p.modelDir);
@@ -400,7 +400,7 @@ export class JobRunner {
       }
       kept.push({ id: checkpointModelId(ftId, c.step), dir });
     }
-    if (kept.length) syncDir(this.dirs.models);
+    if (kept.length) fsyncDir(this.dirs.models);
     return kept;
   }
 

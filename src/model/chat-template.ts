@@ -11,8 +11,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Template } from '@huggingface/jinja';
+import { writeFileAtomic } from './durable.js';
 import { readJsonIfExists } from './json-file.js';
-import { writeFileAtomic } from './safetensors.js';
 import { encode, EOT, EOT_TEXT } from './tokenizer.js';
 
 export interface ChatMessage {

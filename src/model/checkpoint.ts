@@ -20,11 +20,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { hasAlpacaTemplate, writeAlpacaChatFiles } from './chat-template.js';
 import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
+import { writeFileAtomic } from './durable.js';
 import { readJsonObject } from './json-file.js';
 import { isPeftAdapterFolder, mergePeftAdapter, modelFolders, readPeftAdapter } from './peft-adapter.js';
 import { CLASSIFIER_HEAD, LM_HEAD, numel, parameterSpecs, type ParamSpec, type Params } from './params.js';
 import { Rng } from './rng.js';
-import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
+import { openSafetensors, readTensorF32, writeSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 /**
  * Where one parameter's float32 values are. 'file' sources are raw little-endian float32

@@ -23,10 +23,11 @@ import path from 'node:path';
 import { cachedSnapshotDir, isDir, isFile } from '../hub/cache.js';
 import { parseRepoSpec } from '../hub/repo-id.js';
 import type { GPTConfig } from './config.js';
+import { writeFileAtomic } from './durable.js';
 import { readJsonObject } from './json-file.js';
 import { mergeLowRank, transpose } from './lora-merge.js';
 import type { Params, Tensor } from './params.js';
-import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors } from './safetensors.js';
+import { openSafetensors, readTensorF32, writeSafetensors } from './safetensors.js';
 
 export const ADAPTER_CONFIG = 'adapter_config.json';
 export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';

@@ -12,9 +12,7 @@
 // Reading never loads the whole file: the header is read through a file descriptor and
 // each tensor's bytes are read on demand, so multi-gigabyte checkpoints cost only what is used.
 import * as fs from 'node:fs';
-import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
-import { crashPoint } from '../faults/crash-point.js';
+import { writeAll, writeFileAtomic } from './durable.js';
 
 /** Bytes per element of each dtype the format defines (sub-byte float types are not supported). */
 export const DTYPE_SIZES: Readonly<Record<string, number>> = {
@@ -422,47 +420,4 @@ function writePending(file: string, tensors: PendingTensor[], opts: WriteOptions
       writeAll(fd, bytes);
     }
   });
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    done += fs.writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30));
-  }
-}
-
-/**
- * Write a file so that readers see either the old contents or the complete new ones, never
- * a partial file (a crash mid-save must not destroy the previous checkpoint): write a temp
- * file beside the target, fsync it, then rename it over the target (atomic on POSIX).
- * `content` is the whole contents, or a callback that writes them to the open descriptor.
- */
-export function writeFileAtomic(file: string, content: string | Uint8Array | ((fd: number) => void)): void {
-  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  const fd = fs.openSync(tmp, 'wx');
-  try {
-    try {
-      if (typeof content === 'function') content(fd);
-      else writeAll(fd, typeof content === 'string' ? new TextEncoder().encode(content) : content);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    crashPoint('atomic-write.before-rename');
-    fs.renameSync(tmp, file);
-  } catch (e) {
-    fs.rmSync(tmp, { force: true });
-    throw e;
-  }
-  // Persist the rename itself. Directories cannot be fsynced everywhere (e.g. Windows): best effort.
-  try {
-    const dirFd = fs.openSync(path.dirname(file), 'r');
-    try {
-      fs.fsyncSync(dirFd);
-    } finally {
-      fs.closeSync(dirFd);
-    }
-  } catch {
-    /* best effort */
-  }
 }

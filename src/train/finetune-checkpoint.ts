@@ -17,7 +17,8 @@ import path from 'node:path';
 import { saveCheckpoint } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
-import { openSafetensors, readTensorF32, writeFileAtomic, writeSafetensors } from '../model/safetensors.js';
+import { fsyncDir, writeFileAtomic } from '../model/durable.js';
+import { openSafetensors, readTensorF32, writeSafetensors } from '../model/safetensors.js';
 import { crashPoint } from '../faults/crash-point.js';
 import type { FlatLayout } from './flat.js';
 
@@ -179,19 +180,5 @@ export function loadTrainingState(dir: string, trainable: TrainableBuffers): voi
       if (data.length !== s.size) throw new Error(`${dir}: '${k}.${s.name}' has ${data.length} values, expected ${s.size}`);
       layout.view(k === 'p' ? trainable.params : trainable[k], s.name).set(data);
     }
-  }
-}
-
-/** Makes a rename in `dir` durable (best effort: not every platform can fsync a folder). */
-export function fsyncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    /* best effort */
   }
 }

@@ -1,5 +1,5 @@
 // A minimal WebAssembly binary writer, enough for small SIMD kernels written as instruction lists
-// (src/train/kernels.ts: AdamW and the gradient norm; src/model/softmax-kernel.ts: the sampler's
+// (src/train/kernels.ts: AdamW and the gradient norm; src/model/exp-kernel.ts: the sampler's
 // exponentials). Each kernel module imports one memory, `env.mem`, and exports its functions.
 
 export const uleb = (n: number): number[] => {

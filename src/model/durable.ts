@@ -1,0 +1,53 @@
+// Files and folders that survive a crash or a power cut in a state a reader can use: the old
+// contents or the complete new ones, never a partial file, and renames made durable.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { crashPoint } from '../faults/crash-point.js';
+
+export function writeAll(fd: number, bytes: Uint8Array): void {
+  let done = 0;
+  while (done < bytes.byteLength) {
+    done += fs.writeSync(fd, bytes, done, Math.min(bytes.byteLength - done, 1 << 30));
+  }
+}
+
+/**
+ * Write a file so that readers see either the old contents or the complete new ones, never
+ * a partial file (a crash mid-save must not destroy the previous checkpoint): write a temp
+ * file beside the target, fsync it, then rename it over the target (atomic on POSIX).
+ * `content` is the whole contents, or a callback that writes them to the open descriptor.
+ */
+export function writeFileAtomic(file: string, content: string | Uint8Array | ((fd: number) => void)): void {
+  const tmp = `${file}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  const fd = fs.openSync(tmp, 'wx');
+  try {
+    try {
+      if (typeof content === 'function') content(fd);
+      else writeAll(fd, typeof content === 'string' ? new TextEncoder().encode(content) : content);
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+    crashPoint('atomic-write.before-rename');
+    fs.renameSync(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(path.dirname(file)); // the rename itself
+}
+
+/** Makes a rename in `dir` durable (best effort: not every platform or filesystem can fsync a folder). */
+export function fsyncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    /* best effort */
+  }
+}
