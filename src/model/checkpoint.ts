@@ -134,6 +134,14 @@ export function loadCheckpoint(dir: string, opts: LoadOptions = {}): Checkpoint 
 
 const SHARD_INDEX = 'model.safetensors.index.json';
 
+/** A full model folder's weight files: model.safetensors, or the shard index and the shards it names. */
+export function weightFiles(dir: string): string[] {
+  const single = path.join(dir, 'model.safetensors');
+  const index = path.join(dir, SHARD_INDEX);
+  if (fs.existsSync(single) || !fs.existsSync(index)) return [single];
+  return [index, ...shardFiles(readJsonObject(index), index).map((s) => path.join(dir, s))];
+}
+
 /** The shard files an index's weight_map names (each once, in order): plain names beside the index. */
 export function shardFiles(index: Record<string, unknown>, where: string): string[] {
   const map = index.weight_map;

@@ -24,7 +24,7 @@ import {
   type RepoSpec,
 } from '../hub/index.js';
 import { PROMPT_FILES } from './chat-template.js';
-import { shardFiles } from './checkpoint.js';
+import { shardFiles, weightFiles } from './checkpoint.js';
 import { resolveModelDir } from './default-model.js';
 import { readJsonObject } from './json-file.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, MAX_NESTING } from './peft-adapter.js';
@@ -155,11 +155,10 @@ function safetensorsComplete(file: string): boolean {
 }
 
 function weightsComplete(dir: string): boolean {
-  if (isFile(path.join(dir, WEIGHTS))) return safetensorsComplete(path.join(dir, WEIGHTS));
   try {
-    return shardFiles(readJsonObject(path.join(dir, INDEX)), INDEX).every((s) => safetensorsComplete(path.join(dir, s)));
+    return weightFiles(dir).filter((f) => f.endsWith('.safetensors')).every(safetensorsComplete);
   } catch {
-    return false;
+    return false; // an unreadable index: fetch again
   }
 }
 

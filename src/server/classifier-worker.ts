@@ -5,7 +5,7 @@ import { Worker } from 'node:worker_threads';
 import type { GPTConfig } from '../model/config.js';
 import type { Classification } from '../model/classifier.js';
 import type { ClassifierThreadConfig, FromClassifier, ToClassifier } from './classifier-thread.js';
-import { readModelFolder } from '../model/model-folder.js';
+import type { ModelFolder } from '../model/model-folder.js';
 import { OverloadedError, type ModelOptions } from './model-worker.js';
 import { CLOSE_GRACE_MS, stopWorker } from '../threads/stop.js';
 
@@ -26,9 +26,10 @@ export class ClassifierWorker {
   constructor(
     readonly id: string,
     readonly dir: string,
+    folder: ModelFolder,
     readonly opts: ModelOptions,
   ) {
-    ({ config: this.config, created: this.created } = readModelFolder(dir));
+    ({ config: this.config, created: this.created } = folder);
     if (!this.config.labels) throw new Error(`${dir} is a language model, not a classifier`);
     this.labels = this.config.labels;
     const workerData: ClassifierThreadConfig = {

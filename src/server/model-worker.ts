@@ -7,7 +7,7 @@ import type { GPTConfig } from '../model/config.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
-import { readModelFolder } from '../model/model-folder.js';
+import type { ModelFolder } from '../model/model-folder.js';
 import { isFinal, type FromWorker, type SeqEvent, type SeqSpec, type ToWorker } from './protocol.js';
 import { CLOSE_GRACE_MS, stopWorker } from '../threads/stop.js';
 import type { WorkerConfig } from './worker.js';
@@ -105,13 +105,14 @@ export class ModelWorker {
   constructor(
     readonly id: string,
     readonly dir: string,
+    /** What the folder says (read by the registry): /v1/models and request checks work while the worker loads. */
+    folder: ModelFolder,
     readonly opts: ModelOptions,
     private readonly metrics: Metrics,
     /** A PEFT LoRA adapter folder applied to `dir` (serve --lora). */
     readonly lora?: string,
   ) {
-    // Read here too (cheap) so /v1/models and request checks work while the worker loads.
-    ({ config: this.config, chat: this.chat, generation: this.generation, created: this.created } = readModelFolder(dir, opts.chatTemplateFile, lora));
+    ({ config: this.config, chat: this.chat, generation: this.generation, created: this.created } = folder);
     const workerData: WorkerConfig = {
       entry: new URL('./worker.ts', import.meta.url).href,
       dir,

@@ -69,9 +69,10 @@ export class ModelRegistry {
   }
 
   private start(id: string, dir: string, lora?: string): ServedModel {
-    if (!readModelFolder(dir, undefined, lora).config.labels) return new ModelWorker(id, dir, this.opts, this.metrics, lora);
+    const folder = readModelFolder(dir, this.opts.chatTemplateFile, lora); // read once, handed to the worker
+    if (!folder.config.labels) return new ModelWorker(id, dir, folder, this.opts, this.metrics, lora);
     if (lora !== undefined) throw new Error(`--lora ${lora}: ${dir} is a classifier; adapters are applied to language models only`);
-    return new ClassifierWorker(id, dir, this.opts);
+    return new ClassifierWorker(id, dir, folder, this.opts);
   }
 
   /** Serves a finetuned model from now on (it loads in the background: await its `ready`). */

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeAlpacaChatFiles } from '../model/chat-template.js';
-import { loadCheckpoint, materialize, saveCheckpoint, shardFiles, type WeightSource } from '../model/checkpoint.js';
+import { loadCheckpoint, materialize, saveCheckpoint, weightFiles as baseWeightFiles, type WeightSource } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
 import { fsyncDir } from '../model/durable.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isPeftAdapterFolder, modelFolders, writePeftAdapter } from '../model/peft-adapter.js';
@@ -547,10 +547,7 @@ function fingerprint(spec: FinetuneSpec, config: GPTConfig, maxLength: number): 
 function weightFiles(dir: string, lora?: string): string[] {
   return modelFolders(dir, lora).flatMap((d) => {
     if (isPeftAdapterFolder(d)) return [path.join(d, ADAPTER_CONFIG), path.join(d, ADAPTER_WEIGHTS)];
-    const single = path.join(d, 'model.safetensors');
-    const index = path.join(d, 'model.safetensors.index.json');
-    if (fs.existsSync(single) || !fs.existsSync(index)) return [single];
-    return [index, ...shardFiles(JSON.parse(fs.readFileSync(index, 'utf8')) as Record<string, unknown>, index).map((s) => path.join(d, s))];
+    return baseWeightFiles(d);
   });
 }
 
