@@ -5,10 +5,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 import { ModelSession } from '../src/model/session.js';
-import { argmax } from '../src/model/sampler.js';
+import { argmax } from '../src/model/sampling-kernels.js';
 import { printComparison, runTorchBaseline } from './torch-baseline.js';
 
 const { values: args } = parseArgs({

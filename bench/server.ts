@@ -16,9 +16,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
-import { argmax } from '../src/model/sampler.js';
+import { randomInit } from '../src/model/gpt.js';
+import { argmax } from '../src/model/sampling-kernels.js';
 import { ModelSession } from '../src/model/session.js';
 import { sseData } from './sse-data.js';
 

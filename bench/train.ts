@@ -15,11 +15,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { randomInit } from '../src/model/checkpoint.js';
 import { parameterCount, presetConfig, type GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 import { mallocTuned, rerunWithMallocTuning } from '../src/train/malloc.js';
 import { summarizeProfile } from '../src/train/profile.js';
-import { TRAIN_DEFAULTS, Trainer } from '../src/train/trainer.js';
+import { Pretrainer, TRAIN_DEFAULTS } from '../src/train/pretrain.js';
 import { printComparison, runTorchBaseline } from './torch-baseline.js';
 
 const { values: args } = parseArgs({
@@ -94,7 +94,7 @@ async function measure(c: Case, steps: number, quietLog = false): Promise<number
   const n = c.B * c.T * (3 * steps + 2) + 1;
   const tokens = Int32Array.from({ length: n }, (_, i) => (i * 7919 + ((i * i) % 104729)) % c.config.vocabSize);
   const t0 = performance.now();
-  const trainer = await Trainer.create(
+  const trainer = await Pretrainer.create(
     c.config,
     randomInit(c.config, 1),
     { train: tokens, val: new Int32Array(0) },
@@ -130,7 +130,7 @@ async function measure(c: Case, steps: number, quietLog = false): Promise<number
     log(`  step ${s}: ${line}`);
   }
   log(`  median phases: ${Object.entries(phases).map(([k, v]) => `${k} ${median(v).toFixed(0)} ms`).join(', ')}`);
-  if (args.profile) console.log(summarizeProfile(trainer.endProfiling()));
+  if (args.profile) console.log(summarizeProfile(await trainer.endProfiling()));
   await trainer.close();
   return median(rates);
 }

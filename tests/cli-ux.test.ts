@@ -12,8 +12,9 @@ import { UsageError, parseOptions } from '../src/cli/args.js';
 import { devDependencyMissing, isMissingModule } from '../src/cli/dev-dependency.js';
 import { main } from '../src/cli/main.js';
 import { closest, editDistance } from '../src/cli/suggest.js';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 
 const exec = promisify(execFile);
 const ROOT = path.resolve(import.meta.dirname, '..');

@@ -24,8 +24,9 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KEPT_CHECKPOINTS } from '../src/jobs/runner.js';
 import { startChildServer, type ChildServer } from './helpers/child-server.js';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 const TERMINAL = ['succeeded', 'failed', 'cancelled'];

@@ -8,8 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 import { startChildServer } from './helpers/child-server.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };

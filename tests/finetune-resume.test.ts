@@ -5,10 +5,12 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadCheckpoint, materialize, randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, materialize, saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 import type { AlpacaRecord, ClassificationRecord } from '../src/datasets/index.js';
-import { FinetuneCancelled, runFinetune, type FinetuneEvent, type FinetuneHooks, type FinetuneResult, type FinetuneSpec } from '../src/train/finetune.js';
+import { runFinetune, type FinetuneHooks, type FinetuneResult, type FinetuneSpec } from '../src/train/finetune.js';
+import { TrainingCancelled, type FitEvent } from '../src/train/fit.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 64, nEmbd: 16, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'finetune-resume-test-'));
@@ -57,12 +59,12 @@ async function cancelAt(spec: FinetuneSpec, k: number, extra: Partial<FinetuneHo
   const ctl = new AbortController();
   const steps: number[] = [];
   const run = runFinetune(spec, { ...extra, signal: ctl.signal, onEvent: (e) => (steps.push(e.step), e.step === k && ctl.abort()) });
-  await expect(run).rejects.toBeInstanceOf(FinetuneCancelled);
+  await expect(run).rejects.toBeInstanceOf(TrainingCancelled);
   return steps;
 }
 
-async function resume(spec: FinetuneSpec): Promise<{ result: FinetuneResult; events: FinetuneEvent[] }> {
-  const events: FinetuneEvent[] = [];
+async function resume(spec: FinetuneSpec): Promise<{ result: FinetuneResult; events: FitEvent[] }> {
+  const events: FitEvent[] = [];
   const result = await runFinetune(spec, { onEvent: (e) => events.push(e) });
   return { result, events };
 }
@@ -112,7 +114,7 @@ describe.each(cases)('resume: $name', ({ spec }) => {
     let last = -1;
     let reads = 0;
     const signal = { get aborted() { return last === 3 && ++reads >= 2; } } as AbortSignal;
-    await expect(runFinetune(s, { signal, saveOnCancel: true, onEvent: (e) => ((last = e.step), (reads = 0)) })).rejects.toBeInstanceOf(FinetuneCancelled);
+    await expect(runFinetune(s, { signal, saveOnCancel: true, onEvent: (e) => ((last = e.step), (reads = 0)) })).rejects.toBeInstanceOf(TrainingCancelled);
     const ckpts = path.join(s.workDir, 'checkpoints');
     expect(fs.readdirSync(ckpts)).toEqual(['step-000004']);
     // As if killed after moving the old checkpoint aside and before renaming the new one in.

@@ -7,14 +7,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ALPACA_TEMPLATE, loadChatTemplate } from '../src/model/chat-template.js';
-import { loadCheckpoint, materialize, randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, materialize, saveCheckpoint } from '../src/model/checkpoint.js';
 import { ClassifierSession, softmax } from '../src/model/classifier.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { parameterSpecs, randomInit } from '../src/model/gpt.js';
 import { ModelSession } from '../src/model/session.js';
 import { encode } from '../src/model/tokenizer.js';
 import type { AlpacaRecord, ClassificationRecord } from '../src/datasets/index.js';
-import { runFinetune, type FinetuneCheckpoint, type FinetuneEvent } from '../src/train/finetune.js';
-import { parameterSpecs } from '../src/model/params.js';
+import { runFinetune, type FinetuneCheckpoint } from '../src/train/finetune.js';
+import type { FitEvent } from '../src/train/fit.js';
 import { Rng } from '../src/model/rng.js';
 import { FlatLayout } from '../src/train/flat.js';
 import { TrainSession } from '../src/train/session.js';
@@ -32,7 +33,7 @@ const instructions: AlpacaRecord[] = words.map((w) => ({ instruction: `Repeat th
 
 describe('instruction finetuning', () => {
   it('lowers the validation loss, reports each epoch, and writes an alpaca chat model', async () => {
-    const events: FinetuneEvent[] = [];
+    const events: FitEvent[] = [];
     const checkpoints: FinetuneCheckpoint[] = [];
     const out = path.join(tmp, 'instruct');
     const result = await runFinetune(
@@ -79,7 +80,7 @@ describe('instruction finetuning', () => {
   it('masks the prompt on request (exercise 7.2): a different loss from the same data', async () => {
     const losses: number[] = [];
     for (const maskPrompt of [false, true]) {
-      const events: FinetuneEvent[] = [];
+      const events: FitEvent[] = [];
       await runFinetune(
         {
           baseModelDir: base,
@@ -144,7 +145,7 @@ describe('classification finetuning', () => {
 
   it('learns a separable task with last_blocks (block, ln_f, head), frozen tensors untouched, served by ClassifierSession as the reference computes', async () => {
     const out = path.join(tmp, 'classifier');
-    const events: FinetuneEvent[] = [];
+    const events: FitEvent[] = [];
     const result = await runFinetune(
       {
         baseModelDir: base,

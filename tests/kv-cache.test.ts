@@ -1,8 +1,9 @@
 // KV-cache decode and batching must not change the numbers: every step of a cached decode equals a
 // full recomputation, and a batch of different-length sequences equals each sequence alone.
 import { beforeAll, describe, expect, it } from 'vitest';
-import { randomInit, type WeightSource } from '../src/model/checkpoint.js';
+import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 import { ModelSession } from '../src/model/session.js';
 
 const cfg: GPTConfig = { vocabSize: 61, contextLength: 40, nEmbd: 24, nLayer: 2, nHead: 3, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };

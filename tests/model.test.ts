@@ -3,8 +3,9 @@ import { describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { parameterCount, presetConfig } from '../src/model/config.js';
+import { parameterSpecs } from '../src/model/gpt.js';
 import type { Params } from '../src/model/params.js';
-import { numel, parameterSpecs } from '../src/model/params.js';
+import { numel } from '../src/model/params.js';
 import { ModelSession } from '../src/model/session.js';
 import { randomParams, referenceForward } from './reference/gpt-reference.js';
 

@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
-import { BLOCK, dequantizeInt8, quantizeInt8 } from '../src/model/quantize.js';
-import { argmax } from '../src/model/sampler.js';
+import { BLOCK, dequantizeInt8, quantizeInt8 } from '../src/onnx/rewrite.js';
+import { argmax } from '../src/model/sampling-kernels.js';
 import { ModelSession } from '../src/model/session.js';
 import { randomParams } from './reference/gpt-reference.js';
 

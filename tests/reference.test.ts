@@ -1,7 +1,7 @@
 // Sanity tests of the float64 reference GPT-2 itself (tests/reference/gpt-reference.ts).
 import { describe, expect, it } from 'vitest';
 import type { GPTConfig } from '../src/model/config.js';
-import { parameterSpecs } from '../src/model/params.js';
+import { parameterSpecs } from '../src/model/gpt.js';
 import { randomParams, referenceForward, referenceGelu, referenceLayerNorm } from './reference/gpt-reference.js';
 
 const tiny: GPTConfig = { vocabSize: 11, contextLength: 8, nEmbd: 8, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };

@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { checkContextLength, ContextLengthError, InvalidParameterError } from '../src/model/errors.js';
+import { SamplingOptionError } from '../src/model/errors.js';
 import { Rng } from '../src/model/rng.js';
-import {
-  adjustLogits,
-  argmax,
-  checkedArgmax,
-  drawFrom,
-  drawSoftmax,
-  logSumExp,
-  Sampler,
-  samplingDistribution,
-  topKIndices,
-  type SamplingOptions,
-} from '../src/model/sampler.js';
+import { adjustLogits, Sampler, samplingDistribution, type SamplingOptions } from '../src/model/sampler.js';
+import { argmax, checkedArgmax, drawFrom, drawSoftmax, logSumExp, topKIndices } from '../src/model/sampling-kernels.js';
 import { finish, StopChecker } from '../src/model/stop.js';
 import { encode, EOT, StreamingDetokenizer } from '../src/model/tokenizer.js';
+import { fitContext } from '../src/server/admission.js';
+import { ContextLengthExceeded } from '../src/server/errors.js';
 
 const V = 100; // a small vocabulary keeps the tests fast; Sampler takes vocabSize for this
 
@@ -285,7 +277,7 @@ describe('Sampler', () => {
       { logitBias: { [V]: 1 } },
       { maxTokens: -1 },
     ];
-    for (const o of bad) expect(() => new Sampler({ maxTokens: 1, ...o }, [], V), JSON.stringify(o)).toThrow(InvalidParameterError);
+    for (const o of bad) expect(() => new Sampler({ maxTokens: 1, ...o }, [], V), JSON.stringify(o)).toThrow(SamplingOptionError);
     const s = new Sampler({ maxTokens: 1 }, [], V);
     expect(() => s.sample(new Float32Array(V + 1))).toThrow(/expected 100 logits/);
     expect(() => s.sample(new Float32Array(V).fill(Number.NaN))).toThrow(/NaN/);
@@ -352,21 +344,21 @@ describe('finish', () => {
   });
 });
 
-describe('checkContextLength', () => {
+describe('fitContext', () => {
   it('accepts requests that fit exactly and rejects longer ones with the OpenAI-style message', () => {
-    expect(() => checkContextLength(1000, 24, 1024)).not.toThrow();
+    expect(() => fitContext(1000, 24, 1024, 'prompt')).not.toThrow();
     let err: unknown;
     try {
-      checkContextLength(1000, 100, 1024);
+      fitContext(1000, 100, 1024, 'prompt');
     } catch (e) {
       err = e;
     }
-    expect(err).toBeInstanceOf(ContextLengthError);
-    const e = err as ContextLengthError;
+    expect(err).toBeInstanceOf(ContextLengthExceeded);
+    const e = err as ContextLengthExceeded;
     expect(e.message).toBe(
       "This model's maximum context length is 1024 tokens. However, you requested 1100 tokens (1000 in the prompt, 100 for the completion).",
     );
     expect(e).toMatchObject({ contextLength: 1024, promptTokens: 1000, maxTokens: 100, requestedTokens: 1100, code: 'context_length_exceeded' });
-    expect(() => checkContextLength(-1, 1, 1024)).toThrow(RangeError);
+    expect(() => fitContext(-1, 1, 1024, 'prompt')).toThrow(RangeError);
   });
 });

@@ -6,8 +6,9 @@ import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { randomInit, saveCheckpoint } from '../src/model/checkpoint.js';
+import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
+import { randomInit } from '../src/model/gpt.js';
 import { EOT, EOT_TEXT, encode } from '../src/model/tokenizer.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 

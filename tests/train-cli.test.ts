@@ -7,7 +7,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint } from '../src/model/checkpoint.js';
-import { BROWN_DIR } from '../src/train/brown.js';
+import { BROWN_DIR } from '../src/datasets/brown.js';
 
 const exec = promisify(execFile);
 const BIN = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');

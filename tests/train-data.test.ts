@@ -5,8 +5,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../src/model/default-model.js';
 import { encode } from '../src/model/tokenizer.js';
-import { brownDocument, detokenize } from '../src/train/brown.js';
-import { BatchLoader, IGNORE_INDEX, SlidingWindows, splitText, streamSeed, tokenize } from '../src/train/data.js';
+import { brownDocument, detokenize } from '../src/datasets/brown.js';
+import { BatchLoader, IGNORE_INDEX, SlidingWindows, splitText, tokenize } from '../src/train/data.js';
+import { streamSeed } from '../src/train/streams.js';
 
 const VERDICT = path.resolve(REPO_ROOT, '../shared/data/the-verdict.txt');
 

@@ -6,13 +6,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { GPTConfig } from '../src/model/config.js';
-import { parameterSpecs, type Params } from '../src/model/params.js';
+import { parameterSpecs } from '../src/model/gpt.js';
+import type { Params } from '../src/model/params.js';
 import { Rng } from '../src/model/rng.js';
 import { AdamW } from '../src/train/adamw.js';
 import { IGNORE_INDEX, type Batch } from '../src/train/data.js';
 import { FlatLayout } from '../src/train/flat.js';
 import { dropoutMask, TrainSession } from '../src/train/session.js';
-import { TRAIN_DEFAULTS, Trainer, type TrainOptions } from '../src/train/trainer.js';
+import { Pretrainer, TRAIN_DEFAULTS, type TrainOptions } from '../src/train/pretrain.js';
 import { randomParams, referenceForward } from './reference/gpt-reference.js';
 import { centralDifference } from './reference/finite-difference.js';
 
@@ -162,7 +163,7 @@ describe('training graph', () => {
   });
 });
 
-describe('Trainer', () => {
+describe('Pretrainer', () => {
   // 2 windows of 6 tokens per batch; 40 tokens give 6 windows → 3 batches per epoch
   const tokens = Int32Array.from({ length: 37 }, (_, i) => (i * 17 + 3) % cfg.vocabSize);
   const data = { train: tokens, val: tokens.slice(0, 20) };
@@ -182,20 +183,20 @@ describe('Trainer', () => {
   const dcfg = { ...cfg, dropout: 0.1 };
 
   it('resume reproduces an uninterrupted run bit for bit (dropout, accumulation, clipping, shuffling)', async () => {
-    const straight = await Trainer.create(dcfg, randomParams(cfg, 11, 0.05), data, opts, { threads: 1 });
+    const straight = await Pretrainer.create(dcfg, randomParams(cfg, 11, 0.05), data, opts, { threads: 1 });
     const losses: number[] = [];
     while (!straight.done) losses.push((await straight.step()).loss);
     expect(losses).toHaveLength(6);
     expect(losses.at(-1)!).toBeLessThan(losses[0]!);
 
-    const first = await Trainer.create(dcfg, randomParams(cfg, 11, 0.05), data, opts, { threads: 1 });
+    const first = await Pretrainer.create(dcfg, randomParams(cfg, 11, 0.05), data, opts, { threads: 1 });
     for (let s = 0; s < 4; s++) expect((await first.step()).loss).toBe(losses[s]);
     const dir = path.join(tmp, 'resume');
     first.save(dir, { note: 'test' });
     await first.close();
-    expect(Trainer.savedState(dir).extra).toEqual({ note: 'test' });
+    expect(Pretrainer.savedState(dir).extra).toEqual({ note: 'test' });
 
-    const resumed = await Trainer.resume(dir, data, {}, { threads: 1 });
+    const resumed = await Pretrainer.resume(dir, data, {}, { threads: 1 });
     expect(resumed.position).toEqual({ step: 4, microBatches: 8, tokensSeen: 8 * B * T });
     while (!resumed.done) losses.push((await resumed.step()).loss);
     expect(losses.slice(6)).toEqual(losses.slice(4, 6));
@@ -208,7 +209,7 @@ describe('Trainer', () => {
 
   it('accumulating 2 micro-batches of 2 updates like one batch of 4', async () => {
     const run = async (batchSize: number, gradAccum: number) => {
-      const trainer = await Trainer.create(cfg, randomParams(cfg, 15, 0.05), data, { ...opts, batchSize, gradAccum, gradClip: 0.05, warmupSteps: 0 }, { threads: 1 });
+      const trainer = await Pretrainer.create(cfg, randomParams(cfg, 15, 0.05), data, { ...opts, batchSize, gradAccum, gradClip: 0.05, warmupSteps: 0 }, { threads: 1 });
       const r = await trainer.step();
       await trainer.close();
       return { ...r, params: trainer.params };
@@ -223,21 +224,21 @@ describe('Trainer', () => {
   });
 
   it('refuses to resume from a model that does not belong to the training state', async () => {
-    const trainer = await Trainer.create(cfg, randomParams(cfg, 12, 0.05), data, { ...opts, gradAccum: 1 }, { threads: 1 });
+    const trainer = await Pretrainer.create(cfg, randomParams(cfg, 12, 0.05), data, { ...opts, gradAccum: 1 }, { threads: 1 });
     await trainer.step();
     const dir = path.join(tmp, 'torn');
     trainer.save(dir);
     trainer.params[0]! += 1; // as if the next save's model landed but its state did not
     const { saveCheckpoint } = await import('../src/model/checkpoint.js');
     saveCheckpoint(dir, cfg, trainer.allParams());
-    await expect(Trainer.resume(dir, data)).rejects.toThrow(/does not belong/);
+    await expect(Pretrainer.resume(dir, data)).rejects.toThrow(/does not belong/);
     await trainer.close();
   });
 
   it('trains only the parameters asked for; the rest are frozen initializers', async () => {
     const init = randomParams(cfg, 14, 0.05);
     const copy = new Map([...init].map(([k, t]) => [k, { shape: t.shape, data: t.data.slice() }]));
-    const trainer = await Trainer.create(cfg, init, data, { ...opts, gradAccum: 1, trainable: '^h\\.1\\.' }, { threads: 1 });
+    const trainer = await Pretrainer.create(cfg, init, data, { ...opts, gradAccum: 1, trainable: '^h\\.1\\.' }, { threads: 1 });
     expect(trainer.layout.segments.every((s) => s.name.startsWith('h.1.'))).toBe(true);
     const before = await trainer.evaluate();
     for (let s = 0; s < 3; s++) await trainer.step();
@@ -250,7 +251,7 @@ describe('Trainer', () => {
   });
 
   it('evaluates the validation loss as a token-weighted mean and samples greedily', async () => {
-    const trainer = await Trainer.create(cfg, randomParams(cfg, 13, 0.05), data, { ...opts, gradAccum: 1 }, { threads: 1 });
+    const trainer = await Pretrainer.create(cfg, randomParams(cfg, 13, 0.05), data, { ...opts, gradAccum: 1 }, { threads: 1 });
     const val = await trainer.evaluate();
     expect(val).toBeGreaterThan(0);
     const sample = await trainer.sample([1, 2, 3], 3);

@@ -1,7 +1,6 @@
-// Small helpers shared by the CLI commands: option parsing with one-line errors, numeric values,
-// progress output.
+// Small helpers shared by the CLI commands: node:util's parseArgs with one-line errors, numeric
+// values, progress output. Commands declare their options in options.ts's terms.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { DEVICES, type Device } from '../model/runtime.js';
 import { closest } from './suggest.js';
 
 /** A mistyped command line: main prints it as one line and exits 2, as for an unknown command. */
@@ -64,11 +63,4 @@ export function progressLine(label: string): ((done: number, total: number) => v
     process.stderr.write(`\r${label} ${Math.round((100 * done) / total)}%`);
     if (done === total) process.stderr.write('\r\x1b[K');
   };
-}
-
-/** --device, --quantize and --threads as every command that loads a model checks them. */
-export function runtimeFlags(a: { device?: string; quantize?: string; threads?: string }): { device: Device; quantize: 'none' | 'int8'; threads: number | undefined } {
-  if (!DEVICES.includes(a.device as Device)) throw new Error(`--device must be one of ${DEVICES.join(', ')}`);
-  if (a.quantize !== 'none' && a.quantize !== 'int8') throw new Error(`--quantize must be none or int8, got '${a.quantize}'`);
-  return { device: a.device as Device, quantize: a.quantize, threads: a.threads === undefined ? undefined : integer('--threads', a.threads, 1) };
 }

@@ -14,35 +14,38 @@ import { readModelFolder } from '../model/model-folder.js';
 import { resolveModel } from '../model/resolve.js';
 import { validateSamplingOptions } from '../model/sampler.js';
 import { ModelSession } from '../model/session.js';
-import { integer, number, parseOptions, progressLine, runtimeFlags } from './args.js';
+import { progressLine } from './args.js';
+import { RUNTIME_OPTIONS, SAMPLING_OPTIONS } from './common-options.js';
 import { Conversation, type AnswerOptions, type Turn } from './conversation.js';
+import { flag, int, parseCommand, str } from './options.js';
 import { downloadProgress } from './progress.js';
 import { closest } from './suggest.js';
 
-const HELP = `usage: scratchgpt chat [--model DIR] [options]
-
-  --model DIR            a chat model: a GPT-2 folder with a chat template (tokenizer_config.json's
-                         chat_template); default: the embedded weights/scratchgpt-brown-instruct
-  --chat-template FILE   a Jinja chat template to use instead of the model's own
-  --system TEXT          system message that opens the conversation (kept by /reset)
-  --max-tokens N         longest answer (default: generation_config.json's max_new_tokens, else up
-                         to the end of the context)
-  --temperature T        0 = greedy (default: generation_config.json's, else 1)
-  --top-k K, --top-p P   sampling filters (default: generation_config.json's, else off)
-  --seed S               the same seed and messages give the same answers
-  --device D             cpu | cuda | webgpu (default cpu)
-  --threads N            intra-op threads (default: all cores)
-  --quantize int8        decode with blockwise int8 weights (faster, not fp32-exact)
-  --verbose              after each answer, print its token counts and speed on stderr
-
-In the chat: /reset forgets the conversation, /exit (or Ctrl-D) leaves, /help lists the commands.
+const CHAT = {
+  name: 'chat',
+  usage: 'usage: scratchgpt chat [--model DIR] [options]',
+  options: {
+    model: str({
+      arg: 'DIR',
+      defaultText: 'the embedded weights/scratchgpt-brown-instruct',
+      help: "a chat model: a GPT-2 folder with a chat template (tokenizer_config.json's chat_template)",
+    }),
+    chatTemplate: str({ arg: 'FILE', help: "a Jinja chat template to use instead of the model's own" }),
+    system: str({ arg: 'TEXT', help: 'system message that opens the conversation (kept by /reset)' }),
+    maxTokens: int({ arg: 'N', min: 1, defaultText: "generation_config.json's max_new_tokens, else up to the end of the context", help: 'longest answer' }),
+    ...SAMPLING_OPTIONS,
+    ...RUNTIME_OPTIONS,
+    verbose: flag({ help: 'after each answer, print its token counts and speed on stderr' }),
+  },
+  epilog: `In the chat: /reset forgets the conversation, /exit (or Ctrl-D) leaves, /help lists the commands.
 Ctrl-C stops the answer being written (what was written stays in the conversation); at the prompt
 it clears the line, and a second Ctrl-C in a row on an empty line leaves. When the conversation
 leaves too little of the model's context for an answer (--max-tokens, else a quarter of the
 context, at most 256 tokens), its oldest exchanges are forgotten.
 
 Without a terminal on stdin (a pipe or a file) every line is one message and every answer is
-printed to stdout followed by a newline: no prompt, no banner, no escape codes.`;
+printed to stdout followed by a newline: no prompt, no banner, no escape codes.`,
+};
 
 const SLASH_COMMANDS: Record<string, string> = {
   '/reset': 'forget the conversation (the --system message stays)',
@@ -51,44 +54,19 @@ const SLASH_COMMANDS: Record<string, string> = {
 };
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseOptions('chat', {
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      'chat-template': { type: 'string' },
-      system: { type: 'string' },
-      'max-tokens': { type: 'string' },
-      temperature: { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-p': { type: 'string' },
-      seed: { type: 'string' },
-      device: { type: 'string', default: 'cpu' },
-      threads: { type: 'string' },
-      quantize: { type: 'string', default: 'none' },
-      verbose: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (a.help) {
-    console.log(HELP);
-    return 0;
-  }
-  const { device, quantize, threads } = runtimeFlags(a);
+  const parsed = parseCommand(CHAT, argv);
+  if (!parsed) return 0; // --help
+  const a = parsed.values;
+  const { device, quantize, threads } = a;
 
   const dir = a.model ? (await resolveModel(a.model, { onProgress: downloadProgress() })).dir : resolveModelDir(undefined, DEFAULT_CHAT_MODEL_DIR);
   // An adapter's own prompt files first, then its base's (as the server reads them).
-  const { chat: template, generation: defaults } = readModelFolder(dir, a['chat-template'] && path.resolve(a['chat-template']));
+  const { chat: template, generation: defaults } = readModelFolder(dir, a.chatTemplate && path.resolve(a.chatTemplate));
   if (!template) {
     throw new Error(`${path.basename(dir)} is a base model without a chat template: chat with a chat model (--model weights/scratchgpt-brown-instruct, or a folder whose tokenizer_config.json has a chat_template) or give --chat-template FILE`);
   }
   const options: AnswerOptions = withGenerationDefaults(
-    {
-      maxTokens: a['max-tokens'] === undefined ? defaults.maxTokens : integer('--max-tokens', a['max-tokens'], 1),
-      temperature: a.temperature === undefined ? undefined : number('--temperature', a.temperature),
-      topK: a['top-k'] === undefined ? undefined : integer('--top-k', a['top-k'], 0),
-      topP: a['top-p'] === undefined ? undefined : number('--top-p', a['top-p']),
-      seed: a.seed === undefined ? undefined : integer('--seed', a.seed),
-    },
+    { maxTokens: a.maxTokens ?? defaults.maxTokens, temperature: a.temperature, topK: a.topK, topP: a.topP, seed: a.seed },
     defaults,
   );
   validateSamplingOptions({ ...options, maxTokens: options.maxTokens ?? 0 });
@@ -100,7 +78,7 @@ export async function run(argv: string[]): Promise<number> {
     onProgress: progressLine('loading weights'),
   });
   try {
-    return await talk(new Conversation(model, template, options, a.system), path.basename(dir), a.verbose!);
+    return await talk(new Conversation(model, template, options, a.system), path.basename(dir), a.verbose);
   } finally {
     await model.close();
   }

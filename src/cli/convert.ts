@@ -9,30 +9,24 @@ import { loadCheckpoint, materialize, saveCheckpoint } from '../model/checkpoint
 import { modelFolders } from '../model/peft-adapter.js';
 import { writeFileAtomic } from '../model/durable.js';
 import { resolveModel } from '../model/resolve.js';
-import { parseOptions } from './args.js';
+import { choice, parseCommand, str } from './options.js';
 import { downloadProgress } from './progress.js';
 
-const DTYPES = ['F32', 'F16', 'BF16'] as const;
-type Dtype = (typeof DTYPES)[number];
-
-const HELP = `usage: scratchgpt convert --model DIR --out DIR [--dtype F32|F16|BF16]
-
-  --model DIR   a Hugging Face GPT-2 folder (config.json + model.safetensors) or Hub id ORG/NAME[@REV]
-  --out DIR     where to write the converted folder (may not be --model)
-  --dtype D     storage dtype of the new model.safetensors (default F16)`;
+const CONVERT = {
+  name: 'convert',
+  usage: 'usage: scratchgpt convert --model DIR --out DIR [--dtype F32|F16|BF16]',
+  options: {
+    model: str({ arg: 'DIR', required: true, help: 'a Hugging Face GPT-2 folder (config.json + model.safetensors) or Hub id ORG/NAME[@REV]' }),
+    out: str({ arg: 'DIR', required: true, help: 'where to write the converted folder (may not be --model)' }),
+    dtype: choice(['F32', 'F16', 'BF16'], { default: 'F16', ignoreCase: true, help: 'storage dtype of the new model.safetensors' }),
+  },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseOptions('convert', {
-    args: argv,
-    options: { model: { type: 'string' }, out: { type: 'string' }, dtype: { type: 'string', default: 'F16' }, help: { type: 'boolean', short: 'h', default: false } },
-  });
-  if (a.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (!a.model || !a.out) throw new Error('--model DIR and --out DIR are required (see --help)');
-  const dtype = a.dtype!.toUpperCase() as Dtype;
-  if (!DTYPES.includes(dtype)) throw new Error(`--dtype must be one of ${DTYPES.join(', ')}, got '${a.dtype}'`);
+  const parsed = parseCommand(CONVERT, argv);
+  if (!parsed) return 0; // --help
+  const a = parsed.values;
+  const { dtype } = a;
   // Converting in place would overwrite the file the weights are still being read from.
   const modelDir = (await resolveModel(a.model, { onProgress: downloadProgress() })).dir;
   if (modelDir === path.resolve(a.out)) throw new Error('--out must differ from --model');

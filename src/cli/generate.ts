@@ -6,70 +6,43 @@ import { readModelFolder } from '../model/model-folder.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import { ModelSession } from '../model/session.js';
 import { encode } from '../model/tokenizer.js';
-import { integer, number, parseOptions, progressLine, runtimeFlags } from './args.js';
+import { integer, progressLine } from './args.js';
+import { RUNTIME_OPTIONS, SAMPLING_OPTIONS } from './common-options.js';
+import { flag, int, list, parseCommand, str } from './options.js';
 import { downloadProgress } from './progress.js';
 
-const HELP = `usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt-tokens 15496,11,995) [options]
-
-  --model DIR            Hugging Face GPT-2 folder (config.json + model.safetensors), or a Hub
-                         id ORG/NAME[@REV] (downloaded once into the Hugging Face cache);
-                         default: the embedded model in weights/
-  --lora DIR             a PEFT LoRA adapter folder (or Hub id) merged into --model's weights at
-                         load, whatever base the adapter names
-  --prompt TEXT          prompt text ('<|endoftext|>' is the special token)
-  --prompt-tokens IDS    prompt as comma-separated token ids
-  --max-tokens N         tokens to generate (default: generation_config.json's max_new_tokens, else 64)
-  --temperature T        0 = greedy (default: generation_config.json's, else 1)
-  --top-k K, --top-p P   sampling filters (default: generation_config.json's, else off)
-  --seed S               same seed and inputs → same tokens
-  --stop STR             stop string (repeatable; not included in the output)
-  --logprobs N           top-N log-probabilities per token (with --json)
-  --device D             cpu | cuda | webgpu (default cpu)
-  --threads N            intra-op threads (default: all cores)
-  --quantize int8        decode with blockwise int8 weights (faster, not fp32-exact)
-  --json                 print one JSON object instead of streaming text`;
+const GENERATE = {
+  name: 'generate',
+  usage: 'usage: scratchgpt generate [--model DIR] (--prompt TEXT | --prompt-tokens 15496,11,995) [options]',
+  options: {
+    model: str({
+      arg: 'DIR',
+      defaultText: 'the embedded model in weights/',
+      help: 'Hugging Face GPT-2 folder (config.json + model.safetensors), or a Hub id ORG/NAME[@REV] (downloaded once into the Hugging Face cache)',
+    }),
+    lora: str({ arg: 'DIR', help: "a PEFT LoRA adapter folder (or Hub id) merged into --model's weights at load, whatever base the adapter names" }),
+    prompt: str({ arg: 'TEXT', help: "prompt text ('<|endoftext|>' is the special token)" }),
+    promptTokens: str({ arg: 'IDS', help: 'prompt as comma-separated token ids' }),
+    maxTokens: int({ arg: 'N', min: 0, defaultText: "generation_config.json's max_new_tokens, else 64", help: 'tokens to generate' }),
+    ...SAMPLING_OPTIONS,
+    stop: list({ arg: 'STR', help: 'stop string (repeatable; not included in the output)' }),
+    logprobs: int({ arg: 'N', min: 0, help: 'top-N log-probabilities per token (with --json)' }),
+    ...RUNTIME_OPTIONS,
+    json: flag({ help: 'print one JSON object instead of streaming text' }),
+  },
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseOptions('generate', {
-    args: argv,
-    options: {
-      model: { type: 'string' },
-      lora: { type: 'string' },
-      prompt: { type: 'string' },
-      'prompt-tokens': { type: 'string' },
-      'max-tokens': { type: 'string' },
-      temperature: { type: 'string' },
-      'top-k': { type: 'string' },
-      'top-p': { type: 'string' },
-      seed: { type: 'string' },
-      stop: { type: 'string', multiple: true },
-      logprobs: { type: 'string' },
-      device: { type: 'string', default: 'cpu' },
-      threads: { type: 'string' },
-      quantize: { type: 'string', default: 'none' },
-      json: { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (a.help) {
-    console.log(HELP);
-    return 0;
-  }
-  if ((a.prompt === undefined) === (a['prompt-tokens'] === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
-  const { device, quantize, threads } = runtimeFlags(a);
+  const parsed = parseCommand(GENERATE, argv);
+  if (!parsed) return 0; // --help
+  const a = parsed.values;
+  if ((a.prompt === undefined) === (a.promptTokens === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
+  const { device, quantize, threads } = a;
   const promptTokens =
-    a.prompt !== undefined ? encode(a.prompt) : a['prompt-tokens']!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
+    a.prompt !== undefined ? encode(a.prompt) : a.promptTokens!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
 
   // Checked before anything is downloaded; the model's generation_config.json fills the rest.
-  const given: SamplingOptions = {
-    maxTokens: a['max-tokens'] === undefined ? -1 : integer('--max-tokens', a['max-tokens'], 0),
-    temperature: a.temperature === undefined ? undefined : number('--temperature', a.temperature),
-    topK: a['top-k'] === undefined ? undefined : integer('--top-k', a['top-k'], 0),
-    topP: a['top-p'] === undefined ? undefined : number('--top-p', a['top-p']),
-    seed: a.seed === undefined ? undefined : integer('--seed', a.seed),
-    stop: a.stop,
-    logprobs: a.logprobs === undefined ? undefined : integer('--logprobs', a.logprobs, 0),
-  };
+  const given: SamplingOptions = { maxTokens: a.maxTokens ?? -1, temperature: a.temperature, topK: a.topK, topP: a.topP, seed: a.seed, stop: a.stop, logprobs: a.logprobs };
 
   const { dir } = await resolveModel(a.model, { onProgress: downloadProgress() });
   const lora = a.lora === undefined ? undefined : (await resolveModel(a.lora, { onProgress: downloadProgress(), withoutBase: true })).dir;

@@ -6,103 +6,85 @@ import { resolveModel, type ResolvedModel } from '../model/resolve.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
-import { integer, parseOptions, runtimeFlags } from './args.js';
+import { RUNTIME_OPTIONS } from './common-options.js';
+import { csv, flag, int, list, parseCommand, str } from './options.js';
 import { downloadProgress } from './progress.js';
 
-const HELP = `usage: scratchgpt serve [--model DIR]... [options]
-
-  --model DIR            Hugging Face GPT-2 folder to serve (repeatable; id = folder name), or a
-                         Hub id ORG/NAME[@REV] (id = as given; downloaded once into the Hugging
-                         Face cache); default: the embedded models in weights/ (the base and
-                         its instruction-tuned adapter, scratchgpt-brown-instruct)
-  --lora DIR             also serve a PEFT LoRA adapter folder (or Hub id) applied to the --model
-                         (one --model; default the embedded base), whatever base it names; id =
-                         the adapter's folder name (repeatable)
-  --host H               address to bind (env HOST, default 127.0.0.1; 0.0.0.0 in containers)
-  --port P               port (env PORT, default 8080)
-  --allowed-hosts H,...  without API keys, Host names answered besides localhost, IP addresses and
-                         the --host name (env SCRATCHGPT_ALLOWED_HOSTS; '.example.com' also
-                         matches subdomains; '*' any): a guard against DNS rebinding
-  --cors-origins O,...   origins (scheme://host[:port]) that may send cross-site requests, answered
-                         with CORS headers (env SCRATCHGPT_CORS_ORIGINS; '*' any; default none)
-  --chat-template FILE   Jinja chat template used instead of the models' own (tokenizer_config.json)
-  --slots N              sequences decoded together per model (KV-cache slots, default 16)
-  --queue N              sequences that may wait for a slot before requests get 429 (default 64)
-  --prefill-tokens N     prompt tokens prefilled per scheduler step (default 512)
-  --mixed-prefill        prefill in the decode step's forward call instead of its own (rows are
-                         padded to the longest prompt: usually slower, see bench/server.ts)
-  --device D             cpu | cuda | webgpu (default cpu)
-  --threads N            ORT intra-op threads per model (default: all cores)
-  --quantize Q           none | int8: decode with blockwise int8 weights (about 2x faster at batch 1
-                         on CPU, not fp32-exact; prefill stays fp32). Default none
-  --max-body-bytes N     request body limit (default ${DEFAULT_MAX_BODY_BYTES})
-  --shutdown-timeout S   seconds in-flight requests may finish after SIGTERM (default 10)
-  --data-dir DIR         files, fine-tuning jobs and finetuned models (env SCRATCHGPT_DATA_DIR,
-                         default ./data); created if missing
-  --max-file-bytes N     upload limit of POST /v1/files (default ${DEFAULT_MAX_FILE_BYTES})
-  --finetune-threads N   ORT threads for the training worker (default: all cores)
-
-environment:
+const SERVE = {
+  name: 'serve',
+  usage: 'usage: scratchgpt serve [--model DIR]... [options]',
+  options: {
+    model: list({
+      arg: 'DIR',
+      defaultText: 'the embedded models in weights/, the base and its instruction-tuned adapter scratchgpt-brown-instruct',
+      help: 'Hugging Face GPT-2 folder to serve (repeatable; id = folder name), or a Hub id ORG/NAME[@REV] (id = as given; downloaded once into the Hugging Face cache)',
+    }),
+    lora: list({
+      arg: 'DIR',
+      help: "also serve a PEFT LoRA adapter folder (or Hub id) applied to the --model (one --model; default the embedded base), whatever base it names; id = the adapter's folder name (repeatable)",
+    }),
+    host: str({ arg: 'H', env: 'HOST', default: '127.0.0.1', help: 'address to bind (the container image binds 0.0.0.0)' }),
+    port: int({ arg: 'P', min: 0, env: 'PORT', default: 8080, help: 'port' }),
+    allowedHosts: csv({
+      arg: 'H,...',
+      env: 'SCRATCHGPT_ALLOWED_HOSTS',
+      default: [],
+      help: "without API keys, Host names answered besides localhost, IP addresses and the --host name ('.example.com' also matches subdomains; '*' any): a guard against DNS rebinding",
+    }),
+    corsOrigins: csv({
+      arg: 'O,...',
+      env: 'SCRATCHGPT_CORS_ORIGINS',
+      default: [],
+      help: "origins (scheme://host[:port]) that may send cross-site requests, answered with CORS headers ('*' any)",
+    }),
+    chatTemplate: str({ arg: 'FILE', help: "Jinja chat template used instead of the models' own (tokenizer_config.json)" }),
+    slots: int({ arg: 'N', min: 1, default: 16, help: 'sequences decoded together per model (KV-cache slots)' }),
+    queue: int({ arg: 'N', min: 0, default: 64, help: 'sequences that may wait for a slot before requests get 429' }),
+    prefillTokens: int({ arg: 'N', min: 1, default: 512, help: 'prompt tokens prefilled per scheduler step' }),
+    mixedPrefill: flag({ help: "prefill in the decode step's forward call instead of its own (rows are padded to the longest prompt: usually slower, see bench/server.ts)" }),
+    ...RUNTIME_OPTIONS,
+    threads: { ...RUNTIME_OPTIONS.threads, help: 'ORT intra-op threads per model' },
+    maxBodyBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_BODY_BYTES, help: 'request body limit' }),
+    shutdownTimeout: int({ arg: 'S', min: 0, default: 10, help: 'seconds in-flight requests may finish after SIGTERM' }),
+    dataDir: str({ arg: 'DIR', env: 'SCRATCHGPT_DATA_DIR', default: 'data', help: 'files, fine-tuning jobs and finetuned models; created if missing' }),
+    maxFileBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_FILE_BYTES, help: 'upload limit of POST /v1/files' }),
+    finetuneThreads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'ORT threads for the training worker' }),
+  },
+  epilog: `environment:
   SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
-                         (/health stays open); set but without a key is an error
-  SCRATCHGPT_ALLOWED_HOSTS, SCRATCHGPT_CORS_ORIGINS   the lists when the flags are not given
-  SCRATCHGPT_DATA_DIR    the data folder when --data-dir is not given`;
+                         (/health stays open); set but without a key is an error`,
+};
 
 export async function run(argv: string[]): Promise<number> {
-  const { values: a } = parseOptions('serve', {
-    args: argv,
-    options: {
-      model: { type: 'string', multiple: true },
-      lora: { type: 'string', multiple: true },
-      host: { type: 'string' },
-      port: { type: 'string' },
-      'allowed-hosts': { type: 'string' },
-      'cors-origins': { type: 'string' },
-      'chat-template': { type: 'string' },
-      slots: { type: 'string', default: '16' },
-      queue: { type: 'string', default: '64' },
-      'prefill-tokens': { type: 'string', default: '512' },
-      'mixed-prefill': { type: 'boolean', default: false },
-      device: { type: 'string', default: 'cpu' },
-      threads: { type: 'string' },
-      quantize: { type: 'string', default: 'none' },
-      'max-body-bytes': { type: 'string', default: String(DEFAULT_MAX_BODY_BYTES) },
-      'shutdown-timeout': { type: 'string', default: '10' },
-      'data-dir': { type: 'string' },
-      'max-file-bytes': { type: 'string', default: String(DEFAULT_MAX_FILE_BYTES) },
-      'finetune-threads': { type: 'string' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (a.help) {
-    console.log(HELP);
-    return 0;
-  }
+  const parsed = parseCommand(SERVE, argv);
+  if (!parsed) return 0; // --help
+  const a = parsed.values;
   // Every option is checked before anything is downloaded.
   if (a.lora?.length && (a.model?.length ?? 0) > 1) throw new Error('--lora applies its adapters to one --model: give a single --model with --lora');
-  const list = (s: string | undefined) => (s ?? '').split(',').map((k) => k.trim()).filter(Boolean);
-  const apiKeys = list(process.env.SCRATCHGPT_API_KEYS);
+  const apiKeys = (process.env.SCRATCHGPT_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   // Set but empty (' , ') must not quietly mean "no auth".
   if (process.env.SCRATCHGPT_API_KEYS !== undefined && apiKeys.length === 0) {
     throw new Error('SCRATCHGPT_API_KEYS is set but contains no key: give comma-separated keys, or unset it to run without auth.');
   }
   const options = {
-    host: a.host ?? process.env.HOST ?? '127.0.0.1',
-    port: integer('--port', a.port ?? process.env.PORT ?? '8080', 0),
-    chatTemplateFile: a['chat-template'],
-    slots: integer('--slots', a.slots!, 1),
-    queue: integer('--queue', a.queue!, 0),
-    prefillTokens: integer('--prefill-tokens', a['prefill-tokens']!, 1),
-    mixedPrefill: a['mixed-prefill'],
-    ...runtimeFlags(a),
+    host: a.host,
+    port: a.port,
+    chatTemplateFile: a.chatTemplate,
+    slots: a.slots,
+    queue: a.queue,
+    prefillTokens: a.prefillTokens,
+    mixedPrefill: a.mixedPrefill,
+    device: a.device,
+    threads: a.threads,
+    quantize: a.quantize,
     apiKeys,
-    allowedHosts: list(a['allowed-hosts'] ?? process.env.SCRATCHGPT_ALLOWED_HOSTS),
-    corsOrigins: list(a['cors-origins'] ?? process.env.SCRATCHGPT_CORS_ORIGINS),
-    maxBodyBytes: integer('--max-body-bytes', a['max-body-bytes']!, 1),
-    shutdownTimeoutMs: 1000 * integer('--shutdown-timeout', a['shutdown-timeout']!, 0),
-    dataDir: a['data-dir'] ?? process.env.SCRATCHGPT_DATA_DIR ?? 'data',
-    maxFileBytes: integer('--max-file-bytes', a['max-file-bytes']!, 1),
-    finetuneThreads: a['finetune-threads'] === undefined ? undefined : integer('--finetune-threads', a['finetune-threads'], 1),
+    allowedHosts: a.allowedHosts,
+    corsOrigins: a.corsOrigins,
+    maxBodyBytes: a.maxBodyBytes,
+    shutdownTimeoutMs: 1000 * a.shutdownTimeout,
+    dataDir: a.dataDir,
+    maxFileBytes: a.maxFileBytes,
+    finetuneThreads: a.finetuneThreads,
   };
 
   const dirs: ResolvedModel[] = [];

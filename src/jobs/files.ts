@@ -6,11 +6,9 @@
 //   DATA/jobs/<ftjob-id>/       a job's scratch space: work/ (trainer checkpoints, resumable),
 //                               out/ (the finished model, before it moves), result.json
 //   DATA/models/<folder>        finetuned models (folder = the model id made path-safe)
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { fsyncDir, writeFileAtomic } from '../model/durable.js';
-import { crashPoint } from '../faults/crash-point.js';
+import { fsyncDir, restoreReplacedDirs, writeFileAtomic } from '../model/durable.js';
 import { FILE_ID, JOB_ID } from './ids.js';
 
 export class DataDir {
@@ -77,7 +75,7 @@ export class DataDir {
 
   /**
    * Startup cleanup of what a crash can leave, where the name or the store proves it is garbage:
-   * half-written temp files, folders of deleted models, trash. An upload file that no store row
+   * half-written temp files, folders of deleted models, trash, folders a replaceDir set aside. An upload file that no store row
    * names is kept (its row may be lost, not the file unwanted) and returned for a warning.
    */
   sweep(hasRow: (id: string) => boolean, deletedModelDirs: string[]): { removed: string[]; unaccounted: string[] } {
@@ -99,15 +97,7 @@ export class DataDir {
     for (const name of fs.readdirSync(this.models)) {
       if (name.startsWith('.trash-')) fs.rmSync(path.join(this.models, name), { recursive: true, force: true });
     }
+    restoreReplacedDirs(this.models); // a checkpoint folder's move into models/ (keepCheckpoints) cut short
     return { removed, unaccounted };
   }
-}
-
-/** Removes a folder so that no half-deleted copy is ever visible under its name: rename, then delete. */
-export function removeDir(dir: string): void {
-  if (!fs.existsSync(dir)) return;
-  const trash = path.join(path.dirname(dir), `.trash-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
-  fs.renameSync(dir, trash);
-  crashPoint('remove-dir.renamed');
-  fs.rmSync(trash, { recursive: true, force: true });
 }

@@ -15,16 +15,19 @@
 // keeps checkpoint folders already moved.
 import fs from 'node:fs';
 import path from 'node:path';
-import { Worker } from 'node:worker_threads';
-import { fsyncDir, writeFileAtomic } from '../model/durable.js';
+import type { Worker } from 'node:worker_threads';
+import { removeDir, replaceDir, writeFileAtomic } from '../model/durable.js';
 import type { ServedModels } from './served-models.js';
 import type { FinetuneSpec } from '../train/finetune.js';
-import { removeDir, type DataDir } from './files.js';
+import type { DataDir } from './files.js';
+import { startThread } from '../threads/start.js';
 import { stopWorker } from '../threads/stop.js';
-import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-worker.js';
+import type { FinetuneWorkerData, FromFinetuneWorker, ToFinetuneWorker } from './finetune-thread.js';
 import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
 import { crashPoint } from '../faults/crash-point.js';
-import { checkpointReports, latestFinetuneCheckpoint, REPORT_FILE, STATE_FILE, type CheckpointReport } from '../train/finetune-checkpoint.js';
+import { checkpointReports, latestFinetuneCheckpoint, REPORT_FILE } from '../train/finetune-checkpoint.js';
+import type { CheckpointReport } from '../train/fit.js';
+import { STATE_FILE } from '../train/state.js';
 import { TERMINAL, type JobError, type JobRow, type JobStore } from './store.js';
 
 export interface RunnerOptions {
@@ -188,7 +191,7 @@ export class JobRunner {
     const method: FinetuneSpec['method'] =
       s.method === 'lora' ? { type: 'lora', rank: s.lora_rank!, alpha: s.lora_alpha! } : s.method === 'last_blocks' ? { type: 'last_blocks', n: s.last_blocks! } : { type: 'full' };
     const workerData: FinetuneWorkerData = {
-      entry: new URL('./finetune-worker.ts', import.meta.url).href,
+      entry: new URL('./finetune-thread.ts', import.meta.url).href,
       spec: {
         baseModelDir: base.dir,
         ...(base.lora !== undefined && { baseLora: base.lora }),
@@ -209,7 +212,7 @@ export class JobRunner {
       validationFile,
       labels: s.labels,
     };
-    const worker = new Worker(new URL('../threads/boot.js', import.meta.url), { workerData, name: `finetune ${job.id}` });
+    const worker = startThread(workerData, `finetune ${job.id}`);
     const run = this.current!;
     run.worker = worker;
     worker.on('message', (msg: FromFinetuneWorker) => {
@@ -343,8 +346,7 @@ export class JobRunner {
     if (job.status !== 'running') return this.cleanup(id); // cancelled while it finished
     if (!fs.existsSync(p.modelDir)) {
       if (!fs.existsSync(path.join(p.outDir, 'config.json'))) throw new Error(`the trainer reported success but wrote no model to ${p.outDir}`);
-      fs.renameSync(p.outDir, p.modelDir);
-      fsyncDir(this.dirs.models);
+      replaceDir(p.outDir, p.modelDir);
       crashPoint('publish.moved');
     }
     const served = this.models.has(p.ftId) ? this.models.find(p.ftId) : this.models.add(p.ftId, p.modelDir);
@@ -395,12 +397,11 @@ export class JobRunner {
       if (!fs.existsSync(path.join(dir, 'config.json'))) {
         if (!from || !fs.existsSync(path.join(from, 'config.json'))) continue;
         for (const f of [STATE_FILE, REPORT_FILE]) fs.rmSync(path.join(from, f), { force: true });
-        fs.renameSync(from, dir);
+        replaceDir(from, dir);
         crashPoint('publish.checkpoint-moved');
       }
       kept.push({ id: checkpointModelId(ftId, c.step), dir });
     }
-    if (kept.length) fsyncDir(this.dirs.models);
     return kept;
   }
 
@@ -497,6 +498,6 @@ function readResult(jobDir: string, workDir: string): { trained_tokens: number |
     return JSON.parse(fs.readFileSync(path.join(jobDir, 'result.json'), 'utf8')) as { trained_tokens: number | null };
   } catch {
     const last = latestFinetuneCheckpoint(workDir);
-    return last && { trained_tokens: last.state.progress.trainedTokens };
+    return last && { trained_tokens: last.state.position.tokensSeen };
   }
 }

@@ -23,8 +23,8 @@ import { fromHFConfig, toHFConfig, type GPTConfig } from './config.js';
 import { writeFileAtomic } from './durable.js';
 import { readJsonObject } from './json-file.js';
 import { isPeftAdapterFolder, mergePeftAdapter, modelFolders, readPeftAdapter } from './peft-adapter.js';
-import { CLASSIFIER_HEAD, LM_HEAD, numel, parameterSpecs, type ParamSpec, type Params } from './params.js';
-import { Rng } from './rng.js';
+import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs } from './gpt.js';
+import { numel, type Params } from './params.js';
 import { openSafetensors, readTensorF32, writeSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 /**
@@ -268,77 +268,4 @@ export function materialize(weights: Map<string, WeightSource>): Params {
     for (const fd of fds.values()) fs.closeSync(fd);
   }
   return params;
-}
-
-/** Weight initialisation schemes for randomInit. */
-export const INIT_SCHEMES = ['gpt2', 'pytorch'] as const;
-export type InitScheme = (typeof INIT_SCHEMES)[number];
-
-/**
- * Random weights, deterministic for a seed, by one of two schemes:
- *
- * 'gpt2' (default), GPT-2's initialisation: weights N(0, 0.02) (an untied lm_head too, as HF's
- * _init_weights does); the two projections that write into the residual stream scaled by
- * 1/sqrt(2·n_layer) so its variance does not grow with depth (GPT-2 paper §2.3); biases 0;
- * LayerNorm gain 1 and shift 0.
- *
- * 'pytorch', what the book's GPTModel gets from PyTorch's defaults: nn.Embedding N(0, 1) for wte
- * and wpe; every nn.Linear's weight and bias U(−1/√fan_in, 1/√fan_in) (kaiming_uniform_ with
- * a=√5 gives exactly that bound for the weight); LayerNorm scale 1, shift 0. fan_in is the
- * layer's input width: shape[0] of our Conv1D [in, out] weights (c_attn's q, k, v are three
- * nn.Linear(C, C), fan_in C each), shape[1] of the [out, in] heads lm_head and score.
- */
-export function randomInit(config: GPTConfig, seed: number, scheme: InitScheme = 'gpt2'): Params {
-  if (!INIT_SCHEMES.includes(scheme)) throw new Error(`randomInit: unknown scheme '${scheme}' (known: ${INIT_SCHEMES.join(', ')})`);
-  const rng = new Rng(seed);
-  const specs = parameterSpecs(config);
-  const shapes = new Map(specs.map((s) => [s.name, s.shape]));
-  const params: Params = new Map();
-  const fill = scheme === 'gpt2' ? gpt2Init(config) : pytorchInit(shapes);
-  for (const spec of specs) {
-    const data = new Float32Array(numel(spec.shape));
-    fill(spec, data, rng);
-    params.set(spec.name, { shape: [...spec.shape], data });
-  }
-  return params;
-}
-
-type InitFn = (spec: ParamSpec, data: Float32Array, rng: Rng) => void;
-
-const isLayerNormWeight = (name: string): boolean => /(^|\.)ln_(1|2|f)\.weight$/.test(name);
-const isLayerNormBias = (name: string): boolean => /(^|\.)ln_(1|2|f)\.bias$/.test(name);
-
-function gpt2Init(config: GPTConfig): InitFn {
-  const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
-  return (spec, data, rng) => {
-    if (isLayerNormWeight(spec.name)) {
-      data.fill(1);
-    } else if (spec.name.endsWith('.weight')) {
-      const std = /\.(attn|mlp)\.c_proj\.weight$/.test(spec.name) ? residualStd : 0.02;
-      for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
-    } // biases (and LayerNorm shifts) stay 0
-  };
-}
-
-function pytorchInit(shapes: Map<string, number[]>): InitFn {
-  /** fan_in of the linear layer a weight or bias belongs to. */
-  const fanIn = (name: string): number => {
-    const weight = name.replace(/\.bias$/, '.weight');
-    const shape = shapes.get(weight);
-    if (!shape || shape.length !== 2) throw new Error(`randomInit: no linear weight for '${name}'`);
-    return weight === LM_HEAD || weight === CLASSIFIER_HEAD ? shape[1]! : shape[0]!; // [out, in] heads vs Conv1D [in, out]
-  };
-  return (spec, data, rng) => {
-    const { name } = spec;
-    if (isLayerNormWeight(name)) {
-      data.fill(1);
-    } else if (isLayerNormBias(name)) {
-      // shift 0
-    } else if (name === 'wte.weight' || name === 'wpe.weight') {
-      for (let i = 0; i < data.length; i++) data[i] = rng.normal();
-    } else {
-      const bound = 1 / Math.sqrt(fanIn(name));
-      for (let i = 0; i < data.length; i++) data[i] = (2 * rng.next() - 1) * bound;
-    }
-  };
 }

@@ -11,7 +11,7 @@ import { Graph } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import { loadCheckpoint, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
-import { classifierHead, mergeHeads, placeParams, scaledDotProduct, splitHeads, transformer, type AttendFn, type WeightFn } from './gpt.js';
+import { causalAttention, causalMask, classifierHead, placeParams, transformer, type WeightFn } from './gpt.js';
 import { createSession, type RuntimeOptions } from './runtime.js';
 import { encode, EOT } from './tokenizer.js';
 
@@ -31,8 +31,6 @@ export interface Classification {
   probabilities: Record<string, number>;
 }
 
-const HIDDEN = -1e9; // additive causal mask: exp(-1e9 - max) is exactly 0 in float32
-
 /**
  * Inputs:  tokens int64 [B, T]; positions int64 [1, T]; mask float [1, 1, T, T] (causal, additive);
  *          last_rows int64 [B] (row b·T + index of row b's last real token in the flattened batch).
@@ -42,19 +40,12 @@ export function buildClassifierGraph(cfg: GPTConfig, weight: WeightFn): Graph {
   if (!cfg.labels) throw new Error('buildClassifierGraph: the config has no labels (not a classifier)');
   const g = new Graph('gpt2_classify');
   const p = placeParams(g, cfg, weight);
-  const C = cfg.nEmbd;
-  const H = cfg.nHead;
-  const hd = C / H;
   const tokens = g.input('tokens', 'int64', ['B', 'T']);
   const positions = g.input('positions', 'int64', [1, 'T']);
   const mask = g.input('mask', 'float32', [1, 1, 'T', 'T']);
   const lastRows = g.input('last_rows', 'int64', ['B']);
-  const attend: AttendFn = (_l, q, k, v) => {
-    const [qh, kh, vh] = [splitHeads(q, H, hd), splitHeads(k, H, hd), splitHeads(v, H, hd)]; // [B, H, T, hd]
-    return mergeHeads(scaledDotProduct(qh, op.transpose(kh, [0, 1, 3, 2]), vh, mask, hd), C); // [B, T, C]
-  };
-  const h = transformer(cfg, p, tokens, positions, attend); // [B, T, C]
-  const last = op.gather(op.reshape(h, [-1, C]), lastRows); // [B, C]
+  const h = transformer(cfg, p, tokens, positions, causalAttention(cfg, mask)); // [B, T, C]
+  const last = op.gather(op.reshape(h, [-1, cfg.nEmbd]), lastRows); // [B, C]
   g.output(classifierHead(p, last), 'logits');
   return g;
 }
@@ -145,11 +136,9 @@ export class ClassifierSession {
   private causal(T: number): { positions: ort.Tensor; mask: ort.Tensor } {
     let m = this.masks.get(T);
     if (!m) {
-      const mask = new Float32Array(T * T);
-      for (let t = 0; t < T; t++) mask.fill(HIDDEN, t * T + t + 1, (t + 1) * T);
       m = {
         positions: new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [1, T]),
-        mask: new ort.Tensor('float32', mask, [1, 1, T, T]),
+        mask: new ort.Tensor('float32', causalMask(T), [1, 1, T, T]),
       };
       if (this.masks.size >= 16) this.masks.delete(this.masks.keys().next().value!);
       this.masks.set(T, m);

@@ -51,3 +51,37 @@ export function fsyncDir(dir: string): void {
     /* best effort */
   }
 }
+
+/**
+ * Puts the finished folder `tmp` in place of `dest`, so that `dest` names the old folder or the
+ * complete new one, never a mix. A folder cannot be renamed over a non-empty one, so a previous
+ * `dest` is first moved aside (`<dest>.replaced-…`) and removed once the new one is in place; a
+ * kill between the two renames leaves no `dest` and the old folder aside, which
+ * restoreReplacedDirs moves back on the next start.
+ */
+export function replaceDir(tmp: string, dest: string): void {
+  const aside = fs.existsSync(dest) ? `${dest}.replaced-${process.pid}-${randomBytes(4).toString('hex')}` : undefined;
+  if (aside) fs.renameSync(dest, aside);
+  fs.renameSync(tmp, dest);
+  fsyncDir(path.dirname(dest));
+  if (aside) fs.rmSync(aside, { recursive: true, force: true });
+}
+
+/** Startup half of replaceDir: in `dir`, moves back each folder set aside whose replacement never arrived and removes the rest. */
+export function restoreReplacedDirs(dir: string): void {
+  for (const name of fs.readdirSync(dir)) {
+    const dest = /^(.+?)\.replaced-/.exec(name)?.[1];
+    if (dest === undefined) continue;
+    if (fs.existsSync(path.join(dir, dest))) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
+    else fs.renameSync(path.join(dir, name), path.join(dir, dest));
+  }
+}
+
+/** Removes a folder so that no half-deleted copy is ever visible under its name: rename, then delete. */
+export function removeDir(dir: string): void {
+  if (!fs.existsSync(dir)) return;
+  const trash = path.join(path.dirname(dir), `.trash-${path.basename(dir)}-${randomBytes(4).toString('hex')}`);
+  fs.renameSync(dir, trash);
+  crashPoint('remove-dir.renamed');
+  fs.rmSync(trash, { recursive: true, force: true });
+}

@@ -1,10 +1,9 @@
-// Request errors that the model layer can detect before (or while) generating. They carry
-// structured fields so a server can map them to an OpenAI-style 400 without parsing messages.
+// The model layer's refusals, with the numbers that explain them as fields so that a caller (the
+// server's admission step, the CLI) can report them without parsing messages.
 
 /** prompt + max_tokens does not fit in the model's context window. */
 export class ContextLengthError extends Error {
   override readonly name = 'ContextLengthError';
-  readonly code = 'context_length_exceeded'; // OpenAI's error code for this case
   readonly requestedTokens: number;
 
   constructor(
@@ -21,15 +20,14 @@ export class ContextLengthError extends Error {
   }
 }
 
-/** A sampling/generation option outside its allowed range. `param` uses the API's snake_case name. */
-export class InvalidParameterError extends Error {
-  override readonly name = 'InvalidParameterError';
-  readonly code = 'invalid_parameter';
+/** A sampling option outside what the sampler can run, named as in generation_config.json (snake_case). */
+export class SamplingOptionError extends Error {
+  override readonly name = 'SamplingOptionError';
   constructor(
-    readonly param: string,
+    readonly option: string,
     message: string,
   ) {
-    super(`${param}: ${message}`);
+    super(`${option}: ${message}`);
   }
 }
 

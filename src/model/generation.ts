@@ -3,7 +3,8 @@
 // position and gets back the chosen token and the text that may be shown now.
 import type { GPTConfig } from './config.js';
 import { checkContextLength } from './errors.js';
-import { Sampler, type SamplingOptions, type TokenLogprob } from './sampler.js';
+import { Sampler, type SamplingOptions } from './sampler.js';
+import type { TokenLogprob } from './sampling-kernels.js';
 import type { ModelSession } from './session.js';
 import { finish, StopChecker, type FinishReason } from './stop.js';
 import { EOT, StreamingDetokenizer } from './tokenizer.js';

@@ -1,21 +1,148 @@
-// GPTModel as an ONNX graph: the whole of GPT-2 on one page, in the order of nanoGPT's model.py.
-// `transformer` is shared by the inference graph below (KV cache) and the training graphs
-// (src/train), which differ only in how attention sees the past and where dropout applies.
-import { Graph, type Value } from '../onnx/graph.js';
+// GPT-2 on one page, in the order of nanoGPT's model.py: the parameters (named and shaped as in
+// Hugging Face checkpoints) and their initialisation; the forward pass (embeddings, pre-LN
+// blocks of attention and MLP, ln_f); the heads; and the two kinds of attention the graphs use,
+// causal over the new tokens (training, classification) and over a KV cache (generation).
+// The graphs are thin variants that declare inputs and outputs around `transformer`:
+// inference in session.ts, classification in classifier.ts, training in src/train/training-graph.ts.
+//
+// B batch rows, T new tokens per row, P cached positions, C = n_embd, H = n_head, hd = C / H,
+// V = vocab size. Linear weights use GPT-2's Conv1D layout [in, out], which is what MatMul wants:
+// checkpoints load key for key with no transpose.
+import type { Graph, Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import { hasUntiedHead, type GPTConfig } from './config.js';
-import { LM_HEAD, parameterSpecs } from './params.js';
+import { numel, type ParamSpec, type Params } from './params.js';
+import { Rng } from './rng.js';
+
+// ---- parameters ----
+
+/** The classification head's tensor name; it sits outside `transformer.` in HF checkpoints. */
+export const CLASSIFIER_HEAD = 'score.weight';
+
+/**
+ * An untied language-model head's tensor name (GPT2LMHeadModel's `lm_head`, outside
+ * `transformer.` in HF checkpoints). Only a config with tieWordEmbeddings false has one.
+ */
+export const LM_HEAD = 'lm_head.weight';
+
+/** Every parameter of `c`'s GPT-2, without the `transformer.` prefix, in checkpoint order. */
+export function parameterSpecs(c: GPTConfig): ParamSpec[] {
+  const C = c.nEmbd;
+  const specs: ParamSpec[] = [
+    { name: 'wte.weight', shape: [c.vocabSize, C] }, // token embeddings, also the output head when tied
+    { name: 'wpe.weight', shape: [c.contextLength, C] }, // position embeddings
+  ];
+  for (let l = 0; l < c.nLayer; l++) {
+    const h = `h.${l}`;
+    specs.push(
+      { name: `${h}.ln_1.weight`, shape: [C] },
+      { name: `${h}.ln_1.bias`, shape: [C] },
+      { name: `${h}.attn.c_attn.weight`, shape: [C, 3 * C] }, // q, k, v side by side
+      ...(c.qkvBias ? [{ name: `${h}.attn.c_attn.bias`, shape: [3 * C] }] : []),
+      { name: `${h}.attn.c_proj.weight`, shape: [C, C] },
+      { name: `${h}.attn.c_proj.bias`, shape: [C] },
+      { name: `${h}.ln_2.weight`, shape: [C] },
+      { name: `${h}.ln_2.bias`, shape: [C] },
+      { name: `${h}.mlp.c_fc.weight`, shape: [C, 4 * C] },
+      { name: `${h}.mlp.c_fc.bias`, shape: [4 * C] },
+      { name: `${h}.mlp.c_proj.weight`, shape: [4 * C, C] },
+      { name: `${h}.mlp.c_proj.bias`, shape: [C] },
+    );
+  }
+  specs.push({ name: 'ln_f.weight', shape: [C] }, { name: 'ln_f.bias', shape: [C] });
+  // A classifier's head (GPT2ForSequenceClassification's nn.Linear(n_embd, num_labels, bias=False),
+  // stored [out, in] as torch does); wte then only embeds.
+  if (c.labels) specs.push({ name: CLASSIFIER_HEAD, shape: [c.labels.length, C] });
+  // An untied output head (nn.Linear(n_embd, vocab_size, bias=False)), stored [out, in] as torch
+  // and HF keep it, so logits = h · lm_headᵀ exactly as the tied h · wteᵀ.
+  else if (hasUntiedHead(c)) specs.push({ name: LM_HEAD, shape: [c.vocabSize, C] });
+  return specs;
+}
+
+// ---- initialisation ----
+
+/** Weight initialisation schemes for randomInit. */
+export const INIT_SCHEMES = ['gpt2', 'pytorch'] as const;
+export type InitScheme = (typeof INIT_SCHEMES)[number];
+
+/**
+ * Random weights, deterministic for a seed, by one of two schemes:
+ *
+ * 'gpt2' (default), GPT-2's initialisation: weights N(0, 0.02) (an untied lm_head too, as HF's
+ * _init_weights does); the two projections that write into the residual stream scaled by
+ * 1/sqrt(2·n_layer) so its variance does not grow with depth (GPT-2 paper §2.3); biases 0;
+ * LayerNorm gain 1 and shift 0.
+ *
+ * 'pytorch', what the book's GPTModel gets from PyTorch's defaults: nn.Embedding N(0, 1) for wte
+ * and wpe; every nn.Linear's weight and bias U(−1/√fan_in, 1/√fan_in) (kaiming_uniform_ with
+ * a=√5 gives exactly that bound for the weight); LayerNorm scale 1, shift 0. fan_in is the
+ * layer's input width: shape[0] of our Conv1D [in, out] weights (c_attn's q, k, v are three
+ * nn.Linear(C, C), fan_in C each), shape[1] of the [out, in] heads lm_head and score.
+ */
+export function randomInit(config: GPTConfig, seed: number, scheme: InitScheme = 'gpt2'): Params {
+  if (!INIT_SCHEMES.includes(scheme)) throw new Error(`randomInit: unknown scheme '${scheme}' (known: ${INIT_SCHEMES.join(', ')})`);
+  const rng = new Rng(seed);
+  const specs = parameterSpecs(config);
+  const shapes = new Map(specs.map((s) => [s.name, s.shape]));
+  const params: Params = new Map();
+  const fill = scheme === 'gpt2' ? gpt2Init(config) : pytorchInit(shapes);
+  for (const spec of specs) {
+    const data = new Float32Array(numel(spec.shape));
+    fill(spec, data, rng);
+    params.set(spec.name, { shape: [...spec.shape], data });
+  }
+  return params;
+}
+
+type InitFn = (spec: ParamSpec, data: Float32Array, rng: Rng) => void;
+
+const isLayerNormWeight = (name: string): boolean => /(^|\.)ln_(1|2|f)\.weight$/.test(name);
+const isLayerNormBias = (name: string): boolean => /(^|\.)ln_(1|2|f)\.bias$/.test(name);
+
+function gpt2Init(config: GPTConfig): InitFn {
+  const residualStd = 0.02 / Math.sqrt(2 * config.nLayer);
+  return (spec, data, rng) => {
+    if (isLayerNormWeight(spec.name)) {
+      data.fill(1);
+    } else if (spec.name.endsWith('.weight')) {
+      const std = /\.(attn|mlp)\.c_proj\.weight$/.test(spec.name) ? residualStd : 0.02;
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal() * std;
+    } // biases (and LayerNorm shifts) stay 0
+  };
+}
+
+function pytorchInit(shapes: Map<string, number[]>): InitFn {
+  /** fan_in of the linear layer a weight or bias belongs to. */
+  const fanIn = (name: string): number => {
+    const weight = name.replace(/\.bias$/, '.weight');
+    const shape = shapes.get(weight);
+    if (!shape || shape.length !== 2) throw new Error(`randomInit: no linear weight for '${name}'`);
+    return weight === LM_HEAD || weight === CLASSIFIER_HEAD ? shape[1]! : shape[0]!; // [out, in] heads vs Conv1D [in, out]
+  };
+  return (spec, data, rng) => {
+    const { name } = spec;
+    if (isLayerNormWeight(name)) {
+      data.fill(1);
+    } else if (isLayerNormBias(name)) {
+      // shift 0
+    } else if (name === 'wte.weight' || name === 'wpe.weight') {
+      for (let i = 0; i < data.length; i++) data[i] = rng.normal();
+    } else {
+      const bound = 1 / Math.sqrt(fanIn(name));
+      for (let i = 0; i < data.length; i++) data[i] = (2 * rng.next() - 1) * bound;
+    }
+  };
+}
+
+// ---- the forward pass ----
 
 /** Looks up a parameter by its GPT-2 checkpoint name (an initializer or a graph input). */
 export type ParamFn = (name: string) => Value;
 
-/**
- * Attention over what a layer may see. q, k, v: [B, T, C] for the new tokens, returns [B, T, C].
- * Inference attends over the KV cache plus the new tokens; training masks a full causal square.
- */
+/** Attention over what layer `layer` may see: q, k, v [B, T, C] for the new tokens → [B, T, C]. */
 export type AttendFn = (layer: number, q: Value, k: Value, v: Value) => Value;
 
-/** Dropout hook (identity in inference); `site` names where it applies, as in the book. */
+/** Dropout hook (identity outside training); `site` names where it applies, as in the book. */
 export type DropoutFn = (x: Value, site: string) => Value;
 
 /**
@@ -27,30 +154,18 @@ export type AdaptFn = (prefix: string, x: Value, y: Value) => Value;
 
 const noDropout: DropoutFn = (x) => x;
 
-/** Split [B, T, C] into heads: [B, H, T, hd]. */
-export function splitHeads(x: Value, nHead: number, headDim: number): Value {
-  return op.transpose(op.reshape(x, [0, 0, nHead, headDim]), [0, 2, 1, 3]);
+/** tokens, positions: int64 [B, T] → final hidden states after ln_f: [B, T, C]. */
+export function transformer(cfg: GPTConfig, p: ParamFn, tokens: Value, positions: Value, attend: AttendFn, dropout = noDropout, adapt?: AdaptFn): Value {
+  let x = op.add(op.gather(p('wte.weight'), tokens), op.gather(p('wpe.weight'), positions)); // [B, T, C]
+  x = dropout(x, 'emb');
+  for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, x, p, l, attend, dropout, adapt);
+  return layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon);
 }
 
-/** Merge heads back: [B, H, T, hd] → [B, T, C]. */
-export function mergeHeads(y: Value, nEmbd: number): Value {
-  return op.reshape(op.transpose(y, [0, 2, 1, 3]), [0, 0, nEmbd]);
-}
-
-/** Scaled dot-product attention with an additive mask [B|1, 1, T, S] (0 = see, -1e9 = hidden). */
-export function scaledDotProduct(q: Value, kT: Value, v: Value, mask: Value, headDim: number, dropout = noDropout, site = ''): Value {
-  const scores = op.add(op.matmul(op.mul(q, op.scalar(q, 1 / Math.sqrt(headDim))), kT), mask); // [B, H, T, S]
-  return op.matmul(dropout(op.softmax(scores, -1), site), v); // [B, H, T, hd]
-}
-
-function linear(x: Value, p: ParamFn, prefix: string, bias: boolean, adapt: AdaptFn | undefined): Value {
-  let y = op.matmul(x, p(`${prefix}.weight`));
-  if (bias) y = op.add(y, p(`${prefix}.bias`));
-  return adapt ? adapt(prefix, x, y) : y;
-}
-
-function layerNorm(x: Value, p: ParamFn, prefix: string, eps: number): Value {
-  return op.layerNorm(x, p(`${prefix}.weight`), p(`${prefix}.bias`), eps);
+function block(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn, adapt?: AdaptFn): Value {
+  const eps = cfg.layerNormEpsilon;
+  x = op.add(x, attention(cfg, layerNorm(x, p, `h.${l}.ln_1`, eps), p, l, attend, dropout, adapt)); // pre-LN
+  return op.add(x, mlp(layerNorm(x, p, `h.${l}.ln_2`, eps), p, l, dropout, adapt));
 }
 
 function attention(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn, adapt?: AdaptFn): Value {
@@ -65,19 +180,17 @@ function mlp(x: Value, p: ParamFn, l: number, dropout: DropoutFn, adapt?: AdaptF
   return dropout(linear(h, p, `h.${l}.mlp.c_proj`, true, adapt), `h.${l}.resid_mlp`);
 }
 
-function block(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn, adapt?: AdaptFn): Value {
-  const eps = cfg.layerNormEpsilon;
-  x = op.add(x, attention(cfg, layerNorm(x, p, `h.${l}.ln_1`, eps), p, l, attend, dropout, adapt)); // pre-LN
-  return op.add(x, mlp(layerNorm(x, p, `h.${l}.ln_2`, eps), p, l, dropout, adapt));
+function linear(x: Value, p: ParamFn, prefix: string, bias: boolean, adapt: AdaptFn | undefined): Value {
+  let y = op.matmul(x, p(`${prefix}.weight`));
+  if (bias) y = op.add(y, p(`${prefix}.bias`));
+  return adapt ? adapt(prefix, x, y) : y;
 }
 
-/** tokens, positions: int64 [B, T] → final hidden states after ln_f: [B, T, C]. */
-export function transformer(cfg: GPTConfig, p: ParamFn, tokens: Value, positions: Value, attend: AttendFn, dropout = noDropout, adapt?: AdaptFn): Value {
-  let x = op.add(op.gather(p('wte.weight'), tokens), op.gather(p('wpe.weight'), positions)); // [B, T, C]
-  x = dropout(x, 'emb');
-  for (let l = 0; l < cfg.nLayer; l++) x = block(cfg, x, p, l, attend, dropout, adapt);
-  return layerNorm(x, p, 'ln_f', cfg.layerNormEpsilon);
+function layerNorm(x: Value, p: ParamFn, prefix: string, eps: number): Value {
+  return op.layerNorm(x, p(`${prefix}.weight`), p(`${prefix}.bias`), eps);
 }
+
+// ---- heads ----
 
 /**
  * Output head: h [N, C] → logits [N, V] = h · Wᵀ, W the token embedding wte [V, C] (tied, GPT-2)
@@ -93,8 +206,75 @@ export function lmHead(cfg: GPTConfig, p: ParamFn, h: Value): Value {
  * [N, K] = h · scoreᵀ, score stored [K, C] as torch's nn.Linear keeps it.
  */
 export function classifierHead(p: ParamFn, h: Value): Value {
-  return op.gemm(h, p('score.weight'), { transB: true });
+  return op.gemm(h, p(CLASSIFIER_HEAD), { transB: true });
 }
+
+// ---- attention ----
+
+/** The additive mask's value for a hidden position: exp(-1e9 - max) is exactly 0 in float32. */
+export const HIDDEN = -1e9;
+
+/** The additive causal mask [T, T], row-major: 0 where t' ≤ t, HIDDEN above the diagonal. */
+export function causalMask(T: number): Float32Array {
+  const mask = new Float32Array(T * T);
+  for (let t = 0; t < T; t++) mask.fill(HIDDEN, t * T + t + 1, (t + 1) * T);
+  return mask;
+}
+
+/**
+ * Causal self-attention within the new tokens (training, classification): `mask` [1, 1, T, T]
+ * holds causalMask(T); `dropout` applies to the attention weights (site h.<l>.attn_weights).
+ */
+export function causalAttention(cfg: GPTConfig, mask: Value, dropout = noDropout): AttendFn {
+  const [C, H] = [cfg.nEmbd, cfg.nHead];
+  const hd = C / H;
+  return (l, q, k, v) => {
+    const [qh, kh, vh] = [splitHeads(q, H, hd), splitHeads(k, H, hd), splitHeads(v, H, hd)]; // [B, H, T, hd]
+    const kT = op.transpose(kh, [0, 1, 3, 2]);
+    const scores = op.add(op.matmul(op.mul(qh, op.scalar(qh, 1 / Math.sqrt(hd))), kT), mask); // [B, H, T, T]
+    const y = op.matmul(dropout(op.softmax(scores, -1), `h.${l}.attn_weights`), vh); // [B, H, T, hd]
+    return mergeHeads(y, C);
+  };
+}
+
+/**
+ * Attention over a KV cache plus the new tokens (generation). Layer l's cache arrives as graph
+ * inputs past_k.l, past_v.l [B, H, P, hd], already in the layout attention reads; `mask`
+ * [B, 1, T, P+T] hides what each row may not see. The new tokens' k and v ([B, T, C]) are pushed
+ * to `presents` (k, v per layer) for the caller to return. Scores against the cache and against
+ * the new tokens are computed apart and joined, so the cache itself is never concatenated or
+ * transposed (copies that cost more than the matmuls at large batches).
+ */
+export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[]): AttendFn {
+  const [C, H] = [cfg.nEmbd, cfg.nHead];
+  const hd = C / H;
+  return (l, q, k, v) => {
+    presents.push(k, v);
+    const g = q.graph;
+    const pastK = g.input(`past_k.${l}`, 'float32', ['B', H, 'P', hd]);
+    const pastV = g.input(`past_v.${l}`, 'float32', ['B', H, 'P', hd]);
+    const qh = op.mul(splitHeads(q, H, hd), op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
+    const [kh, vh] = [splitHeads(k, H, hd), splitHeads(v, H, hd)];
+    const scores = op.concat([op.matmul(qh, op.transpose(pastK, [0, 1, 3, 2])), op.matmul(qh, op.transpose(kh, [0, 1, 3, 2]))], -1);
+    const probs = op.softmax(op.add(scores, mask), -1); // [B, H, T, P+T]
+    const P = op.shapeOf(pastK, 2, 3); // [P]
+    const probsPast = op.sliceDynamic(probs, op.ints(g, [0]), P, -1); // [B, H, T, P]
+    const probsNew = op.sliceDynamic(probs, P, op.ints(g, [2 ** 31]), -1); // [B, H, T, T]
+    return mergeHeads(op.add(op.matmul(probsPast, pastV), op.matmul(probsNew, vh)), C);
+  };
+}
+
+/** Split [B, T, C] into heads: [B, H, T, hd]. */
+function splitHeads(x: Value, nHead: number, headDim: number): Value {
+  return op.transpose(op.reshape(x, [0, 0, nHead, headDim]), [0, 2, 1, 3]);
+}
+
+/** Merge heads back: [B, H, T, hd] → [B, T, C]. */
+function mergeHeads(y: Value, nEmbd: number): Value {
+  return op.reshape(op.transpose(y, [0, 2, 1, 3]), [0, 0, nEmbd]);
+}
+
+// ---- placing the parameters in a graph ----
 
 /** Places a parameter in graph `g` (an initializer, external data) given its name and shape. */
 export type WeightFn = (g: Graph, name: string, shape: number[]) => Value;
@@ -108,50 +288,4 @@ export function placeParams(g: Graph, cfg: GPTConfig, weight: WeightFn): ParamFn
     if (!v) placed.set(name, (v = weight(g, name, shapes.get(name)!)));
     return v;
   };
-}
-
-/**
- * The inference graph, used for both prefill and decode, for a batch of sequences of different
- * lengths. The KV cache lives in JS buffers laid out [slot, head, position, hd] (kv-cache.ts): the
- * batch's slots arrive as one zero-copy input per layer, already in the layout attention reads, and
- * the graph returns only the new tokens' K/V rows and the logits that were asked for. Scores
- * against the cache and against the new tokens are computed apart and joined, so the cache itself
- * is never concatenated or transposed (copies that cost more than the matmuls at batch 16).
- *
- * Inputs:  tokens, positions int64 [B, T]; mask float [B, 1, T, P+T] (additive: 0 = visible);
- *          logit_rows int64 [N] (rows of the flattened [B·T] batch whose logits to return);
- *          past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch).
- * Outputs: logits [N, V]; present_k.l, present_v.l [B, T, C].
- */
-export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn): Graph {
-  const g = new Graph('gpt2_infer');
-  const p = placeParams(g, cfg, weight);
-  const C = cfg.nEmbd;
-  const H = cfg.nHead;
-  const hd = C / H;
-  const tokens = g.input('tokens', 'int64', ['B', 'T']);
-  const positions = g.input('positions', 'int64', ['B', 'T']);
-  const mask = g.input('mask', 'float32', ['B', 1, 'T', 'PT']);
-  const logitRows = g.input('logit_rows', 'int64', ['N']);
-  const presents: Value[] = [];
-
-  const attend: AttendFn = (l, q, k, v) => {
-    presents.push(k, v);
-    const pastK = g.input(`past_k.${l}`, 'float32', ['B', H, 'P', hd]);
-    const pastV = g.input(`past_v.${l}`, 'float32', ['B', H, 'P', hd]);
-    const qh = op.mul(splitHeads(q, H, hd), op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
-    const [kh, vh] = [splitHeads(k, H, hd), splitHeads(v, H, hd)];
-    const scores = op.concat([op.matmul(qh, op.transpose(pastK, [0, 1, 3, 2])), op.matmul(qh, op.transpose(kh, [0, 1, 3, 2]))], -1);
-    const probs = op.softmax(op.add(scores, mask), -1); // [B, H, T, P+T]
-    const P = op.shapeOf(pastK, 2, 3); // [P]
-    const probsPast = op.sliceDynamic(probs, op.ints(g, [0]), P, -1); // [B, H, T, P]
-    const probsNew = op.sliceDynamic(probs, P, op.ints(g, [2 ** 31]), -1); // [B, H, T, T]
-    return mergeHeads(op.add(op.matmul(probsPast, pastV), op.matmul(probsNew, vh)), C);
-  };
-
-  const h = transformer(cfg, p, tokens, positions, attend); // [B, T, C]
-  const rows = op.gather(op.reshape(h, [-1, C]), logitRows); // [N, C]: only the positions asked for
-  g.output(lmHead(cfg, p, rows), 'logits');
-  presents.forEach((x, i) => g.output(x, `present_${i % 2 ? 'v' : 'k'}.${i >> 1}`));
-  return g;
 }

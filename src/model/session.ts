@@ -1,12 +1,15 @@
-// A loaded model ready to run: the inference graph's ORT session plus its KV cache.
+// A loaded model ready to run: the inference graph (gpt.ts's transformer with cachedAttention),
+// its ORT session and its KV cache.
 // One `forward` call serves prefill (many tokens per row), decode (one token per row) and any mix,
 // for rows of different lengths, so a scheduler can batch whatever is ready.
 import * as ort from 'onnxruntime-node';
+import { Graph, type Value } from '../onnx/graph.js';
+import * as op from '../onnx/ops.js';
+import { quantizeGraph } from '../onnx/rewrite.js';
 import { loadCheckpoint, materialize, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
-import { buildInferenceGraph } from './gpt.js';
+import { cachedAttention, HIDDEN, lmHead, placeParams, transformer, type WeightFn } from './gpt.js';
 import { KVCache } from './kv-cache.js';
-import { quantizeGraph } from './quantize.js';
 import { createSession, type Device, type RuntimeOptions } from './runtime.js';
 
 export interface ForwardRow {
@@ -26,7 +29,31 @@ export interface SessionOptions extends RuntimeOptions {
   lora?: string;
 }
 
-const HIDDEN = -1e9; // additive mask value: exp(-1e9 - max) is exactly 0 in float32
+/**
+ * The inference graph, used for both prefill and decode, for a batch of sequences of different
+ * lengths. The KV cache lives in JS buffers laid out [slot, head, position, hd] (kv-cache.ts): the
+ * batch's slots arrive as one zero-copy input per layer, already in the layout attention reads, and
+ * the graph returns only the new tokens' K/V rows and the logits that were asked for.
+ *
+ * Inputs:  tokens, positions int64 [B, T]; mask float [B, 1, T, P+T] (additive: 0 = visible);
+ *          logit_rows int64 [N] (rows of the flattened [B·T] batch whose logits to return);
+ *          past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch).
+ * Outputs: logits [N, V]; present_k.l, present_v.l [B, T, C].
+ */
+export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn): Graph {
+  const g = new Graph('gpt2_infer');
+  const p = placeParams(g, cfg, weight);
+  const tokens = g.input('tokens', 'int64', ['B', 'T']);
+  const positions = g.input('positions', 'int64', ['B', 'T']);
+  const mask = g.input('mask', 'float32', ['B', 1, 'T', 'PT']);
+  const logitRows = g.input('logit_rows', 'int64', ['N']);
+  const presents: Value[] = [];
+  const h = transformer(cfg, p, tokens, positions, cachedAttention(cfg, mask, presents)); // [B, T, C]
+  const rows = op.gather(op.reshape(h, [-1, cfg.nEmbd]), logitRows); // [N, C]: only the positions asked for
+  g.output(lmHead(cfg, p, rows), 'logits');
+  presents.forEach((x, i) => g.output(x, `present_${i % 2 ? 'v' : 'k'}.${i >> 1}`));
+  return g;
+}
 
 export class ModelSession {
   readonly cache: KVCache;

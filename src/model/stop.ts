@@ -1,19 +1,8 @@
-// Stop strings and finish_reason.
+// Stop strings and finish_reason, as Generation.step (generation.ts) uses them.
 //
 // A stop string can span several tokens ("\n\nQ:" may arrive as "\n", "\nQ", ":"), so text that
 // could be the beginning of a stop string is held back until we know. The stop string itself is
 // never emitted (OpenAI/vLLM default).
-//
-// One generation loop, per request:
-//   const sampler = new Sampler(opts, prompt), detok = new StreamingDetokenizer(), stops = new StopChecker(opts.stop);
-//   for (let n = 1; ; n++) {
-//     const { token } = sampler.sample(logits);
-//     const endOfText = token === EOT && !opts.ignoreEos;        // EOT's text is not part of the output
-//     const { emit, stopped } = endOfText ? { emit: '', stopped: false } : stops.push(detok.push(token));
-//     send(emit);
-//     const reason = finish({ token, generated: n, maxTokens: opts.maxTokens, stopped, ignoreEos: opts.ignoreEos });
-//     if (reason) { if (!stopped) send(stops.push(detok.flush()).emit + stops.flush()); break; }
-//   }
 
 import { EOT } from './tokenizer.js';
 

@@ -5,6 +5,7 @@
 // written with ordinary ONNX ops. A new differentiable op gets its rule here and nowhere else.
 import { Value, type AttrValue, type DType, type Graph, type Node, type Shape } from './graph.js';
 import * as op from './ops.js';
+import { prune } from './rewrite.js';
 
 /** What a rule sees of one forward node. */
 export interface VJPContext {
@@ -117,29 +118,6 @@ function checkLike(d: Value, x: Value, where: string): void {
   if (clash || d.dtype !== x.dtype) throw new Error(`gradients: ${where}: gradient ${d.dtype}[${d.shape}] does not match ${x.dtype}[${x.shape}]`);
 }
 
-/** Drops the backward nodes (and constants) that no result and no graph output reads. */
-function prune(g: Graph, firstBackward: number, firstInit: Set<string>, keep: Value[]): void {
-  const live = new Set([...keep, ...g.outputs].map((v) => v.name));
-  const kept: Node[] = [];
-  for (let k = g.nodes.length - 1; k >= firstBackward; k--) {
-    const n = g.nodes[k]!;
-    if (n.outputs.some((o) => live.has(o))) {
-      kept.push(n);
-      for (const i of n.inputs) live.add(i);
-    } else
-      for (const o of n.outputs) {
-        g.values.delete(o);
-        g.producer.delete(o);
-      }
-  }
-  g.nodes.splice(firstBackward, g.nodes.length - firstBackward, ...kept.reverse());
-  for (const name of [...g.initializers.keys()])
-    if (!firstInit.has(name) && !live.has(name)) {
-      g.initializers.delete(name);
-      g.values.delete(name);
-    }
-}
-
 // ---- small graph-building helpers ----
 
 const isStatic = (s: Shape): s is number[] => s.every((d) => typeof d === 'number');
@@ -218,13 +196,14 @@ const floatAttr = (node: Node, name: string, fallback: number): number => {
   return a ? Math.fround(a.float) : fallback; // attributes serialize as float32
 };
 
-// ---- the rules ----
+// ---- the rules, in the order of the op helpers they differentiate (ops.ts) ----
 // Notation: y = the forward output, g = dLoss/dy, and each comment gives dLoss/dx.
 
 const K = Math.sqrt(2 / Math.PI); // GELU's tanh approximation constant
 const GELU_C = 0.044715;
 
 export const vjp: Record<string, VJPRule> = {
+  // ---- elementwise ----
   // y = a + b, a − b, a·b, a / b (broadcasting): da = Σ_bcast g·∂y/∂a, likewise db.
   Add: ({ x: [a, b], dy: [g] }) => [sumTo(g!, a!), sumTo(g!, b!)],
   Sub: ({ x: [a, b], dy: [g] }) => [sumTo(g!, a!), op.neg(sumTo(g!, b!))],
@@ -242,6 +221,31 @@ export const vjp: Record<string, VJPRule> = {
   Log: ({ x: [x], dy: [g] }) => [op.div(g!, x!)], // d ln x = 1/x
   Tanh: ({ y: [y], dy: [g] }) => [op.mul(g!, op.sub(op.scalar(y!, 1), op.mul(y!, y!)))], // 1 − tanh²
   Sqrt: ({ y: [y], dy: [g] }) => [op.div(g!, op.add(y!, y!))], // 1 / (2√x)
+
+  // y = softmax(x): dx = y·(g − Σ g·y)
+  Softmax: ({ y: [y], dy: [g], node }) => {
+    const axis = attr(node, 'axis', -1);
+    return [op.mul(y!, op.sub(g!, op.reduceSum(op.mul(g!, y!), [axis], true)))];
+  },
+  // y = x − logΣeˣ: dx = g − eʸ·Σ g
+  LogSoftmax: ({ y: [y], dy: [g], node }) => [logSoftmaxBackward(y!, g!, attr(node, 'axis', -1))],
+
+  // tanh: y = ½x(1 + t), t = tanh(u), u = k(x + c·x³), k = √(2/π):
+  //   dy/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²)        (llm.c's gelu_backward)
+  // none: y = x·Φ(x): dy/dx = Φ(x) + x·φ(x), Φ(x) = ½(1 + erf(x/√2)), φ(x) = e^(−x²/2)/√(2π).
+  Gelu: ({ x: [x], dy: [g], node }) => {
+    const s = (v: number) => op.scalar(x!, v);
+    const x2 = op.mul(x!, x!);
+    if (strAttr(node, 'approximate', 'none') === 'tanh') {
+      const t = op.tanh(op.mul(x!, op.add(op.mul(x2, s(K * GELU_C)), s(K))));
+      const du = op.add(op.mul(x2, s(1.5 * K * GELU_C)), s(0.5 * K)); // ½·du/dx
+      const d = op.add(op.mul(op.add(t, s(1)), s(0.5)), op.mul(op.mul(x!, op.sub(s(1), op.mul(t, t))), du));
+      return [op.mul(g!, d)];
+    }
+    const cdf = op.mul(op.add(op.erf(op.mul(x!, s(Math.SQRT1_2))), s(1)), s(0.5));
+    const xpdf = op.mul(x!, op.mul(op.exp(op.mul(x2, s(-0.5))), s(1 / Math.sqrt(2 * Math.PI))));
+    return [op.mul(g!, op.add(cdf, xpdf))];
+  },
   // Float-to-float casts pass the gradient back in the input's precision.
   Cast: ({ x: [x], dy: [g] }) => [FLOAT.has(x!.dtype) ? op.cast(g!, x!.dtype) : null],
 
@@ -251,6 +255,7 @@ export const vjp: Record<string, VJPRule> = {
     return [null, sumTo(op.where(c!, g!, zero), a!), sumTo(op.where(c!, zero, g!), b!)];
   },
 
+  // ---- linear algebra and normalisation ----
   // y = A·B over broadcast batch axes: dA = g·Bᵀ, dB = Aᵀ·g, summed over A's/B's broadcast axes.
   MatMul: ({ x: [a, b], dy: [g] }) => {
     if (a!.rank < 2 || b!.rank < 2) throw new Error('gradients: MatMul with 1-D operands is not supported');
@@ -262,6 +267,7 @@ export const vjp: Record<string, VJPRule> = {
     }
     return [sumTo(op.matmul(g!, swapLast(b!)), a!), sumTo(op.matmul(swapLast(a!), g!), b!)];
   },
+
   // Y = α·A'·B' + β·C with A' = transA ? Aᵀ : A (B' likewise): dA' = α·g·B'ᵀ, dB' = α·A'ᵀ·g,
   // transposed back where the operand was read transposed; dC = β·Σ_bcast g.
   Gemm: ({ x: [a, b, c], dy: [g], node }) => {
@@ -275,21 +281,6 @@ export const vjp: Record<string, VJPRule> = {
     const dB = tB ? op.gemm(ga, a!, { transA: true, transB: tA }) : op.gemm(a!, ga, { transA: !tA });
     const dC = c && (beta === 1 ? sumTo(g!, c) : op.mul(sumTo(g!, c), op.scalar(c, beta)));
     return [dA, dB, dC ?? null];
-  },
-
-  // y = data[idx] along `axis` (embedding lookup): rows of g are added back at their indices;
-  // ScatterND with reduction=add accumulates repeated indices.
-  Gather: ({ x: [data, idx], dy: [g], node }) => {
-    const axis = normAxis(attr(node, 'axis', 0), data!.rank);
-    const at = op.unsqueeze(idx!.dtype === 'int64' ? idx! : op.cast(idx!, 'int64'), [-1]);
-    if (axis === 0) return [op.scatterND(zerosLike(data!), at, g!, 'add'), null];
-    // Move the gathered axis to the front, scatter rows, move it back.
-    const r = idx!.rank;
-    const rest = [...axesOf(0, axis), ...axesOf(axis + 1, data!.rank)];
-    const gT = op.transpose(g!, [...axesOf(axis, axis + r), ...axesOf(0, axis), ...axesOf(axis + r, g!.rank)]);
-    const perm = [axis, ...rest];
-    const scattered = op.scatterND(zerosLike(data!, perm), at, gT, 'add');
-    return [op.transpose(scattered, perm.map((_, i) => perm.indexOf(i))), null];
   },
 
   // y = (x − μ)·σ⁻¹·scale + bias over axes [axis, rank); with x̂ = (x − μ)·σ⁻¹ and ĝ = g·scale:
@@ -314,31 +305,77 @@ export const vjp: Record<string, VJPRule> = {
     return [dx, sumTo(op.mul(g!, xhat), scale!), bias ? sumTo(g!, bias) : null];
   },
 
-  // tanh: y = ½x(1 + t), t = tanh(u), u = k(x + c·x³), k = √(2/π):
-  //   dy/dx = ½(1 + t) + ½x(1 − t²)·k(1 + 3c·x²)        (llm.c's gelu_backward)
-  // none: y = x·Φ(x): dy/dx = Φ(x) + x·φ(x), Φ(x) = ½(1 + erf(x/√2)), φ(x) = e^(−x²/2)/√(2π).
-  Gelu: ({ x: [x], dy: [g], node }) => {
-    const s = (v: number) => op.scalar(x!, v);
-    const x2 = op.mul(x!, x!);
-    if (strAttr(node, 'approximate', 'none') === 'tanh') {
-      const t = op.tanh(op.mul(x!, op.add(op.mul(x2, s(K * GELU_C)), s(K))));
-      const du = op.add(op.mul(x2, s(1.5 * K * GELU_C)), s(0.5 * K)); // ½·du/dx
-      const d = op.add(op.mul(op.add(t, s(1)), s(0.5)), op.mul(op.mul(x!, op.sub(s(1), op.mul(t, t))), du));
-      return [op.mul(g!, d)];
-    }
-    const cdf = op.mul(op.add(op.erf(op.mul(x!, s(Math.SQRT1_2))), s(1)), s(0.5));
-    const xpdf = op.mul(x!, op.mul(op.exp(op.mul(x2, s(-0.5))), s(1 / Math.sqrt(2 * Math.PI))));
-    return [op.mul(g!, op.add(cdf, xpdf))];
+  // ---- reductions ----
+  // y = Σ_axes x: every x element gets its row's g (put back the reduced axes, then broadcast).
+  ReduceSum: ({ x: [x, axes], dy: [g], node }) => [reduceBackward(node, x!, axes, g!, 1)],
+  // y = mean_axes x: as ReduceSum, divided by the number of elements averaged.
+  ReduceMean: ({ x: [x, axes], y: [y], dy: [g], node }) => {
+    if (!isStatic(x!.shape) || !isStatic(y!.shape)) fail(`ReduceMean over symbolic shape [${x!.shape}]`);
+    return [reduceBackward(node, x!, axes, g!, numel(y!.shape) / numel(x!.shape))];
   },
 
-  // y = softmax(x): dx = y·(g − Σ g·y)
-  Softmax: ({ y: [y], dy: [g], node }) => {
-    const axis = attr(node, 'axis', -1);
-    return [op.mul(y!, op.sub(g!, op.reduceSum(op.mul(g!, y!), [axis], true)))];
+  // ---- shape and data movement: the gradient takes the inverse path ----
+  Reshape: ({ x: [x], dy: [g] }) => [reshapeLike(g!, x!)],
+  Flatten: ({ x: [x], dy: [g] }) => [reshapeLike(g!, x!)],
+  Transpose: ({ x: [x], dy: [g], node }) => {
+    const perm = (node.attrs.perm as number[] | undefined) ?? axesOf(0, x!.rank).reverse();
+    return [op.transpose(g!, perm.map((_, i) => perm.indexOf(i)))];
   },
-  // y = x − logΣeˣ: dx = g − eʸ·Σ g
-  LogSoftmax: ({ y: [y], dy: [g], node }) => [logSoftmaxBackward(y!, g!, attr(node, 'axis', -1))],
+  Unsqueeze: ({ x: [, axes], dy: [g] }) => [op.squeeze(g!, constInts(axes) ?? fail('Unsqueeze with run-time axes'))],
+  Squeeze: ({ x: [x, axes], dy: [g] }) => [axes ? op.unsqueeze(g!, constInts(axes) ?? fail('Squeeze with run-time axes')) : reshapeLike(g!, x!)],
+  Concat: ({ x, dy: [g], node }) => {
+    const axis = normAxis(attr(node, 'axis', 0), g!.rank);
+    const sizes = x.map((xi) => xi!.shape[axis]!);
+    if (sizes.every((s) => typeof s === 'number')) return x.length === 1 ? [g!] : op.split(g!, sizes as number[], axis);
+    let start = op.ints(g!.graph, [0]);
+    return x.map((xi) => {
+      const end = op.add(start, op.shapeOf(xi!, axis, axis + 1));
+      const piece = op.sliceDynamic(g!, start, end, axis);
+      start = end;
+      return piece;
+    });
+  },
+  // Outputs that got no gradient contribute zeros.
+  Split: ({ y, dy, node }) => [op.concat(y.map((yi, i) => dy[i] ?? zerosLike(yi)), attr(node, 'axis', 0))],
 
+  // y = x[starts:ends] (step 1): dx = g zero-padded back to x's shape.
+  Slice: ({ x: [x, starts, ends, axesIn, steps], dy: [g] }) => {
+    const [s, e] = [constInts(starts), constInts(ends)];
+    const axes = axesIn ? constInts(axesIn) : s && s.map((_, i) => i);
+    const st = steps && constInts(steps);
+    if (!s || !e || !axes || (steps && (!st || st.some((v) => v !== 1)))) fail('Slice without constant starts/ends/axes and steps of 1');
+    const r = x!.rank;
+    const pads = new Array<number>(2 * r).fill(0);
+    axes!.forEach((a, k) => {
+      const ax = normAxis(a, r);
+      const dim = x!.shape[ax];
+      if (typeof dim !== 'number') fail(`Slice along symbolic axis ${ax}`);
+      const clamp = (v: number) => Math.max(0, Math.min(dim as number, v < 0 ? v + (dim as number) : v));
+      pads[ax] = clamp(s![k]!);
+      pads[ax + r] = (dim as number) - Math.max(clamp(s![k]!), clamp(e![k]!));
+    });
+    return [op.pad(g!, pads)];
+  },
+  // Broadcast forward, sum backward.
+  Expand: ({ x: [x], dy: [g] }) => [sumTo(g!, x!)],
+
+  // ---- indexing ----
+  // y = data[idx] along `axis` (embedding lookup): rows of g are added back at their indices;
+  // ScatterND with reduction=add accumulates repeated indices.
+  Gather: ({ x: [data, idx], dy: [g], node }) => {
+    const axis = normAxis(attr(node, 'axis', 0), data!.rank);
+    const at = op.unsqueeze(idx!.dtype === 'int64' ? idx! : op.cast(idx!, 'int64'), [-1]);
+    if (axis === 0) return [op.scatterND(zerosLike(data!), at, g!, 'add'), null];
+    // Move the gathered axis to the front, scatter rows, move it back.
+    const r = idx!.rank;
+    const rest = [...axesOf(0, axis), ...axesOf(axis + 1, data!.rank)];
+    const gT = op.transpose(g!, [...axesOf(axis, axis + r), ...axesOf(0, axis), ...axesOf(axis + r, g!.rank)]);
+    const perm = [axis, ...rest];
+    const scattered = op.scatterND(zerosLike(data!, perm), at, gT, 'add');
+    return [op.transpose(scattered, perm.map((_, i) => perm.indexOf(i))), null];
+  },
+
+  // ---- losses ----
   // Mean (or sum, or per-element) cross-entropy of softmax(x) against class targets along axis 1,
   // skipping targets = ignore_index (llm.c's fused crossentropy_softmax_backward):
   //   ℓᵢ = −log softmax(xᵢ)[tᵢ]  ⇒  dℓᵢ/dxᵢ = softmax(xᵢ) − onehot(tᵢ)
@@ -371,57 +408,6 @@ export const vjp: Record<string, VJPRule> = {
       dx = dx ? op.add(dx, d) : d;
     }
     return [dx, null];
-  },
-
-  // ---- shape and data movement: the gradient takes the inverse path ----
-  Reshape: ({ x: [x], dy: [g] }) => [reshapeLike(g!, x!)],
-  Flatten: ({ x: [x], dy: [g] }) => [reshapeLike(g!, x!)],
-  Unsqueeze: ({ x: [, axes], dy: [g] }) => [op.squeeze(g!, constInts(axes) ?? fail('Unsqueeze with run-time axes'))],
-  Squeeze: ({ x: [x, axes], dy: [g] }) => [axes ? op.unsqueeze(g!, constInts(axes) ?? fail('Squeeze with run-time axes')) : reshapeLike(g!, x!)],
-  Transpose: ({ x: [x], dy: [g], node }) => {
-    const perm = (node.attrs.perm as number[] | undefined) ?? axesOf(0, x!.rank).reverse();
-    return [op.transpose(g!, perm.map((_, i) => perm.indexOf(i)))];
-  },
-  // Outputs that got no gradient contribute zeros.
-  Split: ({ y, dy, node }) => [op.concat(y.map((yi, i) => dy[i] ?? zerosLike(yi)), attr(node, 'axis', 0))],
-  Concat: ({ x, dy: [g], node }) => {
-    const axis = normAxis(attr(node, 'axis', 0), g!.rank);
-    const sizes = x.map((xi) => xi!.shape[axis]!);
-    if (sizes.every((s) => typeof s === 'number')) return x.length === 1 ? [g!] : op.split(g!, sizes as number[], axis);
-    let start = op.ints(g!.graph, [0]);
-    return x.map((xi) => {
-      const end = op.add(start, op.shapeOf(xi!, axis, axis + 1));
-      const piece = op.sliceDynamic(g!, start, end, axis);
-      start = end;
-      return piece;
-    });
-  },
-  // y = x[starts:ends] (step 1): dx = g zero-padded back to x's shape.
-  Slice: ({ x: [x, starts, ends, axesIn, steps], dy: [g] }) => {
-    const [s, e] = [constInts(starts), constInts(ends)];
-    const axes = axesIn ? constInts(axesIn) : s && s.map((_, i) => i);
-    const st = steps && constInts(steps);
-    if (!s || !e || !axes || (steps && (!st || st.some((v) => v !== 1)))) fail('Slice without constant starts/ends/axes and steps of 1');
-    const r = x!.rank;
-    const pads = new Array<number>(2 * r).fill(0);
-    axes!.forEach((a, k) => {
-      const ax = normAxis(a, r);
-      const dim = x!.shape[ax];
-      if (typeof dim !== 'number') fail(`Slice along symbolic axis ${ax}`);
-      const clamp = (v: number) => Math.max(0, Math.min(dim as number, v < 0 ? v + (dim as number) : v));
-      pads[ax] = clamp(s![k]!);
-      pads[ax + r] = (dim as number) - Math.max(clamp(s![k]!), clamp(e![k]!));
-    });
-    return [op.pad(g!, pads)];
-  },
-  // Broadcast forward, sum backward.
-  Expand: ({ x: [x], dy: [g] }) => [sumTo(g!, x!)],
-  // y = Σ_axes x: every x element gets its row's g (put back the reduced axes, then broadcast).
-  ReduceSum: ({ x: [x, axes], dy: [g], node }) => [reduceBackward(node, x!, axes, g!, 1)],
-  // y = mean_axes x: as ReduceSum, divided by the number of elements averaged.
-  ReduceMean: ({ x: [x, axes], y: [y], dy: [g], node }) => {
-    if (!isStatic(x!.shape) || !isStatic(y!.shape)) fail(`ReduceMean over symbolic shape [${x!.shape}]`);
-    return [reduceBackward(node, x!, axes, g!, numel(y!.shape) / numel(x!.shape))];
   },
 };
 

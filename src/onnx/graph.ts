@@ -1,7 +1,8 @@
 // The graph builder's data structure: values with dtypes and (symbolic) shapes, nodes in
 // topological order, inputs, outputs and initializers. Op helpers (ops.ts) append nodes;
-// serialize.ts turns the graph into ModelProto bytes; grad.ts reads it to emit a backward pass.
-// Everything stays an inspectable plain structure until serialization.
+// serialize.ts turns the graph into ModelProto bytes; grad.ts reads it to emit a backward pass;
+// rewrite.ts replaces nodes in place. Everything stays an inspectable plain structure until
+// serialization.
 
 export type DType = 'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'uint8' | 'bool';
 /** A dimension is a number, or a symbol (e.g. 'batch') that ORT resolves at run time. */
@@ -113,6 +114,22 @@ export class Graph {
     const v = this.values.get(name);
     if (!v) throw new Error(`graph has no value '${name}'`);
     return v;
+  }
+
+  /** Replaces `node` by the nodes `build` appends, in its place; consumers read the new outputs. */
+  replaceNode(node: Node, build: () => Value[]): void {
+    const at = this.nodes.indexOf(node);
+    const before = this.nodes.length;
+    const outs = build();
+    const added = this.nodes.splice(before);
+    this.nodes.splice(at, 1, ...added);
+    const rename = new Map(node.outputs.map((o, i) => [o, outs[i]!]));
+    for (const n of this.nodes) n.inputs = n.inputs.map((i) => rename.get(i)?.name ?? i);
+    this.outputs.forEach((o, i) => {
+      const r = rename.get(o.name);
+      if (r) this.outputs[i] = r;
+    });
+    for (const o of node.outputs) this.producer.delete(o);
   }
 }
 

@@ -15,7 +15,7 @@ function normAxis(axis: number, rank: number): number {
 }
 
 /** Numpy-style broadcasting of two (symbolic) shapes. */
-export function broadcastShapes(a: Shape, b: Shape): Shape {
+function broadcastShapes(a: Shape, b: Shape): Shape {
   const n = Math.max(a.length, b.length);
   const out: Dim[] = [];
   for (let i = 0; i < n; i++) {
@@ -54,22 +54,22 @@ export const mul = (a: Value, b: Value) => binary('Mul', a, b);
 export const div = (a: Value, b: Value) => binary('Div', a, b);
 export const pow = (a: Value, b: Value) => binary('Pow', a, b);
 export const equal = (a: Value, b: Value) => binary('Equal', a, b, 'bool');
-export const less = (a: Value, b: Value) => binary('Less', a, b, 'bool');
-export const greaterOrEqual = (a: Value, b: Value) => binary('GreaterOrEqual', a, b, 'bool');
 
 function unary(op: string, x: Value, attrs = {}): Value {
   return one(x.graph.node(op, [x], attrs, [{ dtype: x.dtype, shape: x.shape }]));
 }
 export const neg = (x: Value) => unary('Neg', x);
+export const identity = (x: Value) => unary('Identity', x);
 export const exp = (x: Value) => unary('Exp', x);
 export const log = (x: Value) => unary('Log', x);
-export const sqrt = (x: Value) => unary('Sqrt', x);
 export const tanh = (x: Value) => unary('Tanh', x);
-export const identity = (x: Value) => unary('Identity', x);
+export const sqrt = (x: Value) => unary('Sqrt', x);
 export const softmax = (x: Value, axis = -1) => unary('Softmax', x, { axis });
 export const logSoftmax = (x: Value, axis = -1) => unary('LogSoftmax', x, { axis });
 /** GELU; 'tanh' is GPT-2's gelu_new: 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))). */
 export const gelu = (x: Value, approximate: 'tanh' | 'none' = 'tanh') => unary('Gelu', x, { approximate });
+/** The Gauss error function (ORT 1.30 has float32 and float16 kernels only, no float64). */
+export const erf = (x: Value) => unary('Erf', x);
 
 export function cast(x: Value, to: DType): Value {
   const onnxType: Record<DType, number> = { float32: 1, uint8: 2, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11, bfloat16: 16 };
@@ -81,6 +81,13 @@ export function where(cond: Value, a: Value, b: Value): Value {
   return one(a.graph.node('Where', [cond, a, b], {}, [{ dtype: a.dtype, shape }]));
 }
 
+/** Elementwise sum of any number of same-dtype tensors (numpy broadcasting). */
+export function sum(xs: Value[]): Value {
+  const first = xs[0]!;
+  const shape = xs.slice(1).reduce((s, x) => broadcastShapes(s, x.shape), first.shape);
+  return one(first.graph.node('Sum', xs, {}, [{ dtype: first.dtype, shape }]));
+}
+
 // ---- linear algebra and normalisation ----
 export function matmul(a: Value, b: Value): Value {
   if (a.rank < 2 || b.rank < 2) throw new Error('matmul helper expects rank ≥ 2 operands');
@@ -89,7 +96,15 @@ export function matmul(a: Value, b: Value): Value {
   return one(a.graph.node('MatMul', [a, b], {}, [{ dtype: a.dtype, shape }]));
 }
 
-/** LayerNormalization over the last axis; also returns mean and 1/σ when `stats` is asked for. */
+/** General matrix multiply on 2-D operands: alpha·A'·B' + C, with optional transposes. */
+export function gemm(a: Value, b: Value, opts: { transA?: boolean; transB?: boolean; c?: Value } = {}): Value {
+  const m = opts.transA ? a.shape[1]! : a.shape[0]!;
+  const n = opts.transB ? b.shape[0]! : b.shape[1]!;
+  const attrs = { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0 };
+  return one(a.graph.node('Gemm', opts.c ? [a, b, opts.c] : [a, b], attrs, [{ dtype: a.dtype, shape: [m, n] }]));
+}
+
+/** LayerNormalization over the last axis (autodiff attaches its mean and 1/σ outputs when it needs them). */
 export function layerNorm(x: Value, scale: Value, bias: Value, epsilon: number): Value {
   return one(x.graph.node('LayerNormalization', [x, scale, bias], { axis: -1, epsilon: { float: epsilon } }, [{ dtype: x.dtype, shape: x.shape }]));
 }
@@ -102,7 +117,6 @@ function reduce(op: string, x: Value, axes: number[], keepdims: boolean): Value 
 }
 export const reduceSum = (x: Value, axes: number[], keepdims = true) => reduce('ReduceSum', x, axes, keepdims);
 export const reduceMean = (x: Value, axes: number[], keepdims = true) => reduce('ReduceMean', x, axes, keepdims);
-export const reduceMax = (x: Value, axes: number[], keepdims = true) => reduce('ReduceMax', x, axes, keepdims);
 
 // ---- shape manipulation ----
 /** Reshape to a constant target; 0 copies the input's dim, -1 is inferred (ONNX semantics). */
@@ -118,6 +132,11 @@ export function reshape(x: Value, target: number[]): Value {
     } else shape[inferred] = unknownDim();
   }
   return one(x.graph.node('Reshape', [x, ints(x.graph, target)], {}, [{ dtype: x.dtype, shape }]));
+}
+
+/** Reshape to a run-time shape (1-D int64, e.g. from shapeOf); outShape is the result's static shape. */
+export function reshapeTo(x: Value, shape: Value, outShape: Shape): Value {
+  return one(x.graph.node('Reshape', [x, shape], {}, [{ dtype: x.dtype, shape: outShape }]));
 }
 
 export function transpose(x: Value, perm: number[]): Value {
@@ -172,6 +191,20 @@ export function slice(x: Value, starts: number[], ends: number[], axes: number[]
   return one(g.node('Slice', [x, ints(g, starts), ints(g, ends), ints(g, ax)], {}, [{ dtype: x.dtype, shape }]));
 }
 
+/** Slice along one axis with run-time starts/ends (1-element int64 tensors). */
+export function sliceDynamic(x: Value, start: Value, end: Value, axis: number): Value {
+  const ax = normAxis(axis, x.rank);
+  const shape = x.shape.map((d, i) => (i === ax ? unknownDim() : d));
+  return one(x.graph.node('Slice', [x, start, end, ints(x.graph, [ax])], {}, [{ dtype: x.dtype, shape }]));
+}
+
+/** Zero-pad: `pads` = [begin_0, …, begin_{r-1}, end_0, …, end_{r-1}] (ONNX order). */
+export function pad(x: Value, pads: number[]): Value {
+  const r = x.rank;
+  const shape = x.shape.map((d, i) => (typeof d === 'number' ? d + pads[i]! + pads[i + r]! : pads[i] === 0 && pads[i + r] === 0 ? d : unknownDim()));
+  return one(x.graph.node('Pad', [x, ints(x.graph, pads)], {}, [{ dtype: x.dtype, shape }]));
+}
+
 /** The input's shape as an int64 tensor; `start`/`end` select a range of dims (opset 15). */
 export function shapeOf(x: Value, start = 0, end = x.rank): Value {
   const attrs: Record<string, number> = start === 0 && end === x.rank ? {} : { start, end };
@@ -180,6 +213,13 @@ export function shapeOf(x: Value, start = 0, end = x.rank): Value {
 
 export function expand(x: Value, shape: Value, outShape: Shape): Value {
   return one(x.graph.node('Expand', [x, shape], {}, [{ dtype: x.dtype, shape: outShape }]));
+}
+
+/** A tensor of the run-time shape `shape` (1-D int64) filled with `value`; outShape is its static shape. */
+export function constantOfShape(shape: Value, value: number, dtype: 'float32' | 'float64', outShape: Shape): Value {
+  const data = dtype === 'float64' ? new Float64Array([value]) : new Float32Array([value]);
+  const attrs = { value: { tensor: { name: 'value', dtype, dims: [1], data } } };
+  return one(shape.graph.node('ConstantOfShape', [shape], attrs, [{ dtype, shape: outShape }]));
 }
 
 // ---- indexing ----
@@ -203,62 +243,8 @@ export function scatterElements(data: Value, indices: Value, updates: Value, axi
   return one(data.graph.node('ScatterElements', [data, indices, updates], { axis: normAxis(axis, data.rank), reduction }, [{ dtype: data.dtype, shape: data.shape }]));
 }
 
-/** Lower (upper=0) or upper (upper=1) triangle of the last two axes, offset by k. */
-export function trilu(x: Value, upper: boolean, k?: Value): Value {
-  return one(x.graph.node('Trilu', k ? [x, k] : [x], { upper: upper ? 1 : 0 }, [{ dtype: x.dtype, shape: x.shape }]));
-}
-
-export function range(start: Value, limit: Value, delta: Value): Value {
-  return one(start.graph.node('Range', [start, limit, delta], {}, [{ dtype: start.dtype, shape: [unknownDim()] }]));
-}
-
 // ---- losses ----
 /** Mean softmax cross-entropy over targets ≠ ignoreIndex; logits [N, V], targets [N]. */
 export function softmaxCrossEntropy(logits: Value, targets: Value, ignoreIndex = -100): Value {
   return one(logits.graph.node('SoftmaxCrossEntropyLoss', [logits, targets], { reduction: 'mean', ignore_index: ignoreIndex }, [{ dtype: logits.dtype, shape: [] }]));
-}
-
-/** General matrix multiply on 2-D operands: alpha·A'·B' + C, with optional transposes. */
-export function gemm(a: Value, b: Value, opts: { transA?: boolean; transB?: boolean; c?: Value } = {}): Value {
-  const m = opts.transA ? a.shape[1]! : a.shape[0]!;
-  const n = opts.transB ? b.shape[0]! : b.shape[1]!;
-  const attrs = { transA: opts.transA ? 1 : 0, transB: opts.transB ? 1 : 0 };
-  return one(a.graph.node('Gemm', opts.c ? [a, b, opts.c] : [a, b], attrs, [{ dtype: a.dtype, shape: [m, n] }]));
-}
-
-/** Slice along one axis with run-time starts/ends (1-element int64 tensors). */
-export function sliceDynamic(x: Value, start: Value, end: Value, axis: number): Value {
-  const ax = normAxis(axis, x.rank);
-  const shape = x.shape.map((d, i) => (i === ax ? unknownDim() : d));
-  return one(x.graph.node('Slice', [x, start, end, ints(x.graph, [ax])], {}, [{ dtype: x.dtype, shape }]));
-}
-
-// ---- helpers added for autodiff (grad.ts) ----
-/** Elementwise sum of any number of same-dtype tensors (numpy broadcasting). */
-export function sum(xs: Value[]): Value {
-  const first = xs[0]!;
-  const shape = xs.slice(1).reduce((s, x) => broadcastShapes(s, x.shape), first.shape);
-  return one(first.graph.node('Sum', xs, {}, [{ dtype: first.dtype, shape }]));
-}
-
-/** The Gauss error function (ORT 1.30 has float32 and float16 kernels only, no float64). */
-export const erf = (x: Value) => unary('Erf', x);
-
-/** Zero-pad: `pads` = [begin_0, …, begin_{r-1}, end_0, …, end_{r-1}] (ONNX order). */
-export function pad(x: Value, pads: number[]): Value {
-  const r = x.rank;
-  const shape = x.shape.map((d, i) => (typeof d === 'number' ? d + pads[i]! + pads[i + r]! : pads[i] === 0 && pads[i + r] === 0 ? d : unknownDim()));
-  return one(x.graph.node('Pad', [x, ints(x.graph, pads)], {}, [{ dtype: x.dtype, shape }]));
-}
-
-/** A tensor of the run-time shape `shape` (1-D int64) filled with `value`; outShape is its static shape. */
-export function constantOfShape(shape: Value, value: number, dtype: 'float32' | 'float64', outShape: Shape): Value {
-  const data = dtype === 'float64' ? new Float64Array([value]) : new Float32Array([value]);
-  const attrs = { value: { tensor: { name: 'value', dtype, dims: [1], data } } };
-  return one(shape.graph.node('ConstantOfShape', [shape], attrs, [{ dtype, shape: outShape }]));
-}
-
-/** Reshape to a run-time shape (1-D int64, e.g. from shapeOf); outShape is the result's static shape. */
-export function reshapeTo(x: Value, shape: Value, outShape: Shape): Value {
-  return one(x.graph.node('Reshape', [x, shape], {}, [{ dtype: x.dtype, shape: outShape }]));
 }

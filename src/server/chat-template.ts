@@ -2,8 +2,8 @@
 // with the template's problems as 400s that name the field.
 import { ChatTemplateError, type ChatMessage } from '../model/chat-template.js';
 import { minTokens } from '../model/tokenizer.js';
+import { tooLongToEncode } from './admission.js';
 import { badRequest } from './errors.js';
-import { tooLongToEncode } from './jobs.js';
 import type { ModelWorker } from './model-worker.js';
 
 export function chatPrompt(model: Pick<ModelWorker, 'id' | 'chat' | 'config'>, messages: ChatMessage[]): { tokens: number[]; stop: string[] } {

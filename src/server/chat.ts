@@ -1,15 +1,15 @@
 // POST /v1/chat/completions, for models with a chat template (model/chat-template.ts).
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { checkContextLength, ContextLengthError } from '../model/errors.js';
-import type { TokenLogprob } from '../model/sampler.js';
+import type { TokenLogprob } from '../model/sampling-kernels.js';
 import { decode, tokenBytes } from '../model/tokenizer.js';
+import { admit } from './admission.js';
 import { chatPrompt } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
-import { collect, finishOf, newId, submit, unixTime, usage } from './jobs.js';
-import { samplingFields, samplingOptions, stopList } from './sampling.js';
-import { streamJob } from './sse.js';
+import { collect, finishOf, newId, unixTime, usage } from './response.js';
+import { samplingFields, stopList } from './sampling.js';
+import { streamGroup } from './sse.js';
 import { json } from './validate.js';
 
 const textPart = z.strictObject({ type: z.literal('text'), text: z.string() });
@@ -43,24 +43,23 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
   if (b.stream_options && !b.stream) throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
   const messages = b.messages.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
   const { tokens, stop } = chatPrompt(model, messages);
-  const { contextLength, vocabSize } = model.config;
+  const { contextLength } = model.config;
   const requested = b.max_completion_tokens ?? b.max_tokens ?? undefined;
-  try {
-    checkContextLength(tokens.length, requested ?? 1, contextLength);
-  } catch (e) {
-    if (e instanceof ContextLengthError) throw badRequest(e.message, 'messages', e.code);
-    throw e;
-  }
-  // No limit given: the model's max_new_tokens, else up to the context window, never past it.
-  const room = contextLength - tokens.length;
-  const maxTokens = requested ?? Math.min(model.generation.maxTokens ?? room, room);
-  const n = b.n ?? 1;
   const logprobs = b.logprobs ? (b.top_logprobs ?? 0) : undefined;
-  const allStops = [...stop, ...stopList(b.stop)];
-  const job = submit(
-    model,
-    Array.from({ length: n }, (_, i) => ({ prompt: tokens, options: samplingOptions(b, { maxTokens, stop: allStops, logprobs, vocabSize, defaults: model.generation }, i) })),
-  );
+  const { group } = admit(model, {
+    body: b,
+    prompts: [tokens],
+    tokenize: (t) => t,
+    // No limit given: the model's max_new_tokens, else up to the context window, never past it;
+    // a prompt that leaves no room at all is refused as one asking for a single token.
+    maxTokens: (promptLength) => {
+      const room = contextLength - promptLength;
+      return requested ?? (room < 1 ? 1 : Math.min(model.generation.maxTokens ?? room, room));
+    },
+    param: 'messages',
+    stop: [...stop, ...stopList(b.stop)],
+    logprobs,
+  });
   const id = newId('chatcmpl');
   const created = unixTime();
 
@@ -75,12 +74,12 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
       ...(withUsage ? { usage: null } : {}), // OpenAI: null on every chunk but the usage one
     });
     let generated = 0;
-    return streamJob(c, job, {
-      start: () => job.ids.map((_, k) => chunk(k, { role: 'assistant', content: '' }, null, null)),
+    return streamGroup(c, group, {
+      start: () => group.ids.map((_, k) => chunk(k, { role: 'assistant', content: '' }, null, null)),
       event(e) {
-        const k = job.index(e.id);
+        const k = group.index(e.id);
         if (e.type === 'prompt') return [];
-        if (e.type === 'end') return [chunk(k, {}, null, finishOf(job, e))];
+        if (e.type === 'end') return [chunk(k, {}, null, finishOf(group, e))];
         generated++;
         const out: unknown[] = [];
         if (e.text || logprobs !== undefined) {
@@ -94,7 +93,7 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatReques
     });
   }
 
-  const results = await collect(c, job);
+  const results = await collect(c, group);
   const choices = results.map((r, index) => ({
     index,
     message: { role: 'assistant' as const, content: r.text, refusal: null },

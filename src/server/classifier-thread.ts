@@ -1,4 +1,4 @@
-// A classifier worker thread: owns one ClassifierSession (ORT's run blocks the thread that calls
+// The thread body of one served classifier: owns one ClassifierSession (ORT's run blocks the thread that calls
 // it, so it never runs on the HTTP thread) and answers classify requests one at a time, in order.
 // Started by ClassifierWorker (classifier-worker.ts) through threads/boot.js.
 import { parentPort, workerData } from 'node:worker_threads';

@@ -1,13 +1,12 @@
 // The HTTP thread's handle on one classifier model (a GPT2ForSequenceClassification folder, made
-// by finetuning with task 'classification'): starts its worker thread, sends it batches of texts,
+// by finetuning with task 'classification'): starts its thread (classifier-thread.ts), sends it batches of texts,
 // and bounds how many requests may wait. It never touches ORT.
-import { Worker } from 'node:worker_threads';
 import type { GPTConfig } from '../model/config.js';
 import type { Classification } from '../model/classifier.js';
 import type { ClassifierThreadConfig, FromClassifier, ToClassifier } from './classifier-thread.js';
 import type { ModelFolder } from '../model/model-folder.js';
 import { OverloadedError, type ModelOptions } from './model-worker.js';
-import { CLOSE_GRACE_MS, stopWorker } from '../threads/stop.js';
+import { ServingWorker } from '../threads/serving-worker.js';
 
 let nextId = 1;
 
@@ -16,12 +15,9 @@ export class ClassifierWorker {
   readonly config: GPTConfig;
   readonly labels: string[];
   readonly created: number;
-  state: 'loading' | 'ready' | 'failed' = 'loading';
-  failure: string | undefined;
   readonly ready: Promise<void>;
-  private readonly worker: Worker;
+  private readonly thread: ServingWorker<ToClassifier, FromClassifier>;
   private readonly pending = new Map<number, { resolve: (r: Classification[]) => void; reject: (e: Error) => void }>();
-  private closing = false;
 
   constructor(
     readonly id: string,
@@ -38,38 +34,34 @@ export class ClassifierWorker {
       device: opts.device,
       threads: opts.threads,
     };
-    this.worker = new Worker(new URL('../threads/boot.js', import.meta.url), { workerData, name: `classifier ${id}` });
-    this.ready = new Promise((resolve, reject) => {
-      const fail = (message: string) => {
-        this.state = 'failed';
-        this.failure = message;
+    this.thread = new ServingWorker(workerData, {
+      name: `classifier ${id}`,
+      describe: `model ${id} (${dir})`,
+      onMessage: (msg) => {
+        const p = this.pending.get(msg.id);
+        if (!p) return;
+        this.pending.delete(msg.id);
+        if (msg.type === 'result') p.resolve(msg.results);
+        else p.reject(new Error(msg.message));
+      },
+      onFail: (message) => {
         for (const p of this.pending.values()) p.reject(new Error(`model ${id} stopped: ${message}`));
         this.pending.clear();
-        reject(new Error(`model ${id} (${dir}): ${message}`));
-      };
-      this.worker.on('message', (msg: FromClassifier) => {
-        if (msg.type === 'ready') {
-          this.state = 'ready';
-          resolve();
-        } else if (msg.type === 'failed') fail(msg.message);
-        else {
-          const p = this.pending.get(msg.id);
-          if (!p) return;
-          this.pending.delete(msg.id);
-          if (msg.type === 'result') p.resolve(msg.results);
-          else p.reject(new Error(msg.message));
-        }
-      });
-      this.worker.on('error', (e) => fail(e.message));
-      this.worker.on('exit', (code) => {
-        if (!this.closing && this.state !== 'failed') fail(`worker exited with code ${code}`);
-      });
+      },
     });
-    this.ready.catch(() => {});
+    this.ready = this.thread.ready;
+  }
+
+  get state(): 'loading' | 'ready' | 'failed' {
+    return this.thread.state;
+  }
+
+  get failure(): string | undefined {
+    return this.thread.failure;
   }
 
   /** Requests sent and not yet answered. */
-  get activeJobs(): number {
+  get activeRequests(): number {
     return this.pending.size;
   }
 
@@ -84,14 +76,13 @@ export class ClassifierWorker {
     const id = nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.worker.postMessage({ type: 'classify', id, texts } satisfies ToClassifier);
+      this.thread.post({ type: 'classify', id, texts });
     });
   }
 
   async close(): Promise<void> {
-    this.closing = true;
     for (const p of this.pending.values()) p.reject(new Error('The server shut down before this request finished.'));
     this.pending.clear();
-    await stopWorker(this.worker, { type: 'close' } satisfies ToClassifier, CLOSE_GRACE_MS, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
+    await this.thread.close({ type: 'close' }, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
   }
 }

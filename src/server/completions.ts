@@ -1,15 +1,15 @@
 // POST /v1/completions: OpenAI's legacy text completions, streamed or not.
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { ContextLengthError, checkContextLength } from '../model/errors.js';
-import type { TokenLogprob } from '../model/sampler.js';
+import type { TokenLogprob } from '../model/sampling-kernels.js';
 import { decode, encode, EOT, minTokens, VOCAB_SIZE } from '../model/tokenizer.js';
+import { admit, tooLongToEncode } from './admission.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
-import { collect, finishOf, newId, submit, tooLongToEncode, unixTime, usage, type ChoiceResult } from './jobs.js';
 import type { PromptEvent, SeqEvent } from './protocol.js';
-import { samplingFields, samplingOptions, stopList } from './sampling.js';
-import { streamJob } from './sse.js';
+import { collect, finishOf, newId, unixTime, usage, type ChoiceResult } from './response.js';
+import { samplingFields, stopList } from './sampling.js';
+import { streamGroup } from './sse.js';
 import { json } from './validate.js';
 
 const tokenIds = z.array(z.number().int().min(0)).min(1);
@@ -37,19 +37,17 @@ function promptList(p: CompletionRequest['prompt']): (string | number[])[] {
   return typeof p === 'string' ? [p] : typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
 }
 
-/** Prompts as token ids (+ text for echo). */
-function toPrompts(list: (string | number[])[], vocabSize: number, contextLength: number): Prompt[] {
-  return list.map((x, i) => {
-    if (typeof x === 'string') {
-      tooLongToEncode(minTokens(x), contextLength, 'prompt');
-      // An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional samples.
-      const tokens = encode(x);
-      return { tokens: tokens.length ? tokens : [EOT], text: x };
-    }
-    const bad = x.find((t) => t >= Math.min(vocabSize, VOCAB_SIZE));
-    if (bad !== undefined) throw badRequest(`Invalid token id ${bad} in prompt${list.length > 1 ? ` ${i}` : ''}: the vocabulary has ${vocabSize} tokens.`, 'prompt');
-    return { tokens: x, text: decode(x) };
-  });
+/** One prompt's token ids, or a 400 for a text too long to fit or an id outside the vocabulary. */
+function tokenizePrompt(x: string | number[], i: number, count: number, vocabSize: number, contextLength: number): number[] {
+  if (typeof x === 'string') {
+    tooLongToEncode(minTokens(x), contextLength, 'prompt');
+    // An empty prompt starts from <|endoftext|>, as GPT-2 does for unconditional samples.
+    const tokens = encode(x);
+    return tokens.length ? tokens : [EOT];
+  }
+  const bad = x.find((t) => t >= Math.min(vocabSize, VOCAB_SIZE));
+  if (bad !== undefined) throw badRequest(`Invalid token id ${bad} in prompt${count > 1 ? ` ${i}` : ''}: the vocabulary has ${vocabSize} tokens.`, 'prompt');
+  return x;
 }
 
 /** OpenAI's legacy logprobs object: parallel lists, top alternatives as {token text: logprob}. */
@@ -106,34 +104,24 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
   if (b.stream_options && !b.stream) throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
   const { vocabSize, contextLength } = model.config;
   const list = promptList(b.prompt);
-  // Before tokenizing: a body of 100k tiny prompts must not cost 100k encodes to refuse.
-  if (list.length * n > model.capacity) throw badRequest(`This request needs ${list.length * n} sequences (n × prompts), more than the ${model.capacity} this server can hold.`, 'n');
-  const prompts = toPrompts(list, vocabSize, contextLength);
-  // A model's max_new_tokens is a default, not a request: it stops at the context window (vLLM).
-  const maxTokensFor = (promptLength: number) =>
-    b.max_tokens ?? (model.generation.maxTokens === undefined ? 16 : Math.min(model.generation.maxTokens, contextLength - promptLength)); // 16: OpenAI's default
-  for (const p of prompts) {
-    try {
-      checkContextLength(p.tokens.length, maxTokensFor(p.tokens.length), contextLength);
-    } catch (e) {
-      if (e instanceof ContextLengthError) throw badRequest(e.message, 'prompt', e.code);
-      throw e;
-    }
-  }
   const logprobs = b.logprobs ?? undefined;
   const echo = b.echo ?? false;
-  const stop = stopList(b.stop);
-  // A prompt's logprobs are the same for all its n choices: only the first computes them (each
-  // costs the prompt's length × the vocabulary), the others reuse its result.
-  const specs = prompts.flatMap((p) =>
-    Array.from({ length: n }, (_, i) => ({
-      prompt: p.tokens,
-      options: samplingOptions(b, { maxTokens: maxTokensFor(p.tokens.length), stop, logprobs, vocabSize, defaults: model.generation }, i),
-      promptLogprobs: echo && logprobs !== undefined && i === 0 ? logprobs : undefined,
-    })),
-  );
   const scoresPrompt = echo && logprobs !== undefined;
-  const job = submit(model, specs);
+  const { group, prompts: tokens } = admit(model, {
+    body: b,
+    prompts: list,
+    tokenize: (x, i) => tokenizePrompt(x, i, list.length, vocabSize, contextLength),
+    // A model's max_new_tokens is a default, not a request: it stops at the context window (vLLM).
+    maxTokens: (promptLength) =>
+      b.max_tokens ?? (model.generation.maxTokens === undefined ? 16 : Math.max(0, Math.min(model.generation.maxTokens, contextLength - promptLength))), // 16: OpenAI's default
+    param: 'prompt',
+    stop: stopList(b.stop),
+    logprobs,
+    // A prompt's logprobs are the same for all its n choices: computed once (each costs the
+    // prompt's length × the vocabulary).
+    promptLogprobs: scoresPrompt ? logprobs : undefined,
+  });
+  const prompts: Prompt[] = list.map((x, i) => ({ tokens: tokens[i]!, text: typeof x === 'string' ? x : decode(x) }));
   const promptOf = (k: number) => prompts[Math.floor(k / n)]!;
   const promptTokens = prompts.reduce((s, p) => s + p.tokens.length, 0); // once per prompt, whatever n
   const head = { id: newId('cmpl'), object: 'text_completion' as const, created: unixTime(), model: model.id };
@@ -143,13 +131,13 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
       ...head,
       choices: [{ index, text, logprobs: lp, finish_reason: finish }],
     });
-    const state = job.ids.map(() => ({ echo: echo ? undefined : '', emitted: 0 }));
+    const state = group.ids.map(() => ({ echo: echo ? undefined : '', emitted: 0 }));
     // With prompt logprobs, a choice's events wait for its prompt's first choice to bring them.
     const scored: (PromptEvent | undefined)[] = prompts.map(() => undefined);
-    const held: SeqEvent[][] = job.ids.map(() => []);
+    const held: SeqEvent[][] = group.ids.map(() => []);
     let generated = 0;
     const render = (e: SeqEvent): unknown[] => {
-      const k = job.index(e.id);
+      const k = group.index(e.id);
       const s = state[k]!;
       const p = promptOf(k);
       const first = k - (k % n);
@@ -168,19 +156,19 @@ export const completions = new Hono<AppEnv>().post('/completions', json(completi
       const pre = s.echo ?? p.text; // echo without logprobs: the prompt rides in the first chunk
       s.echo = '';
       s.emitted += pre.length;
-      if (e.type === 'end') return [choice(k, pre, null, finishOf(job, e))];
+      if (e.type === 'end') return [choice(k, pre, null, finishOf(group, e))];
       generated++;
       const lp = logprobs === undefined ? null : legacyLogprobs([e.token], [e.logprob ?? null], [e.top], [s.emitted]);
       s.emitted += e.text.length;
       return [choice(k, pre + e.text, lp, e.finish)];
     };
-    return streamJob(c, job, {
+    return streamGroup(c, group, {
       event: render,
       usage: b.stream_options?.include_usage ? () => ({ ...head, choices: [], usage: usage(promptTokens, generated) }) : undefined,
     });
   }
 
-  const results = await collect(c, job);
+  const results = await collect(c, group);
   const choices = results.map((r: ChoiceResult, k) => {
     const p = promptOf(k);
     const pre = echo ? p.text : '';

@@ -5,7 +5,7 @@ import type { Duplex } from 'node:stream';
 import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { ContextLengthError, InvalidParameterError } from '../model/errors.js';
+import { ContextLengthError } from '../model/errors.js';
 
 export interface ErrorInfo {
   type?: string;
@@ -25,6 +25,17 @@ export function apiError(status: ContentfulStatusCode, message: string, info: Er
 
 export const badRequest = (message: string, param: string | null = null, code: string | null = null): HTTPException =>
   apiError(400, message, { param, code });
+
+/** The model's ContextLengthError as a client sees it: a 400 with OpenAI's code, naming `param`. */
+export class ContextLengthExceeded extends ContextLengthError {
+  readonly code = 'context_length_exceeded';
+  constructor(
+    e: ContextLengthError,
+    readonly param: string,
+  ) {
+    super(e.contextLength, e.promptTokens, e.maxTokens);
+  }
+}
 
 export const modelNotFound = (model: string): HTTPException =>
   apiError(404, `The model '${model}' does not exist.`, { param: 'model', code: 'model_not_found' });
@@ -48,9 +59,7 @@ export function onError(err: Error, c: Context): Response {
     // Hono's own exceptions (e.g. the JSON validator's) carry a message and no cause: same mapping.
     return c.json(errorBody(err.status, err.message || 'Request failed', info), err.status as ContentfulStatusCode);
   }
-  // The model layer's validation errors, should one slip past a handler's own checks.
-  if (err instanceof ContextLengthError) return c.json(errorBody(400, err.message, { param: 'max_tokens', code: err.code }), 400);
-  if (err instanceof InvalidParameterError) return c.json(errorBody(400, err.message, { param: err.param, code: err.code }), 400);
+  if (err instanceof ContextLengthExceeded) return c.json(errorBody(400, err.message, { param: err.param, code: err.code }), 400);
   console.error(`[${c.get('requestId') ?? '-'}] ${c.req.method} ${c.req.path}:`, err);
   return c.json(errorBody(500, 'The server had an error while processing your request.'), 500);
 }

@@ -9,22 +9,12 @@ import { CHECKPOINT_ID, checkpointId, checkpointModelId, cursorSeq, EVENT_ID, ev
 import type { ScratchSettings } from '../jobs/runner.js';
 import type { FineTuning } from '../jobs/service.js';
 import { TERMINAL, type CheckpointRow, type EventRow, type FileRow, type JobRow } from '../jobs/store.js';
+import { FINETUNE_DEFAULTS as D } from '../train/finetune-defaults.js';
 import type { AppEnv } from './env.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
 import { service } from './files.js';
 import type { ModelRegistry } from './registry.js';
 import { json, query } from './validate.js';
-
-/**
- * Learning rate = BASE_LEARNING_RATE[method] × learning_rate_multiplier. Full finetuning uses the
- * book's 5e-5 (chapters 6 and 7, AdamW); training only the last blocks moves fewer weights and
- * takes the same; LoRA's small adapters start at zero and want a larger step.
- */
-export const BASE_LEARNING_RATE = { full: 5e-5, last_blocks: 5e-5, lora: 2e-4 } as const;
-export const DEFAULT_EPOCHS = 3;
-export const DEFAULT_BATCH_SIZE = 8;
-export const DEFAULT_WEIGHT_DECAY = 0.1;
-export const DEFAULT_LORA = { rank: 16, alpha: 16 };
 
 const auto = <T extends z.ZodType>(t: T) => z.union([z.literal('auto'), t]);
 const hyperparameters = z.strictObject({
@@ -171,7 +161,7 @@ function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
     if (unknown.length) throw badRequest(`Invalid validation_file: labels ${unknown.map((l) => `'${l}'`).join(', ')} do not occur in the training file.`, 'validation_file', 'invalid_file_format');
   }
 
-  const method = s.method ?? (task === 'classification' ? 'last_blocks' : 'full');
+  const method = s.method ?? D.method[task];
   const only = (key: keyof typeof s, wanted: string) => {
     if (s[key] !== undefined && method !== wanted) throw badRequest(`'${key}' only applies to method '${wanted}', not '${method}'.`, sParam(key));
   };
@@ -185,19 +175,21 @@ function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
     throw badRequest(`'max_length' is ${s.max_length}, more than the ${contextLength}-token context of '${b.model}'.`, sParam('max_length'));
   }
 
-  const n_epochs = hp.n_epochs === undefined || hp.n_epochs === 'auto' ? DEFAULT_EPOCHS : hp.n_epochs;
+  // "auto" and absent are the shared defaults (src/train/finetune-defaults.ts).
+  const n_epochs = hp.n_epochs === undefined || hp.n_epochs === 'auto' ? D.epochs[task] : hp.n_epochs;
   // A batch larger than the data would only be padding: at most one batch of every record.
-  const batch_size = Math.min(hp.batch_size === undefined || hp.batch_size === 'auto' ? DEFAULT_BATCH_SIZE : hp.batch_size, train.records);
+  const batch_size = Math.min(hp.batch_size === undefined || hp.batch_size === 'auto' ? D.batchSize : hp.batch_size, train.records);
   const learning_rate_multiplier = hp.learning_rate_multiplier === undefined || hp.learning_rate_multiplier === 'auto' ? 1 : hp.learning_rate_multiplier;
   const settings: ScratchSettings = {
     task,
     method,
-    ...(method === 'last_blocks' ? { last_blocks: s.last_blocks ?? 1 } : {}),
-    ...(method === 'lora' ? { lora_rank: s.lora_rank ?? DEFAULT_LORA.rank, lora_alpha: s.lora_alpha ?? DEFAULT_LORA.alpha } : {}),
-    ...(task === 'instruction' ? { mask_prompt: s.mask_prompt ?? false } : {}),
+    ...(method === 'last_blocks' ? { last_blocks: s.last_blocks ?? D.lastBlocks } : {}),
+    ...(method === 'lora' ? { lora_rank: s.lora_rank ?? D.lora.rank, lora_alpha: s.lora_alpha ?? D.lora.alpha } : {}),
+    ...(task === 'instruction' ? { mask_prompt: s.mask_prompt ?? D.maskPrompt } : {}),
     ...(s.max_length !== undefined ? { max_length: s.max_length } : {}),
-    weight_decay: s.weight_decay ?? DEFAULT_WEIGHT_DECAY,
-    learning_rate: BASE_LEARNING_RATE[method] * learning_rate_multiplier,
+    weight_decay: s.weight_decay ?? D.weightDecay,
+    // The multiplier scales the method's default rate, as OpenAI's scales its base model's.
+    learning_rate: D.lr[method] * learning_rate_multiplier,
     ...(s.checkpoint_every_steps !== undefined ? { checkpoint_every_steps: s.checkpoint_every_steps } : {}),
     ...(labels ? { labels } : {}),
   };
@@ -208,7 +200,7 @@ function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
     validation_file: valid?.id ?? null,
     hyperparameters: resolved,
     method: { type: 'supervised', supervised: { hyperparameters: resolved }, scratchgpt: settings },
-    seed: b.seed ?? Math.floor(Math.random() * 2 ** 31),
+    seed: b.seed ?? Math.floor(Math.random() * 2 ** 31), // OpenAI's: one drawn per job, returned in the job
     suffix: b.suffix ?? null,
     metadata: b.metadata ?? null,
   };

@@ -1,7 +1,6 @@
-// The HTTP thread's handle on one model: starts its worker thread, admits requests against a
-// bounded queue, routes the worker's events to the job each sequence belongs to, and keeps the
-// model's metrics. It never touches ORT.
-import { Worker } from 'node:worker_threads';
+// The HTTP thread's handle on one model: starts its thread (model-thread.ts, through
+// threads/serving-worker.ts), admits requests against a bounded queue, routes the thread's events
+// to the sequence group each sequence belongs to, and keeps the model's metrics. It never touches ORT.
 import type { ChatTemplate } from '../model/chat-template.js';
 import type { GPTConfig } from '../model/config.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
@@ -9,8 +8,8 @@ import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
 import type { ModelFolder } from '../model/model-folder.js';
 import { isFinal, type FromWorker, type SeqEvent, type SeqSpec, type ToWorker } from './protocol.js';
-import { CLOSE_GRACE_MS, stopWorker } from '../threads/stop.js';
-import type { WorkerConfig } from './worker.js';
+import { ServingWorker } from '../threads/serving-worker.js';
+import type { ModelThreadConfig } from './model-thread.js';
 
 export interface ModelOptions {
   /** KV-cache slots: the largest running batch. */
@@ -19,7 +18,7 @@ export interface ModelOptions {
   queue: number;
   device?: Device;
   threads?: number;
-  /** 'int8': decode steps run on blockwise int8 weights (faster, not fp32-exact; see quantize.ts). */
+  /** 'int8': decode steps run on blockwise int8 weights (faster, not fp32-exact; see src/onnx/rewrite.ts). */
   quantize?: 'none' | 'int8';
   prefillTokens?: number;
   mixedPrefill?: boolean;
@@ -35,9 +34,9 @@ let nextId = 1;
  * The sequences of one request (n choices × prompts). Iterate it for their events, in order;
  * iteration ends when every sequence has had its final event.
  */
-export class Job implements AsyncIterable<SeqEvent> {
+export class SequenceGroup implements AsyncIterable<SeqEvent> {
   readonly ids: number[];
-  /** Set when the server ended the job (shutdown) rather than the client or the model. */
+  /** Set when the server ended the group (shutdown) rather than the client or the model. */
   endedBy: 'shutdown' | undefined;
   private readonly open: Set<number>;
   private readonly queue: SeqEvent[] = [];
@@ -51,7 +50,7 @@ export class Job implements AsyncIterable<SeqEvent> {
     this.open = new Set(this.ids);
   }
 
-  /** Index of a sequence in this job (the order its specs were given in). */
+  /** Index of a sequence in this group (the order its specs were given in). */
   index(id: number): number {
     return id - this.ids[0]!;
   }
@@ -82,7 +81,7 @@ export class Job implements AsyncIterable<SeqEvent> {
 }
 
 interface Tracked {
-  job: Job;
+  group: SequenceGroup;
   submitted: number;
   last: number | undefined;
 }
@@ -93,14 +92,11 @@ export class ModelWorker {
   readonly chat: ChatTemplate | undefined;
   readonly generation: GenerationDefaults;
   readonly created: number;
-  state: 'loading' | 'ready' | 'failed' = 'loading';
-  failure: string | undefined;
   /** Resolves when the model is loaded; rejects when loading failed. */
   readonly ready: Promise<void>;
-  private readonly worker: Worker;
+  private readonly thread: ServingWorker<ToWorker, FromWorker>;
   private readonly seqs = new Map<number, Tracked>();
-  private readonly jobs = new Set<Job>();
-  private closing = false;
+  private readonly groups = new Set<SequenceGroup>();
 
   constructor(
     readonly id: string,
@@ -113,8 +109,8 @@ export class ModelWorker {
     readonly lora?: string,
   ) {
     ({ config: this.config, chat: this.chat, generation: this.generation, created: this.created } = folder);
-    const workerData: WorkerConfig = {
-      entry: new URL('./worker.ts', import.meta.url).href,
+    const workerData: ModelThreadConfig = {
+      entry: new URL('./model-thread.ts', import.meta.url).href,
       dir,
       lora,
       slots: opts.slots,
@@ -124,30 +120,26 @@ export class ModelWorker {
       prefillTokens: opts.prefillTokens,
       mixed: opts.mixedPrefill,
     };
-    this.worker = new Worker(new URL('../threads/boot.js', import.meta.url), { workerData, name: `model ${id}` });
+    this.thread = new ServingWorker(workerData, {
+      name: `model ${id}`,
+      describe: `model ${id} (${dir})`,
+      onMessage: (msg) => this.onStep(msg),
+      onFail: (message) => {
+        for (const group of this.groups) this.endAll(group, 'error', `model ${id} stopped: ${message}`);
+      },
+    });
+    this.ready = this.thread.ready;
     this.metrics.slots.set({ model: id }, opts.slots);
     this.metrics.running.set({ model: id }, 0);
     this.metrics.queueDepth.set({ model: id }, 0);
-    this.ready = new Promise((resolve, reject) => {
-      const fail = (message: string) => {
-        this.state = 'failed';
-        this.failure = message;
-        for (const job of this.jobs) this.endAll(job, 'error', `model ${id} stopped: ${message}`);
-        reject(new Error(`model ${id} (${dir}): ${message}`));
-      };
-      this.worker.on('message', (msg: FromWorker) => {
-        if (msg.type === 'ready') {
-          this.state = 'ready';
-          resolve();
-        } else if (msg.type === 'failed') fail(msg.message);
-        else this.onStep(msg);
-      });
-      this.worker.on('error', (e) => fail(e.message));
-      this.worker.on('exit', (code) => {
-        if (!this.closing && this.state !== 'failed') fail(`worker exited with code ${code}`);
-      });
-    });
-    this.ready.catch(() => {}); // observed by whoever awaits it; a failed model must not crash the process
+  }
+
+  get state(): 'loading' | 'ready' | 'failed' {
+    return this.thread.state;
+  }
+
+  get failure(): string | undefined {
+    return this.thread.failure;
   }
 
   /** Sequences admitted and not yet finished (running or waiting). */
@@ -160,42 +152,41 @@ export class ModelWorker {
   }
 
   /** Admits a request's sequences, all or none; throws OverloadedError when the queue is full. */
-  submit(specs: Omit<SeqSpec, 'id'>[]): Job {
+  submit(specs: Omit<SeqSpec, 'id'>[]): SequenceGroup {
     if (this.state !== 'ready') throw new Error(`model ${this.id} is ${this.state}`);
     if (this.outstanding + specs.length > this.capacity) throw new OverloadedError(`model ${this.id} is at capacity`);
-    const job = new Job(this, specs.length);
+    const group = new SequenceGroup(this, specs.length);
     const now = performance.now();
-    const seqs = specs.map((s, i) => ({ ...s, id: job.ids[i]! }));
+    const seqs = specs.map((s, i) => ({ ...s, id: group.ids[i]! }));
     for (const s of seqs) {
-      this.seqs.set(s.id, { job, submitted: now, last: undefined });
+      this.seqs.set(s.id, { group, submitted: now, last: undefined });
       this.metrics.promptTokens.inc({ model: this.id }, s.prompt.length);
     }
-    this.jobs.add(job);
+    this.groups.add(group);
     this.send({ type: 'submit', seqs });
-    return job;
+    return group;
   }
 
   cancel(ids: number[]): void {
     this.send({ type: 'cancel', ids });
   }
 
-  /** Server shutdown: ends every job now (their streams close cleanly) and stops the thread. */
+  /** Server shutdown: ends every request now (their streams close cleanly) and stops the thread. */
   async close(): Promise<void> {
-    this.closing = true;
-    for (const job of this.jobs) {
-      job.endedBy = 'shutdown';
-      this.endAll(job, 'cancelled');
+    for (const group of this.groups) {
+      group.endedBy = 'shutdown';
+      this.endAll(group, 'cancelled');
     }
-    await stopWorker(this.worker, { type: 'close' } satisfies ToWorker, CLOSE_GRACE_MS, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
+    await this.thread.close({ type: 'close' }, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
   }
 
-  get activeJobs(): number {
-    return this.jobs.size;
+  get activeRequests(): number {
+    return this.groups.size;
   }
 
-  /** Finishes a job's open sequences on this side (worker gone or server stopping). */
-  private endAll(job: Job, reason: 'cancelled' | 'error', message?: string): void {
-    for (const id of job.ids) if (this.seqs.has(id)) this.deliver({ type: 'end', id, reason, ...(message ? { message } : {}) });
+  /** Finishes a group's open sequences on this side (worker gone or server stopping). */
+  private endAll(group: SequenceGroup, reason: 'cancelled' | 'error', message?: string): void {
+    for (const id of group.ids) if (this.seqs.has(id)) this.deliver({ type: 'end', id, reason, ...(message ? { message } : {}) });
   }
 
   private onStep({ events, running, waiting, batch }: FromWorker & { type: 'step' }): void {
@@ -225,11 +216,11 @@ export class ModelWorker {
       const reason = e.type === 'end' ? e.reason : e.finish!;
       this.metrics.finished.inc({ model: this.id, reason });
     }
-    t.job.push(e);
-    if (t.job.done) this.jobs.delete(t.job);
+    t.group.push(e);
+    if (t.group.done) this.groups.delete(t.group);
   }
 
   private send(msg: ToWorker): void {
-    this.worker.postMessage(msg);
+    this.thread.post(msg);
   }
 }

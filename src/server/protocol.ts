@@ -5,7 +5,8 @@
 //
 // A sequence is one choice of one request: its own prompt tokens, sampling options (seed) and KV
 // slot. Data flows one way; the only message against the flow is cancel.
-import type { SamplingOptions, TokenLogprob } from '../model/sampler.js';
+import type { SamplingOptions } from '../model/sampler.js';
+import type { TokenLogprob } from '../model/sampling-kernels.js';
 import type { FinishReason } from '../model/stop.js';
 
 export interface SeqSpec {

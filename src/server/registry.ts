@@ -111,7 +111,7 @@ export class ModelRegistry {
     if (at >= 0) this.awake.splice(at, 1);
     this.unusedSince.delete(id);
     const deadline = Date.now() + graceMs;
-    while (m.activeJobs > 0 && Date.now() < deadline) await sleep(20);
+    while (m.activeRequests > 0 && Date.now() < deadline) await sleep(20);
     await m.close();
   }
 
@@ -165,7 +165,7 @@ export class ModelRegistry {
   /** Whether an awake on-demand model may be stopped: not loading, nothing running, and used since it loaded (or left unused for long). */
   private idle(id: string): boolean {
     const m = this.models.get(id)!;
-    if (m.state === 'loading' || m.activeJobs > 0) return false;
+    if (m.state === 'loading' || m.activeRequests > 0) return false;
     const since = this.unusedSince.get(id);
     return since === undefined || Date.now() - since > FIRST_USE_GRACE_MS;
   }
@@ -251,8 +251,8 @@ export class ModelRegistry {
     return Promise.all(this.base.map((m) => m.ready)).then(() => undefined);
   }
 
-  get activeJobs(): number {
-    return this.list().reduce((n, m) => n + m.activeJobs, 0);
+  get activeRequests(): number {
+    return this.list().reduce((n, m) => n + m.activeRequests, 0);
   }
 
   async close(): Promise<void> {

@@ -1,10 +1,9 @@
 // Request fields shared by /v1/completions and /v1/chat/completions (OpenAI names, plus the vLLM
-// and llama.cpp extras top_k, min_p, repetition_penalty, ignore_eos) and their mapping to the
-// model layer's SamplingOptions.
+// and llama.cpp extras top_k, min_p, repetition_penalty, ignore_eos), with OpenAI's ranges, and
+// their mapping to the model layer's SamplingOptions.
 import { z } from 'zod';
-import { InvalidParameterError } from '../model/errors.js';
 import { withGenerationDefaults, type GenerationDefaults } from '../model/generation-config.js';
-import { validateSamplingOptions, type SamplingOptions } from '../model/sampler.js';
+import type { SamplingOptions } from '../model/sampler.js';
 
 export const samplingFields = {
   model: z.string(),
@@ -26,7 +25,7 @@ export const samplingFields = {
   ignore_eos: z.boolean().nullish(),
 };
 
-type SamplingBody = z.infer<z.ZodObject<typeof samplingFields>>;
+export type SamplingBody = z.infer<z.ZodObject<typeof samplingFields>>;
 
 const opt = <T>(v: T | null | undefined): T | undefined => v ?? undefined;
 
@@ -34,36 +33,38 @@ export function stopList(stop: string | string[] | null | undefined): string[] {
   return stop == null ? [] : typeof stop === 'string' ? [stop] : stop;
 }
 
+/** What a choice's options take from admission rather than from the body's sampling fields. */
+export interface ChoiceSettings {
+  maxTokens: number;
+  stop: string[];
+  logprobs?: number;
+  /** logit_bias with its keys checked against the vocabulary (admission.ts). */
+  logitBias?: Record<number, number>;
+  defaults: GenerationDefaults;
+}
+
 /**
  * SamplingOptions for choice `index` of a request. With a seed, choice i uses seed + i: the n
  * choices differ, each is reproducible, and choice 0 equals the same request with n = 1.
- * Throws InvalidParameterError (→ 400 naming the parameter) for values the model rejects.
  */
-export function samplingOptions(
-  b: SamplingBody,
-  extra: { maxTokens: number; stop: string[]; logprobs?: number; vocabSize: number; defaults?: GenerationDefaults },
-  index = 0,
-): SamplingOptions {
+export function samplingOptions(b: SamplingBody, c: ChoiceSettings, index = 0): SamplingOptions {
   // The model's generation_config.json fills the fields the request leaves unset.
-  const o: SamplingOptions = withGenerationDefaults({
-    maxTokens: extra.maxTokens,
-    temperature: opt(b.temperature),
-    topP: opt(b.top_p),
-    topK: opt(b.top_k),
-    minP: opt(b.min_p),
-    presencePenalty: opt(b.presence_penalty),
-    frequencyPenalty: opt(b.frequency_penalty),
-    repetitionPenalty: opt(b.repetition_penalty),
-    logitBias: b.logit_bias ? Object.fromEntries(Object.entries(b.logit_bias).map(([k, v]) => [Number(k), v])) : undefined,
-    seed: b.seed == null ? undefined : b.seed + index,
-    logprobs: extra.logprobs,
-    ignoreEos: opt(b.ignore_eos),
-    stop: extra.stop,
-  }, extra.defaults ?? {});
-  if (b.logit_bias) {
-    // Keys must be token ids written as integers ('50256'), not '1e3' or ' 7'.
-    for (const k of Object.keys(b.logit_bias)) if (!/^\d+$/.test(k)) throw new InvalidParameterError('logit_bias', `invalid token id '${k}'`);
-  }
-  validateSamplingOptions(o, extra.vocabSize);
-  return o;
+  return withGenerationDefaults(
+    {
+      maxTokens: c.maxTokens,
+      temperature: opt(b.temperature),
+      topP: opt(b.top_p),
+      topK: opt(b.top_k),
+      minP: opt(b.min_p),
+      presencePenalty: opt(b.presence_penalty),
+      frequencyPenalty: opt(b.frequency_penalty),
+      repetitionPenalty: opt(b.repetition_penalty),
+      logitBias: c.logitBias,
+      seed: b.seed == null ? undefined : b.seed + index,
+      logprobs: c.logprobs,
+      ignoreEos: opt(b.ignore_eos),
+      stop: c.stop,
+    },
+    c.defaults,
+  );
 }

@@ -1,7 +1,7 @@
 // Continuous batching. Every step runs ONE forward call over all running sequences' next tokens
-// (decode rows) and, before it, one call that prefills the sequences admitted this step. A request
-// that arrives while others decode joins at the next step; a finished or cancelled one leaves at
-// the end of the step it finished in (cancels are seen between steps, so within one step).
+// (decode rows) and, before it, one call that prefills the sequences given a slot this step. A
+// request that arrives while others decode joins at the next step; a finished or cancelled one
+// leaves at the end of the step it finished in (cancels are seen between steps, so within one step).
 //
 // Each sequence owns a KV-cache slot, a Generation (sampler with its own seeded RNG, detokenizer,
 // stop strings), so its tokens do not depend on who else is in the batch. Running sequences are
@@ -9,7 +9,7 @@
 // (ModelSession gathers, i.e. copies every layer's cache, when slots are not neighbours).
 import type { GPTConfig } from '../model/config.js';
 import { Generation, type StepResult } from '../model/generation.js';
-import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampler.js';
+import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
 import type { FromWorker, SeqEvent, SeqSpec } from './protocol.js';
 
@@ -22,7 +22,7 @@ export interface BatchModel {
 
 export interface SchedulerOptions {
   /**
-   * Prompt tokens prefilled per step (at least one sequence is always admitted). Bounds how long
+   * Prompt tokens prefilled per step (at least one sequence always gets a slot). Bounds how long
    * running streams stall while newcomers prefill, at some cost in time to first token.
    */
   prefillTokens?: number;
@@ -101,7 +101,7 @@ export class Scheduler {
   }
 
   private async step(): Promise<void> {
-    const fresh = this.admit();
+    const fresh = this.fillSlots();
     const old = this.running.filter((a) => !fresh.includes(a));
     const prefill = (a: Active): ForwardRow => ({ slot: a.slot, tokens: a.spec.prompt, start: 0, logits: a.spec.promptLogprobs !== undefined ? 'all' : 'last' });
     const decode = (a: Active): ForwardRow => ({ slot: a.slot, tokens: [a.gen.tokens.at(-1)!], start: a.pos, logits: 'last' });
@@ -114,7 +114,7 @@ export class Scheduler {
   }
 
   /** Moves waiting sequences into free slots, within the step's prefill budget. */
-  private admit(): Active[] {
+  private fillSlots(): Active[] {
     const fresh: Active[] = [];
     let budget = this.prefillTokens;
     while (this.waiting.length && this.running.length < this.model.cache.slots) {
@@ -124,7 +124,7 @@ export class Scheduler {
       budget -= spec.prompt.length;
       let gen: Generation;
       try {
-        gen = new Generation(spec.prompt, spec.options, this.model.config); // validated by the HTTP thread already
+        gen = new Generation(spec.prompt, spec.options, this.model.config); // checked by admission on the HTTP thread already
       } catch (e) {
         this.events.push({ type: 'end', id: spec.id, reason: 'error', message: (e as Error).message });
         continue;

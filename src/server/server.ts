@@ -97,7 +97,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       void Promise.race([deadline, hurry]).then(() => (late = true));
       // Training stops now (its job resumes at the next start); requests get the deadline.
       await finetuning?.runner.close();
-      while (models.activeJobs > 0 && !late) await Promise.race([sleep(50), deadline, hurry]);
+      while (models.activeRequests > 0 && !late) await Promise.race([sleep(50), deadline, hurry]);
       clearTimeout(timer);
       await models.close();
       await finetuning?.close(); // ends what is left: streams get an error chunk and [DONE]

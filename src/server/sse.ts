@@ -1,10 +1,10 @@
-// Streaming a job as OpenAI does: data-only server-sent events, `data: {chunk}\n\n` per event,
-// an optional usage chunk, then `data: [DONE]`. A client that disconnects cancels the job, which
-// frees its batch slots at the worker's next step.
+// Streaming a sequence group as OpenAI does: data-only server-sent events, `data: {chunk}\n\n` per
+// event, an optional usage chunk, then `data: [DONE]`. A client that disconnects cancels the group,
+// which frees its batch slots at the model thread's next step.
 import type { Context } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import { errorBody } from './errors.js';
-import type { Job } from './model-worker.js';
+import type { SequenceGroup } from './model-worker.js';
 import type { SeqEvent } from './protocol.js';
 
 export interface ChunkRenderer {
@@ -16,13 +16,13 @@ export interface ChunkRenderer {
   usage?(): unknown;
 }
 
-export function streamJob(c: Context, job: Job, render: ChunkRenderer): Response {
+export function streamGroup(c: Context, group: SequenceGroup, render: ChunkRenderer): Response {
   return streamSSE(c, async (stream) => {
     let gone = false;
     let failed = false;
     const leave = () => {
       gone = true;
-      job.cancel();
+      group.cancel();
     };
     stream.onAbort(leave);
     const signal = c.req.raw.signal;
@@ -30,13 +30,13 @@ export function streamJob(c: Context, job: Job, render: ChunkRenderer): Response
     const send = (chunk: unknown) => stream.writeSSE({ data: JSON.stringify(chunk) });
     try {
       for (const chunk of render.start?.() ?? []) await send(chunk);
-      for await (const e of job) {
-        if (gone) return; // nobody is reading; the job drains on its own
+      for await (const e of group) {
+        if (gone) return; // nobody is reading; the group drains on its own
         if (e.type === 'end' && (e.reason === 'cancelled' || e.reason === 'error')) {
           // Shutdown or a failure: say so in-band (the status line went out long ago), then end.
-          job.cancel();
-          const message = job.endedBy === 'shutdown' ? 'The server shut down before this request finished.' : `Generation failed: ${e.message ?? 'cancelled'}`;
-          await send(errorBody(503, message, { code: job.endedBy === 'shutdown' ? 'server_shutting_down' : 'generation_failed' }));
+          group.cancel();
+          const message = group.endedBy === 'shutdown' ? 'The server shut down before this request finished.' : `Generation failed: ${e.message ?? 'cancelled'}`;
+          await send(errorBody(503, message, { code: group.endedBy === 'shutdown' ? 'server_shutting_down' : 'generation_failed' }));
           failed = true;
           break;
         }
@@ -47,10 +47,10 @@ export function streamJob(c: Context, job: Job, render: ChunkRenderer): Response
     } catch (e) {
       // A bug while rendering: log it, tell the client without details, close the stream.
       console.error(`[${c.get('requestId') ?? '-'}] stream failed:`, e);
-      job.cancel();
+      group.cancel();
       await send(errorBody(500, 'The server had an error while streaming your response.'));
     } finally {
-      // a listener left on a request that ended normally keeps its whole stream (context, job, response) reachable
+      // a listener left on a request that ended normally keeps its whole stream (context, group, response) reachable
       signal.removeEventListener('abort', leave);
     }
   });

@@ -19,6 +19,3 @@ export async function stopWorker(worker: Worker, stopMessage: unknown, graceMs: 
   clearTimeout(timer);
   return late;
 }
-
-/** How long a model thread may take to finish its current forward call before it is reported as slow. */
-export const CLOSE_GRACE_MS = 10_000;

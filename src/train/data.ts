@@ -2,8 +2,8 @@
 // part), tokenized, cut into sliding windows of max_length tokens every `stride` tokens, and
 // batched with a seeded shuffle per epoch. Batches are addressed by a global index, so a
 // resumed run only needs that index to continue with exactly the batches it would have seen.
-import { Rng } from '../model/rng.js';
 import { encode } from '../model/tokenizer.js';
+import { epochOrder } from './streams.js';
 
 export const IGNORE_INDEX = -100;
 
@@ -80,7 +80,7 @@ export class BatchLoader {
     if (this.batchesPerEpoch === 0) throw new Error(`not enough data for one batch of ${this.opts.batchSize} windows (have ${this.windows.length})`);
     const epoch = Math.floor(k / this.batchesPerEpoch);
     const first = (k % this.batchesPerEpoch) * this.opts.batchSize;
-    const order = this.epochOrder(epoch);
+    const order = this.shuffled(epoch);
     const { batchSize: B } = this.opts;
     const T = this.windows.maxLength;
     const tokens = new BigInt64Array(B * T);
@@ -98,39 +98,12 @@ export class BatchLoader {
     return { tokens, targets, count };
   }
 
-  /** Fisher-Yates shuffle of the windows, seeded by (seed, epoch). */
-  private epochOrder(epoch: number): Uint32Array | undefined {
+  private shuffled(epoch: number): Uint32Array | undefined {
     if (!this.opts.shuffle) return undefined;
     if (this.orderEpoch !== epoch) {
-      const rng = new Rng(streamSeed(this.opts.seed, SHUFFLE_STREAM, epoch));
-      const order = Uint32Array.from({ length: this.windows.length }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-      this.order = order;
+      this.order = epochOrder(this.windows.length, this.opts.seed, epoch);
       this.orderEpoch = epoch;
     }
     return this.order;
   }
-}
-
-export const SHUFFLE_STREAM = 1;
-export const DROPOUT_STREAM = 2;
-
-/**
- * A seed for an independent random stream, derived from the run's seed and a position (e.g.
- * epoch, or step and micro-batch). Derived streams make every random draw a function of where
- * training is, so resuming needs no generator state, only the position.
- */
-export function streamSeed(seed: number, ...parts: number[]): number {
-  let h = Math.imul((seed >>> 0) ^ 0x9e3779b9, 0x85ebca6b) ^ Math.floor(seed / 2 ** 32);
-  let l = 0x27d4eb2f;
-  for (const p of [seed, ...parts]) {
-    l = Math.imul(l ^ (p >>> 0) ^ Math.floor(p / 2 ** 32), 0xc2b2ae35);
-    l ^= l >>> 15;
-    h = Math.imul(h ^ l, 0x165667b1);
-    h ^= h >>> 13;
-  }
-  return (h >>> 11) * 2 ** 32 + (l >>> 0); // < 2^53: every bit reaches Rng
 }

@@ -17,53 +17,14 @@ import path from 'node:path';
 import { saveCheckpoint } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
 import type { Params } from '../model/params.js';
-import { fsyncDir, writeFileAtomic } from '../model/durable.js';
-import { openSafetensors, readTensorF32, writeSafetensors } from '../model/safetensors.js';
+import { replaceDir, restoreReplacedDirs, writeFileAtomic } from '../model/durable.js';
 import { crashPoint } from '../faults/crash-point.js';
-import type { FlatLayout } from './flat.js';
+import type { CheckpointReport, LoopSums } from './fit.js';
+import { STATE_FILE, TrainingState, type StateRecord } from './state.js';
 
-export const STATE_FILE = 'training_state.safetensors';
 /** The checkpoint's report, as onCheckpoint got it, so a reader that missed the hook can recover it. */
 export const REPORT_FILE = 'checkpoint.json';
-const STATE_FORMAT = 'scratchgpt-finetune-state/1';
 const RUN_FILE = 'run.json';
-
-/** Where a run is, and the running sums its reports need; JSON numbers round-trip exactly. */
-export interface FinetuneProgress {
-  step: number;
-  trainedTokens: number;
-  optimizerStep: number;
-  /** Step losses since the previous checkpoint (its trainLoss is their mean). */
-  sinceCheckpoint: { lossSum: number; steps: number };
-  /** The current epoch's step losses and (classification) training predictions. */
-  epoch: { lossSum: number; steps: number; correct: number; seen: number };
-  /** The latest epoch-end report. */
-  last: { trainLoss?: number; valLoss?: number; valAccuracy?: number };
-  /** Set when the run stopped during an epoch-end validation: that step's report, still to be completed. */
-  pendingEpochEnd?: { trainLoss: number; tokensPerSecond: number };
-}
-
-export interface SavedState {
-  format: typeof STATE_FORMAT;
-  fingerprint: string;
-  progress: FinetuneProgress;
-}
-
-export interface CheckpointReport {
-  epoch: number;
-  step: number;
-  /** Mean step loss since the previous checkpoint. */
-  trainLoss: number;
-  valLoss?: number;
-  valAccuracy?: number;
-}
-
-export interface TrainableBuffers {
-  layout: FlatLayout;
-  params: Float32Array;
-  m: Float32Array;
-  v: Float32Array;
-}
 
 const checkpointsDir = (workDir: string) => path.join(workDir, 'checkpoints');
 const stepName = (step: number) => `step-${String(step).padStart(6, '0')}`;
@@ -89,33 +50,20 @@ export function claimWorkDir(workDir: string, fingerprint: string, summary: Reco
  * Writes checkpoint `step` (model folder + training state) atomically and drops the training
  * state of older checkpoints. Returns the checkpoint's folder.
  */
-export function saveFinetuneCheckpoint(workDir: string, model: { config: GPTConfig; params: Params }, trainable: TrainableBuffers, state: SavedState, report: CheckpointReport): string {
+export function saveFinetuneCheckpoint(workDir: string, model: { config: GPTConfig; params: Params }, state: TrainingState, record: { fingerprint: string; loop: LoopSums }, report: CheckpointReport): string {
   const root = checkpointsDir(workDir);
-  const name = stepName(state.progress.step);
+  const name = stepName(state.position.step);
   const dir = path.join(root, name);
   const tmp = path.join(root, `.tmp-${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     saveCheckpoint(tmp, model.config, model.params);
-    const { layout } = trainable;
-    const tensors = layout.segments.flatMap((s) =>
-      (['p', 'm', 'v'] as const).map((k) => ({
-        name: `${k}.${s.name}`,
-        dtype: 'F32' as const,
-        shape: s.shape,
-        data: layout.view(k === 'p' ? trainable.params : trainable[k], s.name),
-      })),
-    );
-    writeSafetensors(path.join(tmp, STATE_FILE), tensors, { metadata: { format: STATE_FORMAT, state: JSON.stringify(state) } });
+    state.save(tmp, { ...record, run: {} });
     writeFileAtomic(path.join(tmp, REPORT_FILE), JSON.stringify(report) + '\n');
     crashPoint('checkpoint.tmp-written');
-    // A folder cannot be renamed over a non-empty one. Replacing this step's checkpoint (taken
-    // when a stop interrupted the epoch's validation) moves the old one aside first; a kill
-    // between the two renames leaves it there, and the next start moves it back.
-    const aside = `${dir}.replaced-${process.pid}`;
-    if (fs.existsSync(dir)) fs.renameSync(dir, aside);
-    fs.renameSync(tmp, dir);
-    fsyncDir(root);
-    fs.rmSync(aside, { recursive: true, force: true });
+    // Replacing this step's checkpoint (taken when a stop interrupted the epoch's validation)
+    // sets the old one aside; a kill between the two renames leaves it there, and the next
+    // start moves it back.
+    replaceDir(tmp, dir);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -130,29 +78,22 @@ export function saveFinetuneCheckpoint(workDir: string, model: { config: GPTConf
  * The newest checkpoint with a readable training state, after removing what interrupted writes
  * left behind (`.tmp-*` folders and files); undefined when there is none.
  */
-export function latestFinetuneCheckpoint(workDir: string): { dir: string; state: SavedState } | undefined {
+export function latestFinetuneCheckpoint(workDir: string): { dir: string; state: StateRecord } | undefined {
   const root = checkpointsDir(workDir);
   if (!fs.existsSync(root)) return undefined;
+  restoreReplacedDirs(root);
   const steps: string[] = [];
   for (const entry of fs.readdirSync(root)) {
     const full = path.join(root, entry);
-    const replaced = /^(step-\d+)\.replaced-/.exec(entry)?.[1];
-    if (replaced && !fs.existsSync(path.join(root, replaced))) fs.renameSync(full, path.join(root, replaced));
-  }
-  for (const entry of fs.readdirSync(root)) {
-    const full = path.join(root, entry);
-    if (entry.startsWith('.tmp-') || entry.includes('.replaced-')) fs.rmSync(full, { recursive: true, force: true });
+    if (entry.startsWith('.tmp-')) fs.rmSync(full, { recursive: true, force: true });
     else if (/^step-\d+$/.test(entry)) {
       for (const f of fs.readdirSync(full)) if (f.includes('.tmp-')) fs.rmSync(path.join(full, f), { force: true });
       steps.push(entry);
     }
   }
   for (const name of steps.sort().reverse()) {
-    const file = path.join(root, name, STATE_FILE);
-    if (!fs.existsSync(file)) continue;
-    const meta = openSafetensors(file).metadata;
-    if (meta.format !== STATE_FORMAT || meta.state === undefined) throw new Error(`${file}: not a finetuning state (format '${meta.format}')`);
-    return { dir: path.join(root, name), state: JSON.parse(meta.state) as SavedState };
+    const dir = path.join(root, name);
+    if (fs.existsSync(path.join(dir, STATE_FILE))) return { dir, state: TrainingState.record(dir) };
   }
   return undefined;
 }
@@ -168,17 +109,4 @@ export function checkpointReports(workDir: string): (CheckpointReport & { dir: s
     out.push({ ...(JSON.parse(fs.readFileSync(path.join(dir, REPORT_FILE), 'utf8')) as CheckpointReport), dir });
   }
   return out;
-}
-
-/** Reads a checkpoint's trainable tensors and moments into the run's buffers. */
-export function loadTrainingState(dir: string, trainable: TrainableBuffers): void {
-  const file = openSafetensors(path.join(dir, STATE_FILE));
-  const { layout } = trainable;
-  for (const s of layout.segments) {
-    for (const k of ['p', 'm', 'v'] as const) {
-      const data = readTensorF32(file, `${k}.${s.name}`);
-      if (data.length !== s.size) throw new Error(`${dir}: '${k}.${s.name}' has ${data.length} values, expected ${s.size}`);
-      layout.view(k === 'p' ? trainable.params : trainable[k], s.name).set(data);
-    }
-  }
 }

@@ -11,7 +11,6 @@
 //  - Classification rows are read at their last real token (the book's better variant) and
 //    padded per batch, not to the longest example of the dataset.
 import { EOT } from '../model/tokenizer.js';
-import { Rng } from '../model/rng.js';
 import {
   classIds,
   collateClassification,
@@ -24,7 +23,8 @@ import {
   type EncodedInstruction,
   type InstructionRecord,
 } from '../datasets/index.js';
-import { SHUFFLE_STREAM, streamSeed, type Batch } from './data.js';
+import type { Batch } from './data.js';
+import { epochOrder } from './streams.js';
 
 /** Rounds a row length up to its bucket: multiples of 8 to 32, then 4 buckets per doubling. */
 export function bucketLength(n: number, maxLength: number): number {
@@ -142,7 +142,7 @@ export function classificationTokens(records: readonly ClassificationRecord[]): 
  */
 export class TrainOrder {
   readonly batchesPerEpoch: number;
-  private order: number[] = [];
+  private order: Uint32Array = new Uint32Array(0);
   private orderEpoch = -1;
 
   constructor(
@@ -157,17 +157,11 @@ export class TrainOrder {
   indices(k: number): number[] {
     const epoch = Math.floor(k / this.batchesPerEpoch);
     if (epoch !== this.orderEpoch) {
-      const rng = new Rng(streamSeed(this.seed, SHUFFLE_STREAM, epoch));
-      const order = Array.from({ length: this.size }, (_, i) => i);
-      for (let i = order.length - 1; i > 0; i--) {
-        const j = rng.int(i + 1);
-        [order[i], order[j]] = [order[j]!, order[i]!];
-      }
-      this.order = order;
+      this.order = epochOrder(this.size, this.seed, epoch);
       this.orderEpoch = epoch;
     }
     const first = (k % this.batchesPerEpoch) * this.batchSize;
-    return this.order.slice(first, first + this.batchSize);
+    return Array.from(this.order.subarray(first, first + this.batchSize));
   }
 }
 

@@ -5,33 +5,37 @@
 //
 // The loop is the book's train_classifier_simple / train_model_simple: one AdamW step per batch
 // at a constant learning rate (no warmup, no clipping unless asked), evaluation at each epoch's
-// end. Frozen tensors are graph initializers; trainable ones live in one flat buffer that
-// AdamW updates (as in pretraining, trainer.ts). Batches are padded to bucketed lengths, one
-// ORT session per length (finetune-data.ts, session-pool.ts). Every random draw (shuffle, head
-// and adapter init) comes from (seed, position) streams, so a run resumed from a checkpoint
-// (finetune-checkpoint.ts) ends with the same parameters, bit for bit, as an uninterrupted one.
-import { createHash } from 'node:crypto';
+// end: the one loop (fit.ts) with the book's schedule. What finetuning adds: the data (examples
+// padded to bucketed lengths, one ORT session per length: finetune-data.ts, session-pool.ts),
+// the trainable selection (method), the head (a new classifier, or the LM head) and the work
+// folder of checkpoints (finetune-checkpoint.ts). Frozen tensors are graph initializers. Every
+// random draw comes from (seed, position) streams, so a run resumed from a checkpoint ends with
+// the same parameters, bit for bit, as an uninterrupted one.
 import fs from 'node:fs';
 import path from 'node:path';
 import { writeAlpacaChatFiles } from '../model/chat-template.js';
 import { loadCheckpoint, materialize, saveCheckpoint, weightFiles as baseWeightFiles, type WeightSource } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
-import { fsyncDir } from '../model/durable.js';
+import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs } from '../model/gpt.js';
+import { replaceDir } from '../model/durable.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isPeftAdapterFolder, modelFolders, writePeftAdapter } from '../model/peft-adapter.js';
-import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
+import type { ParamSpec, Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 import { writeSafetensors } from '../model/safetensors.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { sortedLabels, type ClassificationRecord, type InstructionRecord } from '../datasets/index.js';
-import { ADAMW_DEFAULTS, AdamW, clipCoefficient, globalNorm, type DecayPolicy } from './adamw.js';
-import { streamSeed } from './data.js';
-import { claimWorkDir, latestFinetuneCheckpoint, loadTrainingState, saveFinetuneCheckpoint, type FinetuneProgress, type SavedState } from './finetune-checkpoint.js';
+import { ADAMW_DEFAULTS, type DecayPolicy } from './adamw.js';
+import { claimWorkDir, latestFinetuneCheckpoint, saveFinetuneCheckpoint } from './finetune-checkpoint.js';
+import { FINETUNE_DEFAULTS } from './finetune-defaults.js';
 import { batchLength, ClassificationExamples, classificationTokens, evalBatches, InstructionExamples, TrainOrder, type Examples } from './finetune-data.js';
+import { Fingerprint } from './fingerprint.js';
+import { countCorrect, emptyLoopSums, fit, TrainingCancelled, type CheckpointReport, type FitEvent, type FitPlan, type TrainBatches } from './fit.js';
 import { FlatLayout } from './flat.js';
-import { WasmArena } from './kernels.js';
 import { loraInit, loraSpecs, mergeLora, validateLora, type LoraConfig } from './lora.js';
 import { SessionPool } from './session-pool.js';
 import { TrainSession } from './session.js';
+import { TrainingState } from './state.js';
+import { HEAD_STREAM, LORA_STREAM, streamSeed } from './streams.js';
 
 export type FinetuneTask = { type: 'instruction'; maskPrompt?: boolean } | { type: 'classification' };
 export type FinetuneMethod = { type: 'full' } | { type: 'last_blocks'; n: number } | { type: 'lora'; rank: number; alpha: number };
@@ -81,41 +85,18 @@ export interface FinetuneSpec {
   evalBatches?: number;
 }
 
-export interface FinetuneEvent {
-  step: number;
-  totalSteps: number;
-  /** Epochs done, fractional (step / steps per epoch). */
-  epoch: number;
-  /** This step's batch loss; at step 0, the loss of the first (up to 5) training batches before any update. */
-  trainLoss: number;
-  /** At step 0 and at each epoch's end. */
-  valLoss?: number;
-  valAccuracy?: number;
-  /** Classification, at each epoch's end: accuracy on the epoch's training batches (as they were predicted while training). */
-  trainAccuracy?: number;
-  /** Example tokens (no padding) per second of this step. */
-  tokensPerSecond: number;
-  /** Example tokens (no padding) trained on so far. */
-  trainedTokens?: number;
-}
-
-export interface FinetuneCheckpoint {
-  epoch: number;
-  step: number;
+export interface FinetuneCheckpoint extends CheckpointReport {
   /** A loadable Hugging Face model folder for this checkpoint. */
   dir: string;
-  /** Mean step loss since the previous checkpoint. */
-  trainLoss: number;
-  valLoss?: number;
-  valAccuracy?: number;
 }
 
 export interface FinetuneHooks {
-  onEvent?(e: FinetuneEvent): void;
+  /** Every step's event; at step 0 and each epoch's end with the validation loss (and accuracy). */
+  onEvent?(e: FitEvent): void;
   onCheckpoint?(c: FinetuneCheckpoint): void;
-  /** Cancel: stop after the current step, throw FinetuneCancelled. */
+  /** Cancel: stop after the current step, throw TrainingCancelled. */
   signal?: AbortSignal;
-  /** Optional: write a checkpoint before throwing FinetuneCancelled (the CLI's Ctrl-C), so a resume loses nothing. */
+  /** Optional: write a checkpoint before throwing TrainingCancelled (the CLI's Ctrl-C), so a resume loses nothing. */
   saveOnCancel?: boolean;
 }
 
@@ -130,24 +111,13 @@ export interface FinetuneResult {
   finalValAccuracy?: number;
 }
 
-export class FinetuneCancelled extends Error {
-  override readonly name = 'FinetuneCancelled';
-  /** Optimizer steps done when it stopped. */
-  constructor(readonly step?: number) {
-    super(step === undefined ? 'finetuning cancelled' : `finetuning cancelled after step ${step}`);
-  }
-}
-
-// Independent random streams of a run (shuffling uses data.ts's SHUFFLE_STREAM).
-const HEAD_STREAM = 11;
-const LORA_STREAM = 12;
 /** Training batches behind the step-0 training loss (the book's eval_iter). */
 const INITIAL_TRAIN_BATCHES = 5;
 
 export async function runFinetune(spec: FinetuneSpec, hooks: FinetuneHooks = {}): Promise<FinetuneResult> {
   const run = prepare(spec);
   const pool = new SessionPool((seqLen, train) =>
-    TrainSession.create(run.config, run.layout, run.frozen, {
+    TrainSession.create(run.config, run.state.layout, run.frozen, {
       threads: spec.threads,
       batchSize: spec.batchSize,
       seqLen,
@@ -163,25 +133,20 @@ export async function runFinetune(spec: FinetuneSpec, hooks: FinetuneHooks = {})
   }
 }
 
-/** Everything a run needs before its first step: model, data, trainable set, resumed state. */
+/** Everything a run needs before its first step: model, data, trainable set. */
 interface Run {
   config: GPTConfig;
   classify: boolean;
   lora: LoraConfig | undefined;
-  /** Every GPT-2 tensor of the output model at its starting value (trainable ones are copied into `params`). */
+  /** Every GPT-2 tensor of the output model at its starting value (trainable ones are in `state`). */
   base: Params;
-  layout: FlatLayout;
+  state: TrainingState;
   frozen: Map<string, WeightSource>;
-  params: Float32Array;
-  grads: Float32Array;
-  optimizer: AdamW;
-  arena: WasmArena | undefined;
   train: Examples;
   validation: Examples | undefined;
   order: TrainOrder;
   totalSteps: number;
   fingerprint: string;
-  progress: FinetuneProgress;
 }
 
 function prepare(spec: FinetuneSpec): Run {
@@ -228,10 +193,8 @@ function prepare(spec: FinetuneSpec): Run {
   const trainable = trainableSpecs(config, method, classify);
   const layout = new FlatLayout(trainable);
   const initial = lora ? new Map([...params, ...loraInit(config, lora, streamSeed(spec.seed, LORA_STREAM))]) : params;
-  const arena = WasmArena.create(4 * layout.size);
-  const alloc = () => arena?.alloc(layout.size) ?? layout.alloc();
-  const flat = layout.pack(initial, alloc());
-  for (const s of layout.segments) params.delete(s.name); // lives in `flat` now (outputParams reads it there)
+  const state = new TrainingState(layout, initial, { ...ADAMW_DEFAULTS, weightDecay: spec.weightDecay ?? FINETUNE_DEFAULTS.weightDecay }, spec.decay ?? 'all');
+  for (const s of layout.segments) params.delete(s.name); // lives in the state now (outputParams reads it there)
   // Frozen tensors straight from the base file where they are float32 there (ORT maps it; every
   // session shares the same pages), else from memory.
   const frozen = new Map<string, WeightSource>();
@@ -240,32 +203,19 @@ function prepare(spec: FinetuneSpec): Run {
     const t = params.get(s.name)!;
     frozen.set(s.name, base.weights.get(s.name) ?? { kind: 'memory', data: t.data, shape: t.shape });
   }
-  const optimizer = new AdamW(layout, { ...ADAMW_DEFAULTS, weightDecay: spec.weightDecay ?? 0.1 }, spec.decay ?? 'all', arena);
   const order = new TrainOrder(train.size, spec.batchSize, spec.seed);
   return {
     config,
     classify,
     lora,
     base: params,
-    layout,
+    state,
     frozen,
-    params: flat,
-    grads: alloc(),
-    optimizer,
-    arena,
     train,
     validation,
     order,
     totalSteps: spec.epochs * order.batchesPerEpoch,
     fingerprint: fingerprint(spec, config, maxLength),
-    progress: {
-      step: 0,
-      trainedTokens: 0,
-      optimizerStep: 0,
-      sinceCheckpoint: { lossSum: 0, steps: 0 },
-      epoch: { lossSum: 0, steps: 0, correct: 0, seen: 0 },
-      last: {},
-    },
   };
 }
 
@@ -296,111 +246,60 @@ function trainableSpecs(config: GPTConfig, method: FinetuneMethod, classify: boo
 }
 
 async function train(spec: FinetuneSpec, run: Run, pool: SessionPool, hooks: FinetuneHooks): Promise<FinetuneResult> {
-  const { layout, order, totalSteps } = run;
+  const { state, order, totalSteps } = run;
   claimWorkDir(spec.workDir, run.fingerprint, { task: spec.task, method: spec.method, base: path.resolve(spec.baseModelDir) });
+  let loop = emptyLoopSums();
   const resumed = latestFinetuneCheckpoint(spec.workDir);
   if (resumed) {
     if (resumed.state.fingerprint !== run.fingerprint) throw new Error(`${resumed.dir} belongs to another finetuning run: use a fresh work folder`);
-    loadTrainingState(resumed.dir, { layout, params: run.params, m: run.optimizer.m, v: run.optimizer.v });
-    run.progress = resumed.state.progress;
-    run.optimizer.step = run.progress.optimizerStep;
+    loop = state.load(resumed.dir).loop;
   }
-  const p = run.progress;
+  const B = spec.batchSize;
   const bpe = order.batchesPerEpoch;
-  const emit = (e: Omit<FinetuneEvent, 'totalSteps' | 'epoch'>) => hooks.onEvent?.({ ...e, totalSteps, epoch: e.step / bpe, trainedTokens: p.trainedTokens });
-  const cancelled = () => hooks.signal?.aborted === true;
-
-  const checkpoint = (): void => {
-    p.optimizerStep = run.optimizer.step;
-    const state: SavedState = { format: 'scratchgpt-finetune-state/1', fingerprint: run.fingerprint, progress: p };
-    // (No step since the last one: this replaces a checkpoint of the same step, see endEpoch.)
-    const trainLoss = p.sinceCheckpoint.steps ? p.sinceCheckpoint.lossSum / p.sinceCheckpoint.steps : p.last.trainLoss ?? NaN;
-    const atEpochEnd = p.step % bpe === 0 && !p.pendingEpochEnd;
-    p.sinceCheckpoint = { lossSum: 0, steps: 0 };
-    const report = {
-      epoch: p.step / bpe,
-      step: p.step,
-      trainLoss,
-      ...(atEpochEnd && p.last.valLoss !== undefined && { valLoss: p.last.valLoss }),
-      ...(atEpochEnd && p.last.valAccuracy !== undefined && { valAccuracy: p.last.valAccuracy }),
-    };
-    const dir = saveFinetuneCheckpoint(spec.workDir, { config: run.config, params: outputParams(run) }, { layout, params: run.params, m: run.optimizer.m, v: run.optimizer.v }, state, report);
-    hooks.onCheckpoint?.({ ...report, dir });
+  const batches: TrainBatches = {
+    batchesPerEpoch: bpe,
+    batch(k) {
+      const indices = order.indices(k);
+      const seqLen = batchLength(run.train, indices);
+      return { batch: run.train.batch(indices, B, seqLen), seqLen, tokens: indices.reduce((n, i) => n + run.train.length(i), 0) };
+    },
   };
-
-  /** Validation, the epoch's event, then its checkpoint (after the epoch's last step). */
-  const endEpoch = async (): Promise<void> => {
-    const { trainLoss, tokensPerSecond } = p.pendingEpochEnd!;
-    const val = await validate(run, pool, spec, hooks.signal);
-    p.last = { trainLoss: p.epoch.lossSum / p.epoch.steps, ...val };
-    const trainAccuracy = run.classify && p.epoch.seen ? { trainAccuracy: p.epoch.correct / p.epoch.seen } : {};
-    emit({ step: p.step, trainLoss, ...val, ...trainAccuracy, tokensPerSecond });
-    p.epoch = { lossSum: 0, steps: 0, correct: 0, seen: 0 };
-    p.pendingEpochEnd = undefined;
-    checkpoint();
+  // The book's loop: constant learning rate, evaluation before the first step and at each epoch's end.
+  const every = spec.checkpointEverySteps;
+  const plan: FitPlan = {
+    totalSteps,
+    lr: () => spec.lr,
+    step: { gradAccum: 1, gradClip: spec.gradClip ?? 0, seed: spec.seed, dropout: run.config.dropout, ...(run.classify && { classes: run.config.labels!.length }) },
+    evaluateAfter: (step) => step % bpe === 0,
+    checkpointAfter: (step) => every !== undefined && step % every === 0,
+    divergedHint: 'lower the learning rate',
   };
-
-  if (p.pendingEpochEnd) await endEpoch(); // resumed from a checkpoint taken during an epoch-end validation
-  if (p.step === 0 && !cancelled()) {
-    const first = Array.from({ length: Math.min(INITIAL_TRAIN_BATCHES, bpe) }, (_, k) => order.indices(k));
-    const initial = await evaluate(run, pool, run.train, first, spec.batchSize, hooks.signal);
-    const val = await validate(run, pool, spec, hooks.signal);
-    emit({ step: 0, trainLoss: initial.loss, ...val, tokensPerSecond: 0 });
-  }
-
-  while (p.step < totalSteps) {
-    if (cancelled()) {
-      if (hooks.saveOnCancel && p.sinceCheckpoint.steps > 0) checkpoint();
-      throw new FinetuneCancelled(p.step);
-    }
-    const t0 = performance.now();
-    const indices = order.indices(p.step);
-    const T = batchLength(run.train, indices);
-    const batch = run.train.batch(indices, spec.batchSize, T);
-    const session = await pool.get(T, true);
-    const logits = run.classify ? new Float32Array(spec.batchSize * run.config.labels!.length) : undefined;
-    const loss = await session.run(run.params, batch, { grads: run.grads, logits });
-    if (!Number.isFinite(loss)) throw new Error(`the loss is ${loss} at step ${p.step + 1}: lower the learning rate`);
-    const clip = spec.gradClip ?? 0;
-    const scale = clip > 0 ? clipCoefficient(globalNorm(run.grads, run.arena), clip) : 1;
-    run.optimizer.update(run.params, run.grads, spec.lr, scale);
-    const tokens = indices.reduce((n, i) => n + run.train.length(i), 0);
-    p.step++;
-    p.trainedTokens += tokens;
-    p.sinceCheckpoint.lossSum += loss;
-    p.sinceCheckpoint.steps++;
-    p.epoch.lossSum += loss;
-    p.epoch.steps++;
-    if (logits) {
-      const c = countCorrect(logits, batch.targets, run.config.labels!.length);
-      p.epoch.correct += c.correct;
-      p.epoch.seen += c.seen;
-    }
-    const tokensPerSecond = tokens / ((performance.now() - t0) / 1000);
-
-    if (p.step % bpe !== 0) {
-      emit({ step: p.step, trainLoss: loss, tokensPerSecond });
-      if (spec.checkpointEverySteps && p.step % spec.checkpointEverySteps === 0) checkpoint();
-      continue;
-    }
-    p.pendingEpochEnd = { trainLoss: loss, tokensPerSecond };
-    try {
-      await endEpoch();
-    } catch (e) {
-      // Stopped during the epoch's validation: keep the step; the resumed run validates first.
-      if (e instanceof FinetuneCancelled && hooks.saveOnCancel) checkpoint();
-      throw e;
-    }
-  }
+  loop = await fit(state, batches, pool, plan, {
+    async evaluate(step, signal) {
+      if (step > 0) return validate(run, pool, spec, signal);
+      const first = Array.from({ length: Math.min(INITIAL_TRAIN_BATCHES, bpe) }, (_, k) => order.indices(k));
+      const initial = await evaluate(run, pool, run.train, first, B, signal);
+      return { trainLoss: initial.loss, ...(await validate(run, pool, spec, signal)) };
+    },
+    checkpoint(sums, report) {
+      const dir = saveFinetuneCheckpoint(spec.workDir, { config: run.config, params: outputParams(run) }, state, { fingerprint: run.fingerprint, loop: sums }, report);
+      hooks.onCheckpoint?.({ ...report, dir });
+    },
+    onEvent: (e) => hooks.onEvent?.(e),
+    signal: hooks.signal,
+    get saveOnCancel() {
+      return hooks.saveOnCancel; // read when the signal fires: a jobs thread decides it then (stop, not cancel)
+    },
+  }, loop);
 
   writeOutput(spec, run);
   return {
     outDir: spec.outDir,
-    trainedTokens: p.trainedTokens,
+    trainedTokens: state.position.tokensSeen,
     steps: totalSteps,
-    finalTrainLoss: p.last.trainLoss ?? NaN,
-    ...(p.last.valLoss !== undefined && { finalValLoss: p.last.valLoss }),
-    ...(p.last.valAccuracy !== undefined && { finalValAccuracy: p.last.valAccuracy }),
+    finalTrainLoss: loop.last.trainLoss ?? NaN,
+    ...(loop.last.valLoss !== undefined && { finalValLoss: loop.last.valLoss }),
+    ...(loop.last.valAccuracy !== undefined && { finalValAccuracy: loop.last.valAccuracy }),
   };
 }
 
@@ -422,11 +321,11 @@ async function evaluate(run: Run, pool: SessionPool, examples: Examples, batches
   let correct = 0;
   const K = run.config.labels?.length ?? 0;
   for (const indices of batches) {
-    if (signal?.aborted) throw new FinetuneCancelled(run.progress.step);
+    if (signal?.aborted) throw new TrainingCancelled(run.state.position.step);
     const T = batchLength(examples, indices);
     const batch = examples.batch(indices, B, T);
     const logits = run.classify ? new Float32Array(B * K) : undefined;
-    const loss = await (await pool.get(T, false)).run(run.params, batch, { logits });
+    const loss = await (await pool.get(T, false)).run(run.state.params, batch, { logits });
     sum += loss * batch.count;
     count += batch.count;
     if (logits) correct += countCorrect(logits, batch.targets, K).correct;
@@ -434,22 +333,9 @@ async function evaluate(run: Run, pool: SessionPool, examples: Examples, batches
   return { loss: sum / count, ...(run.classify && { accuracy: correct / count }) };
 }
 
-function countCorrect(logits: Float32Array, targets: BigInt64Array, K: number): { correct: number; seen: number } {
-  let correct = 0;
-  let seen = 0;
-  targets.forEach((t, b) => {
-    if (t < 0n) return; // a padding row
-    let best = 0;
-    for (let k = 1; k < K; k++) if (logits[b * K + k]! > logits[b * K + best]!) best = k;
-    seen++;
-    if (BigInt(best) === t) correct++;
-  });
-  return { correct, seen };
-}
-
 /** The model as it stands: base tensors with the trained ones in place, LoRA merged into W. */
 function outputParams(run: Run): Params {
-  const trained = run.layout.params(run.params);
+  const trained = run.state.layout.params(run.state.params);
   if (run.lora) {
     const head = trained.get(CLASSIFIER_HEAD);
     const merged = mergeLora(run.config, run.base, trained, run.lora);
@@ -471,29 +357,22 @@ function writeOutput(spec: FinetuneSpec, run: Run): void {
   const out = path.resolve(spec.outDir);
   const parent = path.dirname(out);
   fs.mkdirSync(parent, { recursive: true });
-  const stamp = `${process.pid}-${Date.now().toString(36)}`;
-  const tmp = `${out}.tmp-${stamp}`;
+  const tmp = `${out}.tmp-${process.pid}-${Date.now().toString(36)}`;
   const adapter = spec.adapter && run.lora && !run.classify ? spec.adapter : undefined;
   try {
     if (adapter) {
       // F32: the factors exactly as trained (a few MB), so loading merges to the weights training evaluated.
-      const adapters = new Map([...run.layout.params(run.params)].filter(([name]) => name.includes('.lora_')));
+      const adapters = new Map([...run.state.layout.params(run.state.params)].filter(([name]) => name.includes('.lora_')));
       writePeftAdapter(tmp, { base: adapter.base, ...(adapter.revision !== undefined && { revision: adapter.revision }), rank: run.lora!.rank, alpha: run.lora!.alpha, adapters });
       writeAlpacaChatFiles(tmp, run.config.contextLength);
     } else saveCheckpoint(tmp, run.config, outputParams(run));
     crashPoint('output.tmp-written');
-    if (fs.existsSync(out)) {
-      const old = `${out}.old-${stamp}`;
-      fs.renameSync(out, old);
-      fs.renameSync(tmp, out);
-      fs.rmSync(old, { recursive: true, force: true });
-    } else fs.renameSync(tmp, out);
-    fsyncDir(parent);
+    replaceDir(tmp, out);
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   if (run.lora && !adapter) {
-    const tensors = [...run.layout.params(run.params)].filter(([name]) => name.includes('.lora_')).map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
+    const tensors = [...run.state.layout.params(run.state.params)].filter(([name]) => name.includes('.lora_')).map(([name, t]) => ({ name, dtype: 'F32' as const, shape: t.shape, data: t.data }));
     writeSafetensors(path.join(spec.workDir, 'adapter.safetensors'), tensors, {
       metadata: { format: 'scratchgpt-lora/1', rank: String(run.lora.rank), alpha: String(run.lora.alpha), scale: 'alpha/rank' },
     });
@@ -521,8 +400,7 @@ function validateSpec(s: FinetuneSpec): void {
  * checkpoint interval).
  */
 function fingerprint(spec: FinetuneSpec, config: GPTConfig, maxLength: number): string {
-  const h = createHash('sha256');
-  h.update(JSON.stringify({
+  const h = new Fingerprint().json({
     format: 1,
     config,
     task: spec.task,
@@ -531,16 +409,15 @@ function fingerprint(spec: FinetuneSpec, config: GPTConfig, maxLength: number): 
     batchSize: spec.batchSize,
     lr: spec.lr,
     seed: spec.seed,
-    weightDecay: spec.weightDecay ?? 0.1,
+    weightDecay: spec.weightDecay ?? FINETUNE_DEFAULTS.weightDecay,
     maxLength,
     gradClip: spec.gradClip ?? 0,
     decay: spec.decay ?? 'all',
     evalBatches: spec.evalBatches ?? null,
-  }));
-  h.update(JSON.stringify(spec.train));
-  h.update(JSON.stringify(spec.validation ?? []));
-  for (const file of weightFiles(spec.baseModelDir, spec.baseLora)) hashFile(h, file);
-  return h.digest('hex');
+  });
+  h.json(spec.train).json(spec.validation ?? []);
+  for (const file of weightFiles(spec.baseModelDir, spec.baseLora)) h.file(file);
+  return h.digest();
 }
 
 /** The files that hold a model's weights: each adapter's two files, then the base's safetensors (one file, or the index and its shards). */
@@ -549,14 +426,4 @@ function weightFiles(dir: string, lora?: string): string[] {
     if (isPeftAdapterFolder(d)) return [path.join(d, ADAPTER_CONFIG), path.join(d, ADAPTER_WEIGHTS)];
     return baseWeightFiles(d);
   });
-}
-
-function hashFile(h: ReturnType<typeof createHash>, file: string): void {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.allocUnsafe(16 << 20);
-    for (let n; (n = fs.readSync(fd, buf, 0, buf.length, null)) > 0; ) h.update(buf.subarray(0, n));
-  } finally {
-    fs.closeSync(fd);
-  }
 }

@@ -14,9 +14,9 @@
 import type { Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import type { GPTConfig } from '../model/config.js';
-import type { AdaptFn, ParamFn } from '../model/gpt.js';
+import { parameterSpecs, type AdaptFn, type ParamFn } from '../model/gpt.js';
 import { mergeLowRank } from '../model/lora-merge.js';
-import { parameterSpecs, type ParamSpec, type Params } from '../model/params.js';
+import type { ParamSpec, Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
 
 export interface LoraConfig {

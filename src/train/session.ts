@@ -11,7 +11,7 @@ import { Rng } from '../model/rng.js';
 import { createSession, type RuntimeOptions } from '../model/runtime.js';
 import type { Batch } from './data.js';
 import type { FlatLayout } from './flat.js';
-import { buildTrainGraph, gradName, type DropoutSite } from './graph.js';
+import { buildTrainGraph, gradName, type DropoutSite } from './training-graph.js';
 import type { LoraConfig } from './lora.js';
 
 export interface TrainSessionOptions extends RuntimeOptions {

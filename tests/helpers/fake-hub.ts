@@ -16,8 +16,9 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { randomInit, saveCheckpoint } from '../../src/model/checkpoint.js';
+import { saveCheckpoint } from '../../src/model/checkpoint.js';
 import type { GPTConfig } from '../../src/model/config.js';
+import { randomInit } from '../../src/model/gpt.js';
 import { openSafetensors, readTensorBytes, writeSafetensorsRaw, type RawTensor } from '../../src/model/safetensors.js';
 
 interface StoredFile {

@@ -1,7 +1,8 @@
 // An independent float64 GPT-2 forward pass in plain loops, used by tests to check the
 // ONNX graphs' numerics. Shares only types and parameterSpecs with src/.
 import type { GPTConfig } from '../../src/model/config.js';
-import { parameterSpecs, type Params } from '../../src/model/params.js';
+import { parameterSpecs } from '../../src/model/gpt.js';
+import type { Params } from '../../src/model/params.js';
 
 type Vec = Float64Array;
 

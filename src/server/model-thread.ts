@@ -1,4 +1,4 @@
-// A model worker thread: owns the ModelSession (ORT's run blocks whatever thread calls it) and the
+// The thread body of one served model: owns the ModelSession (ORT's run blocks whatever thread calls it) and the
 // Scheduler. Started by ModelWorker (model-worker.ts) through threads/boot.js.
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Device } from '../model/runtime.js';
@@ -6,7 +6,7 @@ import { ModelSession } from '../model/session.js';
 import type { FromWorker, ToWorker } from './protocol.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
-export interface WorkerConfig extends SchedulerOptions {
+export interface ModelThreadConfig extends SchedulerOptions {
   /** This module (threads/boot.js imports it). */
   entry: string;
   dir: string;
@@ -19,7 +19,7 @@ export interface WorkerConfig extends SchedulerOptions {
 }
 
 const port = parentPort!;
-const cfg = workerData as WorkerConfig;
+const cfg = workerData as ModelThreadConfig;
 const post = (msg: FromWorker) => port.postMessage(msg);
 
 try {

@@ -1,11 +1,12 @@
-// The training worker thread: one per running job, started by JobRunner (runner.ts) through
+// The body of a fine-tuning job's thread: one per running job, started by JobRunner (runner.ts) through
 // src/threads/boot.js. It reads and parses the job's files, calls runFinetune, and posts
 // progress back; it never touches the database (the runner, on the HTTP thread, is its only
 // writer). Cancel arrives as a message and becomes the engine's AbortSignal.
 import fs from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import { DatasetError, parseDataset, type ClassificationRecord, type InstructionRecord } from '../datasets/index.js';
-import { runFinetune, type FinetuneCheckpoint, type FinetuneEvent, type FinetuneSpec } from '../train/finetune.js';
+import { runFinetune, type FinetuneCheckpoint, type FinetuneSpec } from '../train/finetune.js';
+import type { FitEvent } from '../train/fit.js';
 
 export interface FinetuneWorkerData {
   /** This module (threads/boot.js imports it). */
@@ -26,7 +27,7 @@ export interface FinetuneWorkerData {
 export type ToFinetuneWorker = { type: 'cancel' } | { type: 'stop' };
 export type FromFinetuneWorker =
   | { type: 'started' }
-  | { type: 'event'; event: FinetuneEvent }
+  | { type: 'event'; event: FitEvent }
   | { type: 'checkpoint'; checkpoint: FinetuneCheckpoint }
   | { type: 'done'; result: { outDir: string; trainedTokens: number; steps: number; finalTrainLoss: number; finalValLoss?: number; finalValAccuracy?: number } }
   | { type: 'cancelled' }
@@ -78,7 +79,7 @@ try {
   const result = await runFinetune(
     spec,
     Object.assign(hooks, {
-      onEvent: (event: FinetuneEvent) => post({ type: 'event', event }),
+      onEvent: (event: FitEvent) => post({ type: 'event', event }),
       onCheckpoint: (checkpoint: FinetuneCheckpoint) => post({ type: 'checkpoint', checkpoint }),
       signal: abort.signal,
     }),
@@ -86,7 +87,7 @@ try {
   post({ type: 'done', result });
 } catch (e) {
   const err = e as Error;
-  if (abort.signal.aborted || err?.name === 'FinetuneCancelled') post({ type: stopping ? 'stopped' : 'cancelled' });
+  if (abort.signal.aborted || err?.name === 'TrainingCancelled') post({ type: stopping ? 'stopped' : 'cancelled' });
   else if (e instanceof FileProblem) post({ type: 'failed', code: e.param === 'training_file' ? 'invalid_training_file' : 'invalid_validation_file', message: e.message, param: e.param });
   else post({ type: 'failed', code: 'training_failed', message: err?.message ?? String(e), param: null });
 }

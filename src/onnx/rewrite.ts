@@ -1,0 +1,132 @@
+// Rewrites of a built graph, each in place through Graph.replaceNode or by dropping nodes:
+// `prune` (dead backward nodes, after autodiff), `lastAxisCrossEntropy` (the loss node as ops
+// ORT runs fast) and `quantizeGraph` (weight matmuls as blockwise int8 MatMulNBits).
+import type { Graph, Node, Value } from './graph.js';
+import * as op from './ops.js';
+
+/**
+ * Drops the nodes from index `from` on that no value in `keep` and no graph output reads, and
+ * the initializers added since (not in `before`) that no kept node reads.
+ */
+export function prune(g: Graph, from: number, before: ReadonlySet<string>, keep: Value[]): void {
+  const live = new Set([...keep, ...g.outputs].map((v) => v.name));
+  const kept: Node[] = [];
+  for (let k = g.nodes.length - 1; k >= from; k--) {
+    const n = g.nodes[k]!;
+    if (n.outputs.some((o) => live.has(o))) {
+      kept.push(n);
+      for (const i of n.inputs) live.add(i);
+    } else
+      for (const o of n.outputs) {
+        g.values.delete(o);
+        g.producer.delete(o);
+      }
+  }
+  g.nodes.splice(from, g.nodes.length - from, ...kept.reverse());
+  for (const name of [...g.initializers.keys()])
+    if (!before.has(name) && !live.has(name)) {
+      g.initializers.delete(name);
+      g.values.delete(name);
+    }
+}
+
+/**
+ * ORT runs SoftmaxCrossEntropyLoss as its function body, whose LogSoftmax over [N, V, 1] is
+ * slower than LogSoftmax over the last axis of [N, V] (src/train/README.md), more so under the
+ * memory pressure of a training step. Each mean-reduced node over 2-D logits is replaced by the
+ * same mean over targets ≠ ignore_index of -log_softmax(x)[target], written with last-axis ops.
+ * Run it after autodiff, which differentiates the loss node itself.
+ */
+export function lastAxisCrossEntropy(g: Graph): void {
+  for (const node of [...g.nodes]) {
+    if (node.op !== 'SoftmaxCrossEntropyLoss' || node.attrs.reduction !== 'mean' || node.inputs.length !== 2) continue;
+    const [logits, targets] = node.inputs.map((n) => g.get(n)) as [Value, Value];
+    if (logits.rank !== 2) continue;
+    g.replaceNode(node, () => {
+      const N = logits.shape[0]!;
+      const ignore = op.scalar(targets, node.attrs.ignore_index as number);
+      const skip = op.equal(targets, ignore); // [N]
+      const safe = op.where(skip, op.scalar(targets, 0), targets);
+      const logp = op.logSoftmax(logits, -1); // [N, V]
+      const picked = op.reshape(op.gatherElements(logp, op.reshape(safe, [N as number, 1]), 1), [N as number]);
+      const zero = op.scalar(logp, 0);
+      const keep = op.where(skip, zero, op.scalar(logp, 1));
+      const loss = op.div(op.neg(op.reduceSum(op.where(skip, zero, picked), [0], false)), op.reduceSum(keep, [0], false));
+      return node.outputs.length > 1 ? [loss, logp] : [loss];
+    });
+  }
+}
+
+// ---- int8 weights ----
+// Batch-1 decode is bound by reading every weight once per token; blockwise int8 weights read a
+// quarter of the fp32 bytes. ORT's MatMulNBits (com.microsoft) dequantizes 32-value blocks on the
+// fly. Numerics are no longer fp32-exact, so callers opt in.
+
+export const BLOCK = 32;
+
+export interface QuantizedMatrix {
+  q: Uint8Array; // [N, K/BLOCK, BLOCK]: each output column's weights, blockwise, offset by 128
+  scales: Float32Array; // [N · K/BLOCK]
+}
+
+/**
+ * Symmetric blockwise int8: w ≈ (q − 128) · scale with scale = max|w| / 127 per block of 32
+ * consecutive K values of one output column. `layout` says how w is stored: 'KN' ([in, out], a
+ * MatMul's weight) or 'NK' ([out, in], a Gemm's weight read transposed).
+ */
+export function quantizeInt8(w: Float32Array, K: number, N: number, layout: 'KN' | 'NK'): QuantizedMatrix {
+  if (K % BLOCK) throw new Error(`int8 quantization needs the input width (${K}) to be a multiple of ${BLOCK}`);
+  const blocks = K / BLOCK;
+  const q = new Uint8Array(N * K);
+  const scales = new Float32Array(N * blocks);
+  const at = layout === 'KN' ? (k: number, n: number) => w[k * N + n]! : (k: number, n: number) => w[n * K + k]!;
+  for (let n = 0; n < N; n++) {
+    for (let b = 0; b < blocks; b++) {
+      let max = 0;
+      for (let i = 0; i < BLOCK; i++) max = Math.max(max, Math.abs(at(b * BLOCK + i, n)));
+      const scale = max / 127 || 1;
+      scales[n * blocks + b] = scale;
+      for (let i = 0; i < BLOCK; i++) q[(n * blocks + b) * BLOCK + i] = 128 + Math.round(at(b * BLOCK + i, n) / scale);
+    }
+  }
+  return { q, scales };
+}
+
+/** The matrix ORT computes with: (q − 128) · scale, back in the original layout. */
+export function dequantizeInt8(m: QuantizedMatrix, K: number, N: number, layout: 'KN' | 'NK'): Float32Array {
+  const blocks = K / BLOCK;
+  const w = new Float32Array(K * N);
+  for (let n = 0; n < N; n++)
+    for (let k = 0; k < K; k++) {
+      const v = (m.q[n * K + k]! - 128) * m.scales[n * blocks + Math.floor(k / BLOCK)]!;
+      w[layout === 'KN' ? k * N + n : n * K + k] = v;
+    }
+  return w;
+}
+
+/**
+ * Rewrites every MatMul, and every Gemm reading its weight transposed, whose weight is a 2-D
+ * initializer to MatMulNBits with int8 weights. `read(name)` returns a weight's float32 values.
+ * accuracy_level 4 lets ORT use int8 dot products for the activations too.
+ */
+export function quantizeGraph(g: Graph, read: (name: string) => Float32Array): void {
+  for (const node of g.nodes) {
+    const isMatMul = node.op === 'MatMul';
+    const isHead = node.op === 'Gemm' && node.attrs.transB === 1 && node.inputs.length === 2;
+    const weight = g.initializers.get(node.inputs[1] ?? '');
+    if (!(isMatMul || isHead) || !weight || weight.dims.length !== 2) continue;
+    const [K, N] = isHead ? [weight.dims[1]!, weight.dims[0]!] : [weight.dims[0]!, weight.dims[1]!];
+    const { q, scales } = quantizeInt8(read(weight.name), K, N, isHead ? 'NK' : 'KN');
+    const qv = g.initializer({ name: `${weight.name}.int8`, dtype: 'uint8', dims: [N, K / BLOCK, BLOCK], data: q });
+    const sv = g.initializer({ name: `${weight.name}.scales`, dtype: 'float32', dims: [N * (K / BLOCK)], data: scales });
+    Object.assign(node, {
+      op: 'MatMulNBits',
+      domain: 'com.microsoft',
+      inputs: [node.inputs[0]!, qv.name, sv.name],
+      attrs: { K, N, bits: 8, block_size: BLOCK, accuracy_level: 4 },
+    });
+  }
+  // fp32 copies no longer read by any node would still be loaded by ORT: drop them
+  const used = new Set(g.nodes.flatMap((n) => n.inputs));
+  for (const name of [...g.initializers.keys()]) if (!used.has(name)) g.initializers.delete(name);
+}
