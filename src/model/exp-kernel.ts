@@ -1,6 +1,6 @@
 // The sampler's exponentials as a WebAssembly SIMD kernel: w = exp((x − max)·invT) over the
-// vocabulary, four lanes at a time. Math.exp costs ~14 ns a call in V8 (0.7 ms for 50,257 logits,
-// most of a temperature-sampling step); this runs the same pass in ~0.1 ms. Float32 precision
+// vocabulary, four lanes at a time, because a Math.exp call per logit is most of a
+// temperature-sampling step (figures in README.md, Measurements). Float32 precision
 // (Cephes' expf polynomial, relative error ~1e-7) is what the logits have anyway. Where wasm SIMD
 // is missing, expWeights returns undefined and the caller keeps its Math.exp loop.
 import { F32, I32, PAGE, V128, add, f32const, get, i32add, i32const, kernelModuleBytes, load, mul, set, simd, splat, store, sub, tee, vec, wasm, type WasmMemory } from '../wasm/assembler.js';

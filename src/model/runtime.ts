@@ -37,7 +37,7 @@ export function sessionOptions(opts: RuntimeOptions): ort.InferenceSession.Sessi
     intraOpNumThreads: opts.threads ?? Math.max(1, os.availableParallelism()),
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
-    // Spinning threads steal the only other core on small machines (measured 2-3.5× slower).
+    // Spinning threads steal the only other core on small machines.
     extra: { session: { 'intra_op.allow_spinning': '0' } },
   };
 }

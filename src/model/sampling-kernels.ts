@@ -209,11 +209,10 @@ const HIGH_WORD = new Uint32Array(new Float64Array([1]).buffer)[1] === 0x3ff0000
 /**
  * Walking from the heaviest of the weights `w` (all > 0) down, the weight at which the running
  * sum first reaches `target`, and how many weights that took (all of them, the lightest as the
- * cutoff, should rounding keep the sum short). Sorting every candidate cost 5 ms per token on a
- * flat distribution (50,257 of them); instead the top 16 bits of each float64 — exponent and 4
- * mantissa bits, ordered like the values — put it in a 1/16-octave bucket in one pass, whole
- * buckets are taken heaviest first, and only the bucket where the sum crosses is sorted (8× less
- * time, measured on the embedded and on a random-weight model).
+ * cutoff, should rounding keep the sum short). Sorting every candidate is slow on a flat
+ * distribution; instead the top 16 bits of each float64 — exponent and 4 mantissa bits, ordered
+ * like the values — put it in a 1/16-octave bucket in one pass, whole buckets are taken heaviest
+ * first, and only the bucket where the sum crosses is sorted.
  */
 function nucleusCutoff(w: Float64Array, target: number): { cutoff: number; needed: number } {
   const bits = new Uint32Array(w.buffer, w.byteOffset, w.length * 2);

@@ -2,9 +2,8 @@
 // (malloc reads them once, at process start).
 //
 // ORT copies every output into a fresh JS buffer. glibc serves big allocations with mmap, so
-// each step's gradients (0.5 GB at GPT-2 124M) land in new pages and pay a page fault per 4 KiB:
-// measured +190 ms for a 400 MB output, against +40 ms when freed buffers are reused from the
-// heap. These are the settings the PyTorch baseline in ../shared/bench ran with for the same
+// each step's gradients land in new pages and pay a page fault per 4 KiB, where reusing freed
+// buffers from the heap would not (figures in src/train/README.md). These are the settings the PyTorch baseline in ../shared/bench ran with for the same
 // reason. The cost: memory freed during training is kept by the process, not returned.
 import { spawn } from 'node:child_process';
 

@@ -50,7 +50,7 @@ export class TrainSession {
     const trainable = new Set(layout.segments.map((s) => s.name));
     let sites: DropoutSite[] = [];
     // Memory patterns plan one block per run for all intermediates; at GPT-2 124M that block kept
-    // landing in fresh pages (big elementwise ops ran 3-5× slower; the step took 4.8 s vs 4.2 s).
+    // landing in fresh pages, which slowed the big elementwise ops (src/train/README.md).
     const extra: ort.InferenceSession.SessionOptions = { enableMemPattern: false };
     if (opts.profile) Object.assign(extra, { enableProfiling: true, profileFilePrefix: opts.profile });
     const session = await createSession(
