@@ -3,7 +3,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Device } from '../model/runtime.js';
 import { ModelSession } from '../model/session.js';
-import type { FromWorker, ToWorker } from './protocol.js';
+import type { FromModelThread, ToModelThread } from './protocol.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
 
 export interface ModelThreadConfig extends SchedulerOptions {
@@ -20,12 +20,12 @@ export interface ModelThreadConfig extends SchedulerOptions {
 
 const port = parentPort!;
 const cfg = workerData as ModelThreadConfig;
-const post = (msg: FromWorker) => port.postMessage(msg);
+const post = (msg: FromModelThread) => port.postMessage(msg);
 
 try {
   const model = await ModelSession.load(cfg.dir, { lora: cfg.lora, slots: cfg.slots, device: cfg.device, threads: cfg.threads, quantize: cfg.quantize });
   const scheduler = new Scheduler(model, post, cfg);
-  port.on('message', (msg: ToWorker) => {
+  port.on('message', (msg: ToModelThread) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);
     else if (msg.type === 'cancel') scheduler.cancel(msg.ids);
     else scheduler.close();

@@ -7,7 +7,7 @@ import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
 import type { ModelFolder } from '../model/model-folder.js';
-import { isFinal, type FromWorker, type SeqEvent, type SeqSpec, type ToWorker } from './protocol.js';
+import { isFinal, type FromModelThread, type SeqEvent, type SeqSpec, type ToModelThread } from './protocol.js';
 import { ServingWorker } from '../threads/serving-worker.js';
 import type { ModelThreadConfig } from './model-thread.js';
 
@@ -94,7 +94,7 @@ export class ModelWorker {
   readonly created: number;
   /** Resolves when the model is loaded; rejects when loading failed. */
   readonly ready: Promise<void>;
-  private readonly thread: ServingWorker<ToWorker, FromWorker>;
+  private readonly thread: ServingWorker<ToModelThread, FromModelThread>;
   private readonly seqs = new Map<number, Tracked>();
   private readonly groups = new Set<SequenceGroup>();
 
@@ -189,7 +189,7 @@ export class ModelWorker {
     for (const id of group.ids) if (this.seqs.has(id)) this.deliver({ type: 'end', id, reason, ...(message ? { message } : {}) });
   }
 
-  private onStep({ events, running, waiting, batch }: FromWorker & { type: 'step' }): void {
+  private onStep({ events, running, waiting, batch }: FromModelThread & { type: 'step' }): void {
     const labels = { model: this.id };
     this.metrics.running.set(labels, running);
     this.metrics.queueDepth.set(labels, waiting);
@@ -220,7 +220,7 @@ export class ModelWorker {
     if (t.group.done) this.groups.delete(t.group);
   }
 
-  private send(msg: ToWorker): void {
+  private send(msg: ToModelThread): void {
     this.thread.post(msg);
   }
 }

@@ -1,7 +1,8 @@
-// Messages between the HTTP thread and a model worker (one worker per model).
+// Messages between the HTTP thread (ModelWorker, the handle) and a model's thread (model-thread.ts,
+// one per model).
 //
-//   HTTP thread ── submit(seqs) / cancel(ids) ──► worker: Scheduler ─► ModelSession.forward ─► Generation.step
-//   HTTP thread ◄── step{events, running, waiting} ── worker, one message per forward call
+//   HTTP thread ── submit(seqs) / cancel(ids) ──► model thread: Scheduler ─► ModelSession.forward ─► Generation.step
+//   HTTP thread ◄── step{events, running, waiting} ── model thread, one message per forward call
 //
 // A sequence is one choice of one request: its own prompt tokens, sampling options (seed) and KV
 // slot. Data flows one way; the only message against the flow is cancel.
@@ -18,7 +19,7 @@ export interface SeqSpec {
 }
 
 /** close: finish the current step, close the session and exit (see threads/stop.ts). */
-export type ToWorker = { type: 'submit'; seqs: SeqSpec[] } | { type: 'cancel'; ids: number[] } | { type: 'close' };
+export type ToModelThread = { type: 'submit'; seqs: SeqSpec[] } | { type: 'cancel'; ids: number[] } | { type: 'close' };
 
 /** Log-probabilities of the prompt's tokens; the first has none (nothing predicts it). */
 export interface PromptEvent {
@@ -50,7 +51,7 @@ export interface EndEvent {
 
 export type SeqEvent = PromptEvent | TokenEvent | EndEvent;
 
-export type FromWorker =
+export type FromModelThread =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   /** `batch`: rows of the forward call these events came from (0: no call, e.g. a cancel). */

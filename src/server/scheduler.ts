@@ -11,7 +11,7 @@ import type { GPTConfig } from '../model/config.js';
 import { Generation, type StepResult } from '../model/generation.js';
 import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
-import type { FromWorker, SeqEvent, SeqSpec } from './protocol.js';
+import type { FromModelThread, SeqEvent, SeqSpec } from './protocol.js';
 
 /** What the scheduler needs of a ModelSession (an interface so tests can count calls). */
 export interface BatchModel {
@@ -56,7 +56,7 @@ export class Scheduler {
 
   constructor(
     private readonly model: BatchModel,
-    private readonly post: (msg: FromWorker) => void,
+    private readonly post: (msg: FromModelThread) => void,
     opts: SchedulerOptions = {},
   ) {
     this.prefillTokens = opts.prefillTokens ?? 512;

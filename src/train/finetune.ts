@@ -276,10 +276,10 @@ async function train(spec: FinetuneSpec, run: Run, pool: SessionPool, hooks: Fin
   };
   loop = await fit(state, batches, pool, plan, {
     async evaluate(step, signal) {
-      if (step > 0) return validate(run, pool, spec, signal);
+      if (step > 0) return validationScores(run, pool, spec, signal);
       const first = Array.from({ length: Math.min(INITIAL_TRAIN_BATCHES, bpe) }, (_, k) => order.indices(k));
       const initial = await evaluate(run, pool, run.train, first, B, signal);
-      return { trainLoss: initial.loss, ...(await validate(run, pool, spec, signal)) };
+      return { trainLoss: initial.loss, ...(await validationScores(run, pool, spec, signal)) };
     },
     checkpoint(sums, report) {
       const dir = saveFinetuneCheckpoint(spec.workDir, { config: run.config, params: outputParams(run) }, state, { fingerprint: run.fingerprint, loop: sums }, report);
@@ -304,7 +304,7 @@ async function train(spec: FinetuneSpec, run: Run, pool: SessionPool, hooks: Fin
 }
 
 /** Validation loss (and accuracy for classification) over the validation set, or nothing without one. */
-async function validate(run: Run, pool: SessionPool, spec: FinetuneSpec, signal?: AbortSignal): Promise<{ valLoss?: number; valAccuracy?: number }> {
+async function validationScores(run: Run, pool: SessionPool, spec: FinetuneSpec, signal?: AbortSignal): Promise<{ valLoss?: number; valAccuracy?: number }> {
   if (!run.validation) return {};
   const r = await evaluate(run, pool, run.validation, evalBatches(run.validation, spec.batchSize, spec.evalBatches), spec.batchSize, signal);
   return { valLoss: r.loss, ...(r.accuracy !== undefined && { valAccuracy: r.accuracy }) };
