@@ -67,11 +67,15 @@ export function replaceDir(tmp: string, dest: string): void {
   if (aside) fs.rmSync(aside, { recursive: true, force: true });
 }
 
-/** Startup half of replaceDir: in `dir`, moves back each folder set aside whose replacement never arrived and removes the rest. */
-export function restoreReplacedDirs(dir: string): void {
+/**
+ * Startup half of replaceDir: in `dir`, moves back each folder set aside whose replacement never
+ * arrived and removes the rest; with `only`, just the folders set aside from `dir/only`.
+ */
+export function restoreReplacedDirs(dir: string, only?: string): void {
+  if (!fs.existsSync(dir)) return;
   for (const name of fs.readdirSync(dir)) {
     const dest = /^(.+?)\.replaced-/.exec(name)?.[1];
-    if (dest === undefined) continue;
+    if (dest === undefined || (only !== undefined && dest !== only)) continue;
     if (fs.existsSync(path.join(dir, dest))) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
     else fs.renameSync(path.join(dir, name), path.join(dir, dest));
   }

@@ -17,7 +17,7 @@ import { writeAlpacaChatFiles } from '../model/chat-template.js';
 import { loadCheckpoint, materialize, saveCheckpoint, weightFiles as baseWeightFiles, type WeightSource } from '../model/checkpoint.js';
 import type { GPTConfig } from '../model/config.js';
 import { CLASSIFIER_HEAD, LM_HEAD, parameterSpecs } from '../model/gpt.js';
-import { replaceDir } from '../model/durable.js';
+import { replaceDir, restoreReplacedDirs } from '../model/durable.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isPeftAdapterFolder, modelFolders, writePeftAdapter } from '../model/peft-adapter.js';
 import type { ParamSpec, Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
@@ -151,6 +151,8 @@ interface Run {
 
 function prepare(spec: FinetuneSpec): Run {
   validateSpec(spec);
+  const out = path.resolve(spec.outDir);
+  restoreReplacedDirs(path.dirname(out), path.basename(out)); // a previous output set aside by a run killed mid-swap
   const base = loadCheckpoint(spec.baseModelDir, { lora: spec.baseLora });
   const classify = spec.task.type === 'classification';
   let config: GPTConfig;
