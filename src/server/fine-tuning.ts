@@ -68,6 +68,14 @@ const pageQuery = z.object({
 
 const jobNotFound = (id: string) => apiError(404, `Could not find fine-tuning job: ${id}`, { param: 'fine_tuning_job_id', code: 'fine_tuning_job_not_found' });
 
+/** A page's `after` cursor as the sequence number to list before, or the 400 naming it (`noun`: what the cursor should be). */
+function pageBefore(ids: RegExp, after: string | undefined, job: JobRow, noun: string): number | undefined {
+  if (after === undefined) return undefined;
+  const seq = cursorSeq(ids, after, job.id);
+  if (seq === undefined) throw badRequest(`Invalid 'after': '${after}' is not ${noun} of job ${job.id}.`, 'after');
+  return seq;
+}
+
 function findJob(ft: FineTuning, id: string): JobRow {
   const j = JOB_ID.test(id) ? ft.store.getJob(id) : undefined;
   if (!j) throw jobNotFound(id);
@@ -238,17 +246,13 @@ export const fineTuning = new Hono<AppEnv>()
     const ft = service(c);
     const job = findJob(ft, c.req.param('id'));
     const q = c.req.valid('query');
-    const before = q.after === undefined ? undefined : cursorSeq(EVENT_ID, q.after, job.id);
-    if (q.after !== undefined && before === undefined) throw badRequest(`Invalid 'after': '${q.after}' is not an event of job ${job.id}.`, 'after');
-    const page = ft.store.listEvents(job.id, { before, limit: q.limit });
+    const page = ft.store.listEvents(job.id, { before: pageBefore(EVENT_ID, q.after, job, 'an event'), limit: q.limit });
     return c.json(list(page.data.map(eventObject), page.has_more));
   })
   .get('/fine_tuning/jobs/:id/checkpoints', query(pageQuery), (c) => {
     const ft = service(c);
     const job = findJob(ft, c.req.param('id'));
     const q = c.req.valid('query');
-    const before = q.after === undefined ? undefined : cursorSeq(CHECKPOINT_ID, q.after, job.id);
-    if (q.after !== undefined && before === undefined) throw badRequest(`Invalid 'after': '${q.after}' is not a checkpoint of job ${job.id}.`, 'after');
-    const page = ft.store.listCheckpoints(job.id, { before, limit: q.limit });
+    const page = ft.store.listCheckpoints(job.id, { before: pageBefore(CHECKPOINT_ID, q.after, job, 'a checkpoint'), limit: q.limit });
     return c.json(list(page.data.map((cp) => checkpointObject(job, cp)), page.has_more));
   });
