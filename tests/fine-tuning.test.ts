@@ -208,6 +208,12 @@ describe('fine-tuning jobs', () => {
 
     const checkpoints = (await client.fineTuning.jobs.checkpoints.list(created.id)).data;
     expect(checkpoints.map((c) => c.step_number)).toEqual([6, 4, 3, 2]); // every 2 steps and each epoch's end, newest first
+    // a cursor of the other kind, or of another job, is a 400 naming 'after'
+    for (const [url, noun] of [[`/events?after=${checkpoints[0]!.id}`, 'an event'], [`/checkpoints?after=${events[0]!.id}`, 'a checkpoint']] as const) {
+      const res = await raw('GET', `/v1/fine_tuning/jobs/${created.id}${url}`);
+      expect(res.status).toBe(400);
+      expect(res.body.error).toMatchObject({ param: 'after', message: expect.stringContaining(`is not ${noun} of job ${created.id}`) });
+    }
     expect(checkpoints[0]).toMatchObject({ object: 'fine_tuning.job.checkpoint', fine_tuning_job_id: created.id, fine_tuned_model_checkpoint: `${ftModel}:ckpt-step-6` });
     expect(checkpoints[0]!.metrics).toMatchObject({ step: 6 });
     expect(typeof checkpoints[0]!.metrics.valid_loss).toBe('number');
