@@ -101,6 +101,10 @@ describe("a model's own Jinja template", () => {
     expect(chat.json.usage.prompt_tokens + chat.json.usage.completion_tokens).toBe(cfg.contextLength);
     // An explicit max_tokens is the client's request, and is still checked.
     expect((await post(server, '/v1/completions', { model: 'long', prompt, max_tokens: 1000 })).json.error.code).toBe('context_length_exceeded');
+    // A prompt already over the window leaves the default no room: a 400, not a negative limit (was a 500).
+    const over = await post(server, '/v1/completions', { model: 'long', prompt: Array<number>(cfg.contextLength + 1).fill(464) });
+    expect(over.status).toBe(400);
+    expect(over.json.error).toMatchObject({ code: 'context_length_exceeded', param: 'prompt' });
   });
 
   it("turns the template's raise_exception into a 400 on messages", async () => {
