@@ -141,7 +141,3 @@ export function dtypeOf(data: TypedArray): DType {
   if (data instanceof Uint16Array) return 'float16';
   return 'uint8';
 }
-
-export const bytesPerElement: Record<DType, number> = {
-  float32: 4, float64: 8, float16: 2, bfloat16: 2, int64: 8, int32: 4, uint8: 1, bool: 1,
-};
