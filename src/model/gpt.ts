@@ -238,23 +238,46 @@ export function causalAttention(cfg: GPTConfig, mask: Value, dropout = noDropout
 }
 
 /**
- * Attention over a KV cache plus the new tokens (generation). Layer l's cache arrives as graph
- * inputs past_k.l, past_v.l [B, H, P, hd], already in the layout attention reads; `mask`
- * [B, 1, T, P+T] hides what each row may not see. The new tokens' k and v ([B, T, C]) are pushed
- * to `presents` (k, v per layer) for the caller to return. Scores against the cache and against
- * the new tokens are computed apart and joined, so the cache itself is never concatenated or
- * transposed (copies that cost more than the matmuls at large batches).
+ * The KV cache kept on the device between runs (GPU providers that can hold outputs there): layer
+ * l's whole cache arrives as inputs cache_k.l, cache_v.l [S, H, P, hd] for all S slots, the batch's
+ * rows' first `readLen` positions (int64 [1]) are gathered by `slots` (int64 [B]), and the new
+ * tokens' k and v are scattered into it at `writeAt` (int64 [B, H, T, 3]: slot, head, position),
+ * giving the next run's cache as outputs. Only token ids, positions, the mask, these indices and
+ * the logits cross the bus.
  */
-export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[]): AttendFn {
+export interface DeviceCache {
+  slots: Value;
+  readLen: Value;
+  writeAt: Value;
+}
+
+/**
+ * Attention over a KV cache plus the new tokens (generation); `mask` [B, 1, T, P+T] hides what
+ * each row may not see. On the host (no `device`), layer l's cache arrives as graph inputs
+ * past_k.l, past_v.l [B, H, P, hd], already in the layout attention reads, and the new tokens' k
+ * and v ([B, T, C]) are pushed to `presents` (k, v per layer) for the caller to return and store.
+ * With `device`, `presents` gets the updated caches instead (DeviceCache). Scores against the
+ * cache and against the new tokens are computed apart and joined, so the cache itself is never
+ * concatenated or transposed (copies that cost more than the matmuls at large batches).
+ */
+export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[], device?: DeviceCache): AttendFn {
   const [C, H] = [cfg.nEmbd, cfg.nHead];
   const hd = C / H;
   return (l, q, k, v) => {
-    presents.push(k, v);
     const g = q.graph;
-    const pastK = g.input(`past_k.${l}`, 'float32', ['B', H, 'P', hd]);
-    const pastV = g.input(`past_v.${l}`, 'float32', ['B', H, 'P', hd]);
     const qh = op.mul(splitHeads(q, H, hd), op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
     const [kh, vh] = [splitHeads(k, H, hd), splitHeads(v, H, hd)];
+    let pastK: Value, pastV: Value;
+    if (device) {
+      const [cacheK, cacheV] = (['k', 'v'] as const).map((kind) => g.input(`cache_${kind}.${l}`, 'float32', ['S', H, 'P', hd]));
+      const read = (cache: Value) => op.gather(op.sliceDynamic(cache, op.ints(g, [0]), device.readLen, 2), device.slots); // [B, H, readLen, hd]
+      [pastK, pastV] = [read(cacheK!), read(cacheV!)];
+      presents.push(op.scatterND(cacheK!, device.writeAt, kh, 'none'), op.scatterND(cacheV!, device.writeAt, vh, 'none'));
+    } else {
+      presents.push(k, v);
+      pastK = g.input(`past_k.${l}`, 'float32', ['B', H, 'P', hd]);
+      pastV = g.input(`past_v.${l}`, 'float32', ['B', H, 'P', hd]);
+    }
     const scores = op.concat([op.matmul(qh, op.transpose(pastK, [0, 1, 3, 2])), op.matmul(qh, op.transpose(kh, [0, 1, 3, 2]))], -1);
     const probs = op.softmax(op.add(scores, mask), -1); // [B, H, T, P+T]
     const P = op.shapeOf(pastK, 2, 3); // [P]

@@ -8,7 +8,8 @@ import * as op from '../onnx/ops.js';
 import { quantizeGraph } from '../onnx/rewrite.js';
 import { loadCheckpoint, materialize, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
-import { cachedAttention, HIDDEN, lmHead, placeParams, transformer, type WeightFn } from './gpt.js';
+import { DeviceKVCache } from './device-cache.js';
+import { cachedAttention, HIDDEN, lmHead, placeParams, transformer, type DeviceCache, type WeightFn } from './gpt.js';
 import { KVCache } from './kv-cache.js';
 import { createSession, type Device, type RuntimeOptions } from './runtime.js';
 
@@ -27,61 +28,83 @@ export interface SessionOptions extends RuntimeOptions {
   onProgress?: (done: number, total: number) => void;
   /** A PEFT LoRA adapter folder merged into the model's weights at load (instead of into the base it names). */
   lora?: string;
+  /**
+   * Where the KV cache lives between runs: 'device' (WebGPU's default; device-cache.ts) or 'host'
+   * (JS buffers fed to every run: CPU's, and CUDA's, whose binding returns every output to the host).
+   */
+  kvCache?: 'host' | 'device';
+}
+
+/** Bytes of one forward call's host-side inputs and outputs: what crosses the bus on a GPU. */
+export interface Transfer {
+  toDevice: number;
+  fromDevice: number;
 }
 
 /**
  * The inference graph, used for both prefill and decode, for a batch of sequences of different
- * lengths. The KV cache lives in JS buffers laid out [slot, head, position, hd] (kv-cache.ts): the
- * batch's slots arrive as one zero-copy input per layer, already in the layout attention reads, and
- * the graph returns only the new tokens' K/V rows and the logits that were asked for.
+ * lengths, with the KV cache on the host or on the device (cachedAttention).
  *
  * Inputs:  tokens, positions int64 [B, T]; mask float [B, 1, T, P+T] (additive: 0 = visible);
  *          logit_rows int64 [N] (rows of the flattened [B·T] batch whose logits to return);
- *          past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch).
- * Outputs: logits [N, V]; present_k.l, present_v.l [B, T, C].
+ *          host: past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch);
+ *          device: cache_k.l, cache_v.l [S, H, P', hd], slots [B], read_len [1] (= P), write_at [B, H, T, 3].
+ * Outputs: logits [N, V]; host: present_k.l, present_v.l [B, T, C]; device: next_k.l, next_v.l [S, H, P', hd].
  */
-export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn): Graph {
+export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn, kvCache: 'host' | 'device' = 'host'): Graph {
   const g = new Graph('gpt2_infer');
   const p = placeParams(g, cfg, weight);
   const tokens = g.input('tokens', 'int64', ['B', 'T']);
   const positions = g.input('positions', 'int64', ['B', 'T']);
   const mask = g.input('mask', 'float32', ['B', 1, 'T', 'PT']);
   const logitRows = g.input('logit_rows', 'int64', ['N']);
+  const device: DeviceCache | undefined =
+    kvCache === 'device'
+      ? { slots: g.input('slots', 'int64', ['B']), readLen: g.input('read_len', 'int64', [1]), writeAt: g.input('write_at', 'int64', ['B', cfg.nHead, 'T', 3]) }
+      : undefined;
   const presents: Value[] = [];
-  const h = transformer(cfg, p, tokens, positions, cachedAttention(cfg, mask, presents)); // [B, T, C]
+  const h = transformer(cfg, p, tokens, positions, cachedAttention(cfg, mask, presents, device)); // [B, T, C]
   const rows = op.gather(op.reshape(h, [-1, cfg.nEmbd]), logitRows); // [N, C]: only the positions asked for
   g.output(lmHead(cfg, p, rows), 'logits');
-  presents.forEach((x, i) => g.output(x, `present_${i % 2 ? 'v' : 'k'}.${i >> 1}`));
+  const prefix = device ? 'next_' : 'present_';
+  presents.forEach((x, i) => g.output(x, `${prefix}${i % 2 ? 'v' : 'k'}.${i >> 1}`));
   return g;
 }
 
 export class ModelSession {
-  readonly cache: KVCache;
+  /** Bytes fed from and returned to the host by the latest forward call. */
+  lastTransfer: Transfer = { toDevice: 0, fromDevice: 0 };
 
   private constructor(
     readonly config: GPTConfig,
     private readonly session: ort.InferenceSession,
     /** Optional int8 session, used for steps where every row decodes one token. */
     private readonly decodeSession: ort.InferenceSession | undefined,
-    slots: number,
+    readonly cache: KVCache | DeviceKVCache,
     private readonly device: Device,
-  ) {
-    this.cache = new KVCache(config, slots);
-  }
+  ) {}
 
   static async create(config: GPTConfig, weights: Map<string, WeightSource>, opts: SessionOptions = {}): Promise<ModelSession> {
     if (config.labels) throw new Error(`this model is a classifier (labels ${config.labels.join(', ')}): it has no language-model head to generate with; open it with ClassifierSession`);
-    const session = await createSession((weight) => buildInferenceGraph(config, weight), weights, opts);
+    const device = opts.device ?? 'cpu';
+    const kvCache = opts.kvCache ?? (device === 'webgpu' ? 'device' : 'host');
+    if (kvCache === 'device' && device !== 'webgpu') throw new Error(`a device-resident KV cache needs the webgpu device (the ${device} provider returns every output to the host)`);
+    // The next cache stays where the run left it; only the logits come back.
+    const extra: ort.InferenceSession.SessionOptions = kvCache === 'device' ? { preferredOutputLocation: outputLocations(config) } : {};
+    const build = (weight: WeightFn) => buildInferenceGraph(config, weight, kvCache);
+    const session = await createSession(build, weights, opts, extra);
     let decodeSession: ort.InferenceSession | undefined;
     if (opts.quantize === 'int8') {
       const read = (name: string) => materialize(new Map([[name, weights.get(name)!]])).get(name)!.data;
       decodeSession = await createSession((weight) => {
-        const g = buildInferenceGraph(config, weight);
+        const g = build(weight);
         quantizeGraph(g, read);
         return g;
-      }, weights, opts);
+      }, weights, opts, extra);
     }
-    return new ModelSession(config, session, decodeSession, opts.slots ?? 1, opts.device ?? 'cpu');
+    const slots = opts.slots ?? 1;
+    const cache = kvCache === 'device' ? new DeviceKVCache(config, slots) : new KVCache(config, slots);
+    return new ModelSession(config, session, decodeSession, cache, device);
   }
 
   /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors) or a PEFT LoRA adapter folder on its base. */
@@ -95,19 +118,15 @@ export class ModelSession {
    * each row's logits: [1, V] for 'last', [tokens, V] for 'all', flattened.
    */
   async forward(rows: ForwardRow[]): Promise<Float32Array[]> {
-    const { nLayer, vocabSize: V, contextLength } = this.config;
+    const { vocabSize: V, contextLength } = this.config;
     const B = rows.length;
     const T = Math.max(...rows.map((r) => r.tokens.length));
-    // A fresh batch reads no cache (zero-size past inputs), except on GPU providers, where
-    // zero-size tensors crashed ORT's WebGPU provider.
-    const fresh = this.device === 'cpu' && rows.every((r) => r.start === 0);
     for (const r of rows) {
       if (r.tokens.length === 0) throw new Error('forward: a row has no tokens');
       if (r.start + r.tokens.length > contextLength) throw new Error(`forward: position ${r.start + r.tokens.length} exceeds the context length ${contextLength}`);
       if (r.slot < 0 || r.slot >= this.cache.slots) throw new Error(`forward: slot ${r.slot} out of range`);
     }
-    this.cache.reserve(Math.max(...rows.map((r) => r.start + r.tokens.length)));
-    const P = fresh ? 0 : this.cache.capacity; // attention reads every cached position; the mask hides the unused
+    const P = this.pastLength(rows);
 
     const tokens = new BigInt64Array(B * T);
     const positions = new BigInt64Array(B * T);
@@ -128,32 +147,19 @@ export class ModelSession {
       else for (let t = 0; t < r.tokens.length; t++) logitRows.push(b * T + t);
     });
 
-    const i64 = (data: BigInt64Array, dims: number[]) => new ort.Tensor('int64', data, dims);
     const feeds: Record<string, ort.Tensor> = {
       tokens: i64(tokens, [B, T]),
       positions: i64(positions, [B, T]),
       mask: new ort.Tensor('float32', mask, [B, 1, T, P + T]),
       logit_rows: i64(BigInt64Array.from(logitRows.map(BigInt)), [logitRows.length]),
+      ...(this.cache instanceof DeviceKVCache ? deviceCacheFeeds(this.cache, rows, T, P) : hostCacheFeeds(this.cache, this.config, rows, P)),
     };
-    const { nHead: H, nEmbd: C } = this.config;
-    const slots = rows.map((r) => r.slot);
-    const neighbours = slots.every((s, i) => s === slots[0]! + i);
-    for (let l = 0; l < nLayer; l++) {
-      for (const kind of ['k', 'v'] as const) {
-        // Neighbouring slots are one zero-copy view.
-        const past = P === 0 ? new Float32Array(0) : neighbours ? this.cache.view(kind, l, slots[0]!, B) : this.cache.gather(kind, l, slots);
-        feeds[`past_${kind}.${l}`] = new ort.Tensor('float32', past, [B, H, P === 0 ? 0 : this.cache.capacity, C / H]);
-      }
-    }
     const decoding = rows.every((r) => r.tokens.length === 1 && r.logits === 'last');
     const out = await (decoding && this.decodeSession ? this.decodeSession : this.session).run(feeds);
+    this.lastTransfer = { toDevice: hostBytes(Object.values(feeds)), fromDevice: hostBytes(Object.values(out)) };
 
-    for (let l = 0; l < nLayer; l++) {
-      for (const kind of ['k', 'v'] as const) {
-        const present = out[`present_${kind}.${l}`]!.data as Float32Array; // [B, T, C]
-        rows.forEach((r, b) => this.cache.write(kind, l, r.slot, r.start, present, b * T, r.tokens.length));
-      }
-    }
+    if (this.cache instanceof DeviceKVCache) this.cache.update(out);
+    else storePresents(this.cache, this.config, rows, T, out);
     const logits = out.logits!.data as Float32Array; // [N, V]
     let row = 0;
     return rows.map((r) => {
@@ -164,8 +170,90 @@ export class ModelSession {
     });
   }
 
+  /** Cached positions attention reads this call (the mask hides those a row has not filled). */
+  private pastLength(rows: ForwardRow[]): number {
+    const end = Math.max(...rows.map((r) => r.start + r.tokens.length));
+    if (this.cache instanceof DeviceKVCache) {
+      // Rounded up, so a decode run reuses its shapes for a while.
+      const used = Math.max(...rows.map((r) => r.start));
+      return Math.min(this.config.contextLength, Math.ceil(Math.max(1, used) / 64) * 64);
+    }
+    this.cache.reserve(end);
+    // A fresh batch reads no cache (zero-size past inputs), except on GPU providers, where
+    // zero-size tensors crashed ORT's WebGPU provider.
+    const fresh = this.device === 'cpu' && rows.every((r) => r.start === 0);
+    return fresh ? 0 : this.cache.capacity; // attention reads every cached position; the mask hides the unused
+  }
+
   async close(): Promise<void> {
+    if (this.cache instanceof DeviceKVCache) this.cache.dispose();
     await this.decodeSession?.release();
     await this.session.release();
   }
+}
+
+const i64 = (data: BigInt64Array, dims: number[]) => new ort.Tensor('int64', data, dims);
+
+/** The batch's slots of the host cache, one tensor per layer and kind: a zero-copy view where the slots are neighbours. */
+function hostCacheFeeds(cache: KVCache, cfg: GPTConfig, rows: ForwardRow[], P: number): Record<string, ort.Tensor> {
+  const { nLayer, nHead: H, nEmbd: C } = cfg;
+  const B = rows.length;
+  const slots = rows.map((r) => r.slot);
+  const neighbours = slots.every((s, i) => s === slots[0]! + i);
+  const feeds: Record<string, ort.Tensor> = {};
+  for (let l = 0; l < nLayer; l++) {
+    for (const kind of ['k', 'v'] as const) {
+      const past = P === 0 ? new Float32Array(0) : neighbours ? cache.view(kind, l, slots[0]!, B) : cache.gather(kind, l, slots);
+      feeds[`past_${kind}.${l}`] = new ort.Tensor('float32', past, [B, H, P, C / H]);
+    }
+  }
+  return feeds;
+}
+
+/** The new tokens' K/V rows into the host cache. */
+function storePresents(cache: KVCache, cfg: GPTConfig, rows: ForwardRow[], T: number, out: ort.InferenceSession.OnnxValueMapType): void {
+  for (let l = 0; l < cfg.nLayer; l++) {
+    for (const kind of ['k', 'v'] as const) {
+      const present = out[`present_${kind}.${l}`]!.data as Float32Array; // [B, T, C]
+      rows.forEach((r, b) => cache.write(kind, l, r.slot, r.start, present, b * T, r.tokens.length));
+    }
+  }
+}
+
+/** The device cache, which rows to read (`read_len` positions of their physical slots) and where each new token's K/V goes (padding: the scratch position). */
+function deviceCacheFeeds(cache: DeviceKVCache, rows: ForwardRow[], T: number, P: number): Record<string, ort.Tensor> {
+  const H = cache.cfg.nHead;
+  const B = rows.length;
+  const writeAt = new BigInt64Array(B * H * T * 3);
+  rows.forEach((r, b) => {
+    const slot = BigInt(cache.slot(r.slot));
+    for (let h = 0; h < H; h++) {
+      for (let t = 0; t < T; t++) {
+        const at = ((b * H + h) * T + t) * 3;
+        writeAt[at] = slot;
+        writeAt[at + 1] = BigInt(h);
+        writeAt[at + 2] = BigInt(t < r.tokens.length ? r.start + t : cache.scratch);
+      }
+    }
+  });
+  return {
+    ...cache.feeds(),
+    slots: i64(BigInt64Array.from(rows, (r) => BigInt(cache.slot(r.slot))), [B]),
+    read_len: i64(BigInt64Array.of(BigInt(P)), [1]),
+    write_at: i64(writeAt, [B, H, T, 3]),
+  };
+}
+
+/** Every next_k.l / next_v.l output stays on the device; the logits come to the host. */
+function outputLocations(cfg: GPTConfig): Record<string, ort.Tensor.DataLocation> {
+  const loc: Record<string, ort.Tensor.DataLocation> = { logits: 'cpu' };
+  for (let l = 0; l < cfg.nLayer; l++) for (const kind of ['k', 'v']) loc[`next_${kind}.${l}`] = 'gpu-buffer';
+  return loc;
+}
+
+/** Bytes of the tensors that sit in host memory (GPU-buffer tensors stay where they are). */
+function hostBytes(tensors: readonly ort.OnnxValue[]): number {
+  let n = 0;
+  for (const t of tensors) if (t instanceof ort.Tensor && t.location === 'cpu') n += t.size * (t.type === 'int64' ? 8 : 4);
+  return n;
 }
