@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
+import { KVCache } from '../src/model/kv-cache.js';
 import { ModelSession } from '../src/model/session.js';
 
 const cfg: GPTConfig = { vocabSize: 61, contextLength: 40, nEmbd: 24, nLayer: 2, nHead: 3, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
@@ -73,5 +74,20 @@ describe('batching', () => {
   it('rejects rows past the context window or outside the slots', async () => {
     await expect(model.forward([{ slot: 0, tokens: seq(41, 1), start: 0, logits: 'last' }])).rejects.toThrow(/context length/);
     await expect(model.forward([{ slot: 9, tokens: [1], start: 0, logits: 'last' }])).rejects.toThrow(/slot/);
+  });
+});
+
+describe('KVCache.gather', () => {
+  it('copies the given slots side by side, whole or only their first positions', () => {
+    const c = { ...cfg, nLayer: 1, nEmbd: 4, nHead: 2 };
+    const cache = new KVCache(c, 3, 8); // [slot, head, position, hd] = [3, 2, 8, 2]
+    cache.k[0]!.forEach((_, i, a) => (a[i] = i));
+    const at = (s: number, h: number, p: number, d: number) => ((s * 2 + h) * 8 + p) * 2 + d;
+    const whole = cache.gather('k', 0, [2, 0]);
+    expect(whole.length).toBe(2 * 2 * 8 * 2);
+    expect(whole.subarray(0, 32)).toEqual(cache.view('k', 0, 2, 1));
+    const prefix = cache.gather('k', 0, [2, 0], 3); // [2, 2, 3, 2]
+    const expected = [2, 0].flatMap((s) => [0, 1].flatMap((h) => [0, 1, 2].flatMap((p) => [0, 1].map((d) => at(s, h, p, d)))));
+    expect([...prefix]).toEqual(expected);
   });
 });

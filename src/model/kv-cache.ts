@@ -60,11 +60,17 @@ export class KVCache {
     return this[kind][layer]!.subarray(first * per, (first + count) * per);
   }
 
-  /** The given slots of layer l copied side by side (for batches whose slots are not neighbours). */
-  gather(kind: 'k' | 'v', layer: number, slots: number[]): Float32Array {
-    const per = this.heads * this.capacity * this.headDim;
-    const out = new Float32Array(slots.length * per);
-    slots.forEach((s, i) => out.set(this[kind][layer]!.subarray(s * per, (s + 1) * per), i * per));
+  /**
+   * The given slots of layer l copied side by side as [slots, H, positions, hd]: for batches whose
+   * slots are not neighbours, or to send only the first `positions` of each across a bus.
+   */
+  gather(kind: 'k' | 'v', layer: number, slots: number[], positions = this.capacity): Float32Array {
+    const [H, hd, cap] = [this.heads, this.headDim, this.capacity];
+    const src = this[kind][layer]!;
+    const out = new Float32Array(slots.length * H * positions * hd);
+    slots.forEach((s, i) => {
+      for (let h = 0; h < H; h++) out.set(src.subarray((s * H + h) * cap * hd, ((s * H + h) * cap + positions) * hd), (i * H + h) * positions * hd);
+    });
     return out;
   }
 

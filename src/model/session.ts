@@ -172,17 +172,17 @@ export class ModelSession {
 
   /** Cached positions attention reads this call (the mask hides those a row has not filled). */
   private pastLength(rows: ForwardRow[]): number {
-    const end = Math.max(...rows.map((r) => r.start + r.tokens.length));
-    if (this.cache instanceof DeviceKVCache) {
-      // Rounded up, so a decode run reuses its shapes for a while.
-      const used = Math.max(...rows.map((r) => r.start));
-      return Math.min(this.config.contextLength, Math.ceil(Math.max(1, used) / 64) * 64);
+    const used = Math.max(...rows.map((r) => r.start));
+    if (this.cache instanceof DeviceKVCache) return Math.min(this.config.contextLength, roundedUp(used));
+    this.cache.reserve(Math.max(...rows.map((r) => r.start + r.tokens.length)));
+    if (this.device === 'cpu') {
+      // A fresh batch reads no cache (zero-size past inputs); otherwise every allocated position,
+      // a zero-copy view, the mask hiding the unused.
+      return rows.every((r) => r.start === 0) ? 0 : this.cache.capacity;
     }
-    this.cache.reserve(end);
-    // A fresh batch reads no cache (zero-size past inputs), except on GPU providers, where
-    // zero-size tensors crashed ORT's WebGPU provider.
-    const fresh = this.device === 'cpu' && rows.every((r) => r.start === 0);
-    return fresh ? 0 : this.cache.capacity; // attention reads every cached position; the mask hides the unused
+    // Across a bus only the used positions travel (copied on the host, cheaper than the bus),
+    // rounded up so decode runs keep their shapes a while, never zero (zero-size tensors crashed ORT's WebGPU provider).
+    return Math.min(this.cache.capacity, roundedUp(used));
   }
 
   async close(): Promise<void> {
@@ -194,6 +194,9 @@ export class ModelSession {
 
 const i64 = (data: BigInt64Array, dims: number[]) => new ort.Tensor('int64', data, dims);
 
+/** Cached positions to read for a batch whose longest past is `used`: a multiple of 64, at least 64, so decode calls share shapes. */
+const roundedUp = (used: number) => Math.ceil(Math.max(1, used) / 64) * 64;
+
 /** The batch's slots of the host cache, one tensor per layer and kind: a zero-copy view where the slots are neighbours. */
 function hostCacheFeeds(cache: KVCache, cfg: GPTConfig, rows: ForwardRow[], P: number): Record<string, ort.Tensor> {
   const { nLayer, nHead: H, nEmbd: C } = cfg;
@@ -203,7 +206,8 @@ function hostCacheFeeds(cache: KVCache, cfg: GPTConfig, rows: ForwardRow[], P: n
   const feeds: Record<string, ort.Tensor> = {};
   for (let l = 0; l < nLayer; l++) {
     for (const kind of ['k', 'v'] as const) {
-      const past = P === 0 ? new Float32Array(0) : neighbours ? cache.view(kind, l, slots[0]!, B) : cache.gather(kind, l, slots);
+      const whole = P === cache.capacity;
+      const past = P === 0 ? new Float32Array(0) : neighbours && whole ? cache.view(kind, l, slots[0]!, B) : cache.gather(kind, l, slots, P);
       feeds[`past_${kind}.${l}`] = new ort.Tensor('float32', past, [B, H, P, C / H]);
     }
   }
