@@ -81,6 +81,13 @@ describe.skipIf(unavailable !== undefined)('KV cache on the WebGPU device', () =
     expect(maxDiff(onHost.logits, cpu.logits)).toBeLessThan(1e-4);
   });
 
+  it('decodes on int8 weights with the cache on the device as with it on the host', async () => {
+    // (Not against the CPU: its MatMulNBits at accuracy_level 4 also quantizes the activations, WebGPU's does not.)
+    const onDevice = await script(await open({ device: 'webgpu', quantize: 'int8' }));
+    const onHost = await script(await open({ device: 'webgpu', quantize: 'int8', kvCache: 'host' }));
+    expect(maxDiff(onDevice.logits, onHost.logits)).toBeLessThan(1e-6);
+  });
+
   it('moves only tokens, positions, the mask, indices and logits once the cache is on the device', async () => {
     const B = 3;
     const { nLayer: L, nHead: H, nEmbd: C, vocabSize: V } = cfg;
