@@ -79,6 +79,7 @@ const FINETUNE = {
       seed: int({ arg: 'S', default: D.seed, help: 'shuffling, head and adapter init, splits' }),
       checkpointEvery: int({ arg: 'N', min: 1, defaultText: 'epoch ends', help: 'also checkpoint every N steps' }),
       evalBatches: int({ arg: 'N', min: 1, defaultText: 'all', help: 'validation batches per evaluation' }),
+      device: { ...RUNTIME_OPTIONS.device, help: 'where the forward and backward passes run (AdamW stays on the host)' },
       threads: RUNTIME_OPTIONS.threads,
     }),
     ...group('output', {
@@ -132,6 +133,7 @@ export async function run(argv: string[]): Promise<number> {
     checkpointEverySteps: a.checkpointEvery,
     evalBatches: a.evalBatches,
     threads: a.threads,
+    device: a.device,
   };
   const { show } = a;
   if (show && classify) throw new Error('--show applies to instruction finetuning only');
@@ -181,7 +183,7 @@ export async function run(argv: string[]): Promise<number> {
   } else if (show > 0) {
     const held = (data.test?.length ? data.test : data.validation ?? []) as InstructionRecord[];
     if (!held.length) log('--show: no held-out records (use --split or --validation)');
-    await showResponses(out, held.slice(0, show), spec.threads);
+    await showResponses(out, held.slice(0, show), spec);
   }
   console.log(JSON.stringify(summary));
   return 0;
@@ -257,7 +259,7 @@ function loadSpamAssassin(): SpamAssassinMessage[] {
 async function testAccuracy(dir: string, test: ClassificationRecord[], train: ClassificationRecord[], spec: FinetuneSpec): Promise<number> {
   const contextLength = loadCheckpoint(dir).config.contextLength;
   const maxLength = spec.maxLength ?? Math.min(contextLength, classificationTokens(train).reduce((m, t) => Math.max(m, t.length), 0));
-  const session = await ClassifierSession.open(dir, { threads: spec.threads });
+  const session = await ClassifierSession.open(dir, { threads: spec.threads, device: spec.device });
   try {
     const rows = classificationTokens(test).map((t) => t.slice(0, maxLength));
     let correct = 0;
@@ -272,8 +274,8 @@ async function testAccuracy(dir: string, test: ClassificationRecord[], train: Cl
 }
 
 /** The book's section 7.7: each held-out instruction, its expected response and the model's (greedy). */
-async function showResponses(dir: string, records: InstructionRecord[], threads: number | undefined): Promise<void> {
-  const model = await ModelSession.load(dir, { threads });
+async function showResponses(dir: string, records: InstructionRecord[], spec: Pick<FinetuneSpec, 'threads' | 'device'>): Promise<void> {
+  const model = await ModelSession.load(dir, { threads: spec.threads, device: spec.device });
   try {
     for (const record of records) {
       const prompt = formatPrompt(record);

@@ -74,8 +74,9 @@ const PRETRAIN = {
       samplePrompt: str({ arg: 'TEXT', default: 'Every effort moves you', help: 'greedy sample at each evaluation' }),
       sampleTokens: int({ arg: 'N', min: 0, default: 20, help: 'tokens per sample, 0 = none' }),
       resume: flag({
-        help: "continue the run saved in --out (same data, options and batches; only --max-steps/--epochs, --eval-*, --sample-*, --threads and --data's location may change)",
+        help: "continue the run saved in --out (same data, options and batches; only --max-steps/--epochs, --eval-*, --sample-*, --device, --threads and --data's location may change)",
       }),
+      device: { ...RUNTIME_OPTIONS.device, help: 'where the forward and backward passes run (AdamW stays on the host)' },
       threads: RUNTIME_OPTIONS.threads,
     }),
   },
@@ -83,7 +84,7 @@ const PRETRAIN = {
 };
 
 /** What may change on --resume. */
-const ADJUSTABLE = new Set<string>(['out', 'resume', 'data', 'maxSteps', 'epochs', 'evalEvery', 'evalBatches', 'samplePrompt', 'sampleTokens', 'threads']);
+const ADJUSTABLE = new Set<string>(['out', 'resume', 'data', 'maxSteps', 'epochs', 'evalEvery', 'evalBatches', 'samplePrompt', 'sampleTokens', 'device', 'threads']);
 
 interface RunRecord {
   data: string[];
@@ -99,7 +100,7 @@ export async function run(argv: string[]): Promise<number> {
   const { values: a, given } = parsed;
   if (!mallocTuned()) return rerunWithMallocTuning(); // heap reuse for the per-step gradient buffers
   const out = path.resolve(a.out);
-  const runtime = { threads: a.threads };
+  const runtime = { threads: a.threads, device: a.device };
   if (a.epochs !== undefined && a.maxSteps !== undefined) throw new Error('give --epochs or --max-steps, not both');
 
   let trainer: Pretrainer;

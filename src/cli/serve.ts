@@ -7,7 +7,8 @@ import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
 import { RUNTIME_OPTIONS } from './common-options.js';
-import { csv, flag, int, list, parseCommand, str } from './options.js';
+import { DEVICES, type Device } from '../model/runtime.js';
+import { choice, csv, flag, int, list, parseCommand, str } from './options.js';
 import { downloadProgress } from './progress.js';
 
 const SERVE = {
@@ -49,6 +50,7 @@ const SERVE = {
     dataDir: str({ arg: 'DIR', env: 'SCRATCHGPT_DATA_DIR', default: 'data', help: 'files, fine-tuning jobs and finetuned models; created if missing' }),
     maxFileBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_FILE_BYTES, help: 'upload limit of POST /v1/files' }),
     finetuneThreads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'ORT threads for the training worker' }),
+    finetuneDevice: choice(DEVICES as readonly Device[], { defaultText: '--device', help: "where fine-tuning jobs' forward and backward passes run (AdamW stays on the host)" }),
   },
   epilog: `environment:
   SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
@@ -85,6 +87,7 @@ export async function run(argv: string[]): Promise<number> {
     dataDir: a.dataDir,
     maxFileBytes: a.maxFileBytes,
     finetuneThreads: a.finetuneThreads,
+    finetuneDevice: a.finetuneDevice,
   };
 
   const dirs: ResolvedModel[] = [];

@@ -27,12 +27,15 @@ import { checkpointModelId, fineTunedModelId, modelFolderName } from './ids.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { checkpointReports, latestFinetuneCheckpoint, REPORT_FILE } from '../train/finetune-checkpoint.js';
 import type { CheckpointReport } from '../train/fit.js';
+import type { Device } from '../model/runtime.js';
 import { STATE_FILE } from '../train/state.js';
 import { TERMINAL, type JobError, type JobRow, type JobStore } from './store.js';
 
 export interface RunnerOptions {
   /** ORT threads for training (default: the engine's, all cores). */
   threads?: number;
+  /** Where the training graphs run (default cpu). */
+  device?: Device;
   /** After how long a shutdown that waits for the training step in progress says so (default 60 s). */
   stopGraceMs?: number;
   log?: (line: string) => void;
@@ -207,6 +210,7 @@ export class JobRunner {
         maxLength: s.max_length,
         checkpointEverySteps: s.checkpoint_every_steps,
         threads: this.o.threads,
+        device: this.o.device,
       },
       trainingFile,
       validationFile,

@@ -117,6 +117,7 @@ function reduce(op: string, x: Value, axes: number[], keepdims: boolean): Value 
 }
 export const reduceSum = (x: Value, axes: number[], keepdims = true) => reduce('ReduceSum', x, axes, keepdims);
 export const reduceMean = (x: Value, axes: number[], keepdims = true) => reduce('ReduceMean', x, axes, keepdims);
+export const reduceMax = (x: Value, axes: number[], keepdims = true) => reduce('ReduceMax', x, axes, keepdims);
 
 // ---- shape manipulation ----
 /** Reshape to a constant target; 0 copies the input's dim, -1 is inferred (ONNX semantics). */

@@ -37,7 +37,7 @@ export function prune(g: Graph, from: number, before: ReadonlySet<string>, keep:
  * same mean over targets ≠ ignore_index of -log_softmax(x)[target], written with last-axis ops.
  * Run it after autodiff, which differentiates the loss node itself.
  */
-export function lastAxisCrossEntropy(g: Graph): void {
+export function lastAxisCrossEntropy(g: Graph, opts: { elementwiseLogSoftmax?: boolean } = {}): void {
   for (const node of [...g.nodes]) {
     if (node.op !== 'SoftmaxCrossEntropyLoss' || node.attrs.reduction !== 'mean' || node.inputs.length !== 2) continue;
     const [logits, targets] = node.inputs.map((n) => g.get(n)) as [Value, Value];
@@ -47,7 +47,7 @@ export function lastAxisCrossEntropy(g: Graph): void {
       const ignore = op.scalar(targets, node.attrs.ignore_index as number);
       const skip = op.equal(targets, ignore); // [N]
       const safe = op.where(skip, op.scalar(targets, 0), targets);
-      const logp = op.logSoftmax(logits, -1); // [N, V]
+      const logp = opts.elementwiseLogSoftmax ? elementwiseLogSoftmax(logits) : op.logSoftmax(logits, -1); // [N, V]
       const picked = op.reshape(op.gatherElements(logp, op.reshape(safe, [N as number, 1]), 1), [N as number]);
       const zero = op.scalar(logp, 0);
       const keep = op.where(skip, zero, op.scalar(logp, 1));
@@ -55,6 +55,16 @@ export function lastAxisCrossEntropy(g: Graph): void {
       return node.outputs.length > 1 ? [loss, logp] : [loss];
     });
   }
+}
+
+/**
+ * log_softmax over the last axis as x − max − log Σ exp(x − max), for execution providers with
+ * no LogSoftmax kernel (WebGPU), where ORT would otherwise run that node on the CPU and move the
+ * logits across and back every step.
+ */
+function elementwiseLogSoftmax(x: Value): Value {
+  const shifted = op.sub(x, op.reduceMax(x, [-1]));
+  return op.sub(shifted, op.log(op.reduceSum(op.exp(shifted), [-1])));
 }
 
 // ---- int8 weights ----

@@ -7,6 +7,7 @@ import { createApp } from './app.js';
 import { onClientError, requestErrorResponse } from './errors.js';
 import { Metrics } from './metrics.js';
 import { normalizeHosts, normalizeOrigins } from './middleware/host-guard.js';
+import type { Device } from '../model/runtime.js';
 import type { ModelOptions } from './model-worker.js';
 import { ModelRegistry } from './registry.js';
 
@@ -29,6 +30,8 @@ export interface ServerOptions extends ModelOptions {
   maxFileBytes?: number;
   /** ORT threads for training (default: all cores). */
   finetuneThreads?: number;
+  /** Where fine-tuning jobs train (default: the models' device). */
+  finetuneDevice?: Device;
 }
 
 export interface RunningServer {
@@ -56,7 +59,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let finetuning: FineTuning | undefined;
   try {
     if (o.dataDir !== undefined) {
-      finetuning = FineTuning.open(models, { dataDir: o.dataDir, maxFileBytes: o.maxFileBytes, threads: o.finetuneThreads });
+      finetuning = FineTuning.open(models, { dataDir: o.dataDir, maxFileBytes: o.maxFileBytes, threads: o.finetuneThreads, device: o.finetuneDevice ?? o.device });
     }
   } catch (e) {
     await models.close();

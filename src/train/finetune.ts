@@ -21,6 +21,7 @@ import { replaceDir, restoreReplacedDirs } from '../model/durable.js';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, isPeftAdapterFolder, modelFolders, writePeftAdapter } from '../model/peft-adapter.js';
 import type { ParamSpec, Params } from '../model/params.js';
 import { Rng } from '../model/rng.js';
+import type { Device } from '../model/runtime.js';
 import { writeSafetensors } from '../model/safetensors.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { sortedLabels, type ClassificationRecord, type InstructionRecord } from '../datasets/index.js';
@@ -77,6 +78,8 @@ export interface FinetuneSpec {
   /** Also checkpoint every N steps (default: at epoch ends only). */
   checkpointEverySteps?: number;
   threads?: number;
+  /** Where the forward and backward graphs run (default cpu); AdamW stays on the host. */
+  device?: Device;
   /** Optional: global gradient-norm clipping (default 0 = off, as the book's chapters 6 and 7). */
   gradClip?: number;
   /** Optional: which tensors weight decay applies to (default 'all': the book decays every trainable parameter). */
@@ -119,6 +122,7 @@ export async function runFinetune(spec: FinetuneSpec, hooks: FinetuneHooks = {})
   const pool = new SessionPool((seqLen, train) =>
     TrainSession.create(run.config, run.state.layout, run.frozen, {
       threads: spec.threads,
+      device: spec.device,
       batchSize: spec.batchSize,
       seqLen,
       train,
@@ -398,7 +402,7 @@ function validateSpec(s: FinetuneSpec): void {
 
 /**
  * Identifies a run: everything that changes its parameters (base weights, data, task, method,
- * hyperparameters), not what only changes where or how fast it runs (outDir, threads,
+ * hyperparameters), not what only changes where or how fast it runs (outDir, threads, device,
  * checkpoint interval).
  */
 function fingerprint(spec: FinetuneSpec, config: GPTConfig, maxLength: number): string {

@@ -55,7 +55,7 @@ export class TrainSession {
     if (opts.profile) Object.assign(extra, { enableProfiling: true, profileFilePrefix: opts.profile });
     const session = await createSession(
       (weight) => {
-        const built = buildTrainGraph(config, { batchSize: opts.batchSize, seqLen: opts.seqLen, trainable, weight, train: opts.train, head: opts.head, lora: opts.lora });
+        const built = buildTrainGraph(config, { batchSize: opts.batchSize, seqLen: opts.seqLen, trainable, weight, train: opts.train, head: opts.head, lora: opts.lora, device: opts.device });
         sites = built.dropoutSites;
         return built.graph;
       },

@@ -16,12 +16,14 @@
 // With `lora`, every block's linear layers get adapters (lora.ts) whose A/B are trainable inputs.
 // Frozen parameters are initializers (external data, placed by WeightPlacer), so freezing costs
 // neither inputs nor backward work. After autodiff the loss node is rewritten with last-axis ops
-// (src/onnx/rewrite.ts's lastAxisCrossEntropy), which ORT runs faster.
+// (src/onnx/rewrite.ts's lastAxisCrossEntropy), which ORT runs faster; on WebGPU its log-softmax
+// is element-wise ops, which that provider has kernels for.
 import { Graph, type Value } from '../onnx/graph.js';
 import { gradients } from '../onnx/grad.js';
 import * as op from '../onnx/ops.js';
 import { lastAxisCrossEntropy } from '../onnx/rewrite.js';
 import type { GPTConfig } from '../model/config.js';
+import type { Device } from '../model/runtime.js';
 import { causalAttention, causalMask, classifierHead, lmHead, parameterSpecs, transformer, type DropoutFn, type ParamFn, type WeightFn } from '../model/gpt.js';
 import { loraAdapt, loraSpecs, type LoraConfig } from './lora.js';
 
@@ -38,6 +40,8 @@ export interface TrainGraphOptions {
   head?: 'lm' | 'classify';
   /** LoRA adapters on the blocks' linear layers; their lora_A/lora_B tensors are parameters like any other. */
   lora?: LoraConfig;
+  /** Where the graph runs: on WebGPU the loss's LogSoftmax is written as element-wise ops, since that EP has no kernel for it. */
+  device?: Device;
 }
 
 export interface DropoutSite {
@@ -114,6 +118,6 @@ export function buildTrainGraph(cfg: GPTConfig, opts: TrainGraphOptions): TrainG
     const grads = gradients(g, loss, wrt);
     wrt.forEach((x, i) => g.output(grads[i]!, gradName(x.name)));
   }
-  lastAxisCrossEntropy(g);
+  lastAxisCrossEntropy(g, { elementwiseLogSoftmax: opts.device === 'webgpu' });
   return { graph: g, dropoutSites };
 }
