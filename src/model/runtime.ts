@@ -8,6 +8,7 @@ import * as ort from 'onnxruntime-node';
 import type { Graph, Value } from '../onnx/graph.js';
 import { serialize } from '../onnx/serialize.js';
 import type { WeightSource } from './checkpoint.js';
+import { lockWebGpuSession, withWebGpuLock } from './device-lock.js';
 
 export type Device = 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['cpu', 'cuda', 'webgpu'];
@@ -25,7 +26,8 @@ const INSTALL_HINT: Record<Device, string> = {
     '(needs CUDA 12 and cuDNN 9 runtime libraries on the library path; the Dockerfile\'s `cuda` target does this).',
   webgpu:
     'The WebGPU execution provider could not start. It ships with onnxruntime-node but needs a Vulkan driver ' +
-    '(on Debian: `apt-get install libvulkan1 mesa-vulkan-drivers`, a GPU driver or Mesa\'s software lavapipe).',
+    '(a GPU driver, or Mesa\'s software lavapipe: `apt-get install libvulkan1 mesa-vulkan-drivers`, Mesa 25 or later; ' +
+    'on Debian bookworm from bookworm-backports with `-t bookworm-backports`, its own Mesa 22.3 has no adapter WebGPU accepts).',
 };
 
 export class DeviceError extends Error {}
@@ -124,7 +126,9 @@ export async function openSession(model: string | Uint8Array, opts: RuntimeOptio
   if (!DEVICES.includes(device)) throw new DeviceError(`unknown device '${device}' (use ${DEVICES.join(', ')})`);
   try {
     const options = { ...sessionOptions(opts), ...extra };
-    return typeof model === 'string' ? await ort.InferenceSession.create(model, options) : await ort.InferenceSession.create(model, options);
+    const create = () => (typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options));
+    // WebGPU sessions share one device context that is not thread-safe: one call at a time (device-lock.ts).
+    return device === 'webgpu' ? lockWebGpuSession(await withWebGpuLock(create)) : await create();
   } catch (e) {
     if (device === 'cpu') throw e;
     throw new DeviceError(`could not start the ${device} execution provider: ${(e as Error).message.split('\n')[0]}\n${INSTALL_HINT[device]}`);
