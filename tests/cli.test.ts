@@ -1,9 +1,7 @@
 // The `scratchgpt generate` command, run as users run it (a child process), on a tiny checkpoint.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadCheckpoint, materialize, saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
@@ -11,9 +9,8 @@ import { randomInit } from '../src/model/gpt.js';
 import { generate } from '../src/model/generation.js';
 import { ModelSession } from '../src/model/session.js';
 import { decode } from '../src/model/tokenizer.js';
+import { cli } from './helpers/cli.js';
 
-const run = promisify(execFile);
-const BIN = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 48, nEmbd: 16, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 let dir: string;
 
@@ -25,15 +22,6 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run('node', [BIN, ...args]);
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 describe('scratchgpt generate', () => {
   it('prints one JSON object with tokens, text, finish_reason and sorted top logprobs', async () => {

@@ -24,23 +24,14 @@ import { runFinetune, type FinetuneResult } from '../src/train/finetune.js';
 import { FlatLayout } from '../src/train/flat.js';
 import { loraSpecs } from '../src/train/lora.js';
 import { TrainSession, type TrainSessionOptions } from '../src/train/session.js';
+import { cli } from './helpers/cli.js';
 
 const exec = promisify(execFile);
-const BIN = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
 const TOLERANCE = 1e-4; // relative: loss, and each gradient tensor against its largest CPU element
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'train-device-'));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [BIN, ...args]);
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 // The probe is the pretraining run the first test checks: a child process, so that a provider
 // that crashes instead of refusing cannot take the test runner down with it.

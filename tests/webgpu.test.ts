@@ -3,11 +3,9 @@
 // driver, lavapipe (~60× slower than the CPU provider: tiny models only). Skipped where WebGPU
 // cannot start, except under CI (process.env.CI), where .ci/run installs lavapipe and a skip
 // would hide a broken install: there it fails.
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeAlpacaChatFiles } from '../src/model/chat-template.js';
@@ -22,9 +20,8 @@ import { ModelSession } from '../src/model/session.js';
 import { encode } from '../src/model/tokenizer.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { loraSpecs } from '../src/train/lora.js';
+import { cli } from './helpers/cli.js';
 
-const execFileP = promisify(execFile);
-const BIN = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
 const TOLERANCE = 1e-4; // logprobs, WebGPU vs CPU (GPT-2 124M measured 5.5e-6)
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 64, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
@@ -51,15 +48,6 @@ const tuned = path.join(tmp, 'tuned');
   writeAlpacaChatFiles(tuned, cfg.contextLength);
 }
 
-async function cli(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await execFileP(process.execPath, [BIN, ...args]);
-    return { stdout, stderr, code: 0 };
-  } catch (e) {
-    const err = e as { stdout: string; stderr: string; code: number };
-    return { stdout: err.stdout, stderr: err.stderr, code: err.code };
-  }
-}
 
 // The probe is the CLI run the last test checks: a child process, so that a provider that crashes
 // instead of refusing cannot take the test runner down with it.
