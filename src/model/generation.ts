@@ -2,6 +2,7 @@
 // model (the CLI loop below, or the server's batching scheduler) feeds it the logits for the next
 // position and gets back the chosen token and the text that may be shown now.
 import type { GPTConfig } from './config.js';
+import { applyMask, compileConstraint, ConstraintState } from './constraint.js';
 import { checkContextLength } from './errors.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import type { TokenLogprob } from './sampling-kernels.js';
@@ -25,6 +26,9 @@ export class Generation {
   finishReason: FinishReason | null = null;
   private readonly detok = new StreamingDetokenizer();
   private readonly stops: StopChecker;
+  private readonly constraint: ConstraintState | undefined;
+  /** The masked logits under a constraint, one buffer reused every step. */
+  private masked: Float32Array | undefined;
 
   constructor(
     readonly promptTokens: number[],
@@ -35,6 +39,8 @@ export class Generation {
     checkContextLength(promptTokens.length, options.maxTokens, config.contextLength); // before any work
     this.sampler = new Sampler(options, promptTokens, config.vocabSize);
     this.stops = new StopChecker(options.stop ?? []);
+    // Compiled once per thread and spec (constraint.ts caches); throws ConstraintError.
+    this.constraint = options.constraint ? new ConstraintState(compileConstraint(options.constraint)) : undefined;
   }
 
   get done(): boolean {
@@ -44,7 +50,9 @@ export class Generation {
   /** Samples the next token from `logits` (raw, one position) and advances the state. */
   step(logits: Float32Array): StepResult {
     if (this.done) throw new Error('generation already finished');
-    const s = this.sampler.sample(logits);
+    const c = this.constraint;
+    const s = c ? this.sampler.sample(applyMask(logits, c.allowed(), (this.masked ??= new Float32Array(logits.length))), logits) : this.sampler.sample(logits);
+    c?.advance(s.token);
     this.tokens.push(s.token);
     const eos = s.token === EOT && !this.options.ignoreEos;
     const stop = this.stops.push(eos ? '' : this.detok.push(s.token)); // <|endoftext|> is not shown
@@ -52,7 +60,8 @@ export class Generation {
       token: s.token,
       generated: this.tokens.length,
       maxTokens: this.options.maxTokens,
-      stopped: stop.stopped,
+      // A constrained output that is complete and cannot go on ends here, without waiting for <|endoftext|>.
+      stopped: stop.stopped || (c?.complete ?? false),
       ignoreEos: this.options.ignoreEos,
     });
     let text = stop.emit;

@@ -3,13 +3,15 @@
 // server doing continuous batching creates one Sampler per request; nothing here is global. The
 // loops over the vocabulary are in sampling-kernels.ts.
 //
-// Pipeline for one position:
+// Pipeline for one position (under a constraint, Generation masks the logits first; logprobs
+// still come from the unmasked ones):
 //   raw logits ──► logprobs, when asked for (log_softmax of the RAW logits, like OpenAI/vLLM)
 //              └─► adjustLogits: logit_bias, repetition, frequency/presence penalties
 //                  ├─ temperature 0: argmax
 //                  └─ / temperature ─► softmax ─► top-k ─► top-p ─► min-p ─► renormalise ─► draw
 
 import { randomInt } from 'node:crypto';
+import type { ConstraintSpec } from './constraint.js';
 import { SamplingOptionError } from './errors.js';
 import { Rng } from './rng.js';
 import {
@@ -55,6 +57,11 @@ export interface SamplingOptions {
   ignoreEos?: boolean;
   maxTokens: number;
   stop?: string[];
+  /**
+   * Structured output (constraint.ts): only tokens that keep the output in this language are
+   * sampled. Applied by Generation, which masks the logits before they reach the Sampler.
+   */
+  constraint?: ConstraintSpec;
 }
 
 
@@ -207,7 +214,11 @@ export class Sampler {
     return this.count;
   }
 
-  sample(logits: Float32Array): SampleResult {
+  /**
+   * `raw`: the model's logits when `logits` were masked by a constraint (generation.ts):
+   * logprobs always describe the raw distribution, constrained or not.
+   */
+  sample(logits: Float32Array, raw: Float32Array = logits): SampleResult {
     if (logits.length !== this.vocabSize) throw new Error(`sample: expected ${this.vocabSize} logits, got ${logits.length}`);
     const o = this.opts;
     const best = checkedArgmax(logits); // throws on NaN/Infinity before anything is drawn
@@ -227,9 +238,9 @@ export class Sampler {
     this.count++;
     const result: SampleResult = { token };
     if (o.logprobs !== undefined) {
-      const lse = logSumExp(logits);
-      result.logprob = logits[token]! - lse;
-      result.topLogprobs = topLogprobs(logits, o.logprobs, lse);
+      const lse = logSumExp(raw);
+      result.logprob = raw[token]! - lse;
+      result.topLogprobs = topLogprobs(raw, o.logprobs, lse);
     }
     return result;
   }

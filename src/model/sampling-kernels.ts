@@ -256,9 +256,12 @@ function nucleusCutoff(w: Float64Array, target: number): { cutoff: number; neede
 /** Inverse-CDF draw with u uniform in [0, 1). */
 export function drawFrom(d: Distribution, u: number): number {
   let cum = 0;
+  let last = 0;
   for (let i = 0; i < d.ids.length; i++) {
+    if (d.probs[i] === 0) continue; // e.g. a token a constraint masked out, kept by top-k
     cum += d.probs[i]!;
     if (u < cum) return d.ids[i]!;
+    last = i;
   }
-  return d.ids[d.ids.length - 1]!; // u within rounding error of 1
+  return d.ids[last]!; // u within rounding error of 1: the last token that can be drawn
 }
