@@ -7,7 +7,7 @@ import { MAX_TOKEN_BYTES } from '../model/tokenizer.js';
 import { apiError, badRequest, ContextLengthExceeded } from './errors.js';
 import { OverloadedError, type ModelWorker, type SequenceGroup } from './model-worker.js';
 import type { SeqSpec } from './protocol.js';
-import { samplingOptions, type SamplingBody } from './sampling.js';
+import { requestConstraint, samplingOptions, type SamplingBody } from './sampling.js';
 
 /** What an endpoint hands to admission: its prompts as the client gave them, and its rules. */
 export interface AdmissionRequest<P> {
@@ -48,10 +48,11 @@ export function admit<P>(model: ModelWorker, r: AdmissionRequest<P>): Admitted {
   const prompts = r.prompts.map((p, i) => r.tokenize(p, i));
   for (const tokens of prompts) fitContext(tokens.length, r.maxTokens(tokens.length), contextLength, r.param);
   const logitBias = b.logit_bias ? tokenBiases(b.logit_bias, vocabSize) : undefined;
+  const constraint = requestConstraint(b);
   // Choice i draws with seed + i, which must stay an exact integer.
   if (b.seed != null && !Number.isSafeInteger(b.seed + (n - 1))) throw invalid('seed', `must be an integer, got ${Number.MAX_SAFE_INTEGER + 1}`);
   const specs: Omit<SeqSpec, 'id'>[] = prompts.flatMap((tokens) => {
-    const settings = { maxTokens: r.maxTokens(tokens.length), stop: r.stop, logprobs: r.logprobs, logitBias, defaults: model.generation };
+    const settings = { maxTokens: r.maxTokens(tokens.length), stop: r.stop, logprobs: r.logprobs, logitBias, constraint, defaults: model.generation };
     return Array.from({ length: n }, (_, i) => ({
       prompt: tokens,
       options: samplingOptions(b, settings, i),

@@ -1,9 +1,38 @@
 // Request fields shared by /v1/completions and /v1/chat/completions (OpenAI names, plus the vLLM
-// and llama.cpp extras top_k, min_p, repetition_penalty, ignore_eos), with OpenAI's ranges, and
-// their mapping to the model layer's SamplingOptions.
+// and llama.cpp extras top_k, min_p, repetition_penalty, ignore_eos, and structured outputs), with
+// OpenAI's ranges, and their mapping to the model layer's SamplingOptions.
 import { z } from 'zod';
+import { compileConstraint, ConstraintError, type ConstraintSpec } from '../model/constraint.js';
 import { withGenerationDefaults, type GenerationDefaults } from '../model/generation-config.js';
 import type { SamplingOptions } from '../model/sampler.js';
+import { badRequest } from './errors.js';
+
+const jsonSchema = z.record(z.string(), z.unknown());
+
+/** OpenAI's response_format. */
+const responseFormat = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('text') }),
+  z.strictObject({ type: z.literal('json_object') }),
+  z.strictObject({
+    type: z.literal('json_schema'),
+    json_schema: z.strictObject({
+      name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -'),
+      description: z.string().nullish(),
+      schema: jsonSchema.nullish(),
+      strict: z.boolean().nullish(),
+    }),
+  }),
+]);
+
+/** vLLM's structured_outputs: exactly one kind of constraint. */
+const structuredOutputs = z
+  .strictObject({
+    json: z.union([jsonSchema, z.string()]).nullish(), // vLLM also takes the schema as a JSON string
+    regex: z.string().nullish(),
+    choice: z.array(z.string()).min(1).nullish(),
+    json_object: z.boolean().nullish(),
+  })
+  .refine((o) => [o.json, o.regex, o.choice, o.json_object || undefined].filter((v) => v != null).length === 1, 'must set exactly one of json, regex, choice, json_object');
 
 export const samplingFields = {
   model: z.string(),
@@ -23,6 +52,12 @@ export const samplingFields = {
   min_p: z.number().min(0).max(1).nullish(),
   repetition_penalty: z.number().gt(0).nullish(),
   ignore_eos: z.boolean().nullish(),
+  response_format: responseFormat.nullish(),
+  structured_outputs: structuredOutputs.nullish(),
+  // vLLM's older names for structured_outputs' fields.
+  guided_json: z.union([jsonSchema, z.string()]).nullish(),
+  guided_regex: z.string().nullish(),
+  guided_choice: z.array(z.string()).min(1).nullish(),
 };
 
 export type SamplingBody = z.infer<z.ZodObject<typeof samplingFields>>;
@@ -33,6 +68,52 @@ export function stopList(stop: string | string[] | null | undefined): string[] {
   return stop == null ? [] : typeof stop === 'string' ? [stop] : stop;
 }
 
+/** A schema given as a JSON string (vLLM accepts both), parsed, or the 400 naming `param`. */
+function schemaOf(s: Record<string, unknown> | string, param: string): object {
+  if (typeof s !== 'string') return s;
+  try {
+    const parsed: unknown = JSON.parse(s);
+    if (typeof parsed === 'object' && parsed !== null) return parsed;
+  } catch {
+    // reported below
+  }
+  throw badRequest(`Invalid '${param}': not a JSON Schema object`, param);
+}
+
+/** The request's structured-output constraint with the field it came from, before compiling. */
+function requestedConstraint(b: SamplingBody): { spec: ConstraintSpec; param: string } | undefined {
+  const found: { spec: ConstraintSpec; param: string }[] = [];
+  const rf = b.response_format;
+  if (rf?.type === 'json_object') found.push({ spec: { type: 'json_object' }, param: 'response_format' });
+  if (rf?.type === 'json_schema') found.push({ spec: { type: 'json_schema', schema: rf.json_schema.schema ?? {} }, param: 'response_format' });
+  const so = b.structured_outputs;
+  if (so?.json != null) found.push({ spec: { type: 'json_schema', schema: schemaOf(so.json, 'structured_outputs') }, param: 'structured_outputs' });
+  if (so?.regex != null) found.push({ spec: { type: 'regex', pattern: so.regex }, param: 'structured_outputs' });
+  if (so?.choice != null) found.push({ spec: { type: 'choice', choices: so.choice }, param: 'structured_outputs' });
+  if (so?.json_object) found.push({ spec: { type: 'json_object' }, param: 'structured_outputs' });
+  if (b.guided_json != null) found.push({ spec: { type: 'json_schema', schema: schemaOf(b.guided_json, 'guided_json') }, param: 'guided_json' });
+  if (b.guided_regex != null) found.push({ spec: { type: 'regex', pattern: b.guided_regex }, param: 'guided_regex' });
+  if (b.guided_choice != null) found.push({ spec: { type: 'choice', choices: b.guided_choice }, param: 'guided_choice' });
+  if (found.length > 1) throw badRequest(`Only one structured-output constraint may be given; got ${found.map((f) => f.param).join(' and ')}.`, found[1]!.param);
+  return found[0];
+}
+
+/**
+ * The request's constraint, compiled here once so that a schema or regex the engine cannot take
+ * is the client's 400 naming the field, not a failed sequence on the model thread.
+ */
+export function requestConstraint(b: SamplingBody): ConstraintSpec | undefined {
+  const r = requestedConstraint(b);
+  if (!r) return undefined;
+  try {
+    compileConstraint(r.spec);
+  } catch (e) {
+    if (e instanceof ConstraintError) throw badRequest(`Invalid '${r.param}': ${e.message}`, r.param, 'invalid_parameter');
+    throw e;
+  }
+  return r.spec;
+}
+
 /** What a choice's options take from admission rather than from the body's sampling fields. */
 export interface ChoiceSettings {
   maxTokens: number;
@@ -40,6 +121,8 @@ export interface ChoiceSettings {
   logprobs?: number;
   /** logit_bias with its keys checked against the vocabulary (admission.ts). */
   logitBias?: Record<number, number>;
+  /** From requestConstraint: checked to compile. */
+  constraint?: ConstraintSpec;
   defaults: GenerationDefaults;
 }
 
@@ -64,6 +147,7 @@ export function samplingOptions(b: SamplingBody, c: ChoiceSettings, index = 0): 
       logprobs: c.logprobs,
       ignoreEos: opt(b.ignore_eos),
       stop: c.stop,
+      constraint: c.constraint,
     },
     c.defaults,
   );
