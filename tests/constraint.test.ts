@@ -185,6 +185,20 @@ describe('json_object, choice, regex', () => {
   });
 });
 
+describe('with ignore_eos', () => {
+  it('never draws <|endoftext|> under a constraint, so the text stays in the language', () => {
+    for (let seed = 0; seed < 20; seed++) {
+      const gen = new Generation([EOT], { maxTokens: 60, temperature: 1, seed, ignoreEos: true, constraint: { type: 'regex', pattern: '(ab|c)+' } }, config);
+      const pick = new Rng(seed + 1);
+      const eotFirst = Float32Array.from(pool[0]!, (x, t) => (t === EOT ? 50 : x)); // the model would rather end
+      while (!gen.done) gen.step(pick.int(2) ? eotFirst : pool[pick.int(pool.length)]!);
+      expect(gen.tokens).not.toContain(EOT);
+      const text = decode(gen.tokens);
+      expect(gen.finishReason === 'length' ? /^(?:ab|c)*a?$/.test(text) : /^(?:ab|c)+$/.test(text), text).toBe(true); // max_tokens may cut an 'ab'
+    }
+  });
+});
+
 describe('with the sampler', () => {
   it('top-k, top-p, min-p, penalties and greedy never draw a masked token', () => {
     const variants = [{ topK: 500 }, { topP: 0.9 }, { minP: 0.05 }, { topK: 40, topP: 0.5 }, { frequencyPenalty: 1, repetitionPenalty: 1.3 }, { temperature: 0 }];

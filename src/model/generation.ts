@@ -47,11 +47,21 @@ export class Generation {
     return this.finishReason !== null;
   }
 
+  /**
+   * `logits` with every token the constraint rules out at -Infinity. With ignoreEos <|endoftext|>
+   * is ruled out too: generation goes past it, so as text it would break the structure.
+   */
+  private mask(logits: Float32Array, c: ConstraintState): Float32Array {
+    const masked = applyMask(logits, c.allowed(), (this.masked ??= new Float32Array(logits.length)));
+    if (this.options.ignoreEos) masked[EOT] = -Infinity;
+    return masked;
+  }
+
   /** Samples the next token from `logits` (raw, one position) and advances the state. */
   step(logits: Float32Array): StepResult {
     if (this.done) throw new Error('generation already finished');
     const c = this.constraint;
-    const s = c ? this.sampler.sample(applyMask(logits, c.allowed(), (this.masked ??= new Float32Array(logits.length))), logits) : this.sampler.sample(logits);
+    const s = c ? this.sampler.sample(this.mask(logits, c), logits) : this.sampler.sample(logits);
     c?.advance(s.token);
     this.tokens.push(s.token);
     const eos = s.token === EOT && !this.options.ignoreEos;
