@@ -306,7 +306,7 @@ describe('errors', () => {
       expect({ body, status: r.status, param: r.body.error.param }).toEqual({ body, status: 400, param });
       expect(r.body.error.type).toBe('invalid_request_error');
     }
-    const chat = await post(`${server.url}/v1/chat/completions`, { model: 'tiny-chat', messages: [{ role: 'tool', content: 'x' }] });
+    const chat = await post(`${server.url}/v1/chat/completions`, { model: 'tiny-chat', messages: [{ role: 'robot', content: 'x' }] });
     expect([chat.status, chat.body.error.param]).toEqual([400, 'messages[0].role']);
   });
 

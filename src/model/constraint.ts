@@ -3,7 +3,7 @@
 // lazy byte-level DFA (byte-dfa.ts); each DFA state's token mask comes from one walk of GPT-2's
 // token trie (token-trie.ts) and is cached on the compiled constraint, so a state seen before
 // costs nothing to mask again. Compiled constraints are cached per thread, keyed by the spec's JSON.
-import { alt, literal, type Lang } from './byte-lang.js';
+import { alt, byteRange, byteSet, EPS, literal, opt, seq, star, type Lang } from './byte-lang.js';
 import { ByteDfa, DEAD } from './byte-dfa.js';
 import { buildNfa, NfaTooLargeError } from './byte-nfa.js';
 import { ConstraintError } from './constraint-error.js';
@@ -19,7 +19,9 @@ export type ConstraintSpec =
   | { type: 'json_object' }
   | { type: 'json_schema'; schema: object }
   | { type: 'regex'; pattern: string }
-  | { type: 'choice'; choices: string[] };
+  | { type: 'choice'; choices: string[] }
+  /** Text that does not begin with `marker`, or `marker` followed by a JSON value valid under `schema` (tool calling's 'auto'). */
+  | { type: 'tool_or_text'; marker: string; schema: object };
 
 /** Masks kept per compiled constraint; past this, masks are computed and not kept (bounded memory). */
 const MAX_CACHED_MASKS = 1024;
@@ -55,9 +57,24 @@ function specLang(spec: ConstraintSpec): Lang {
         throw new ConstraintError('choice: expected a non-empty array of strings');
       }
       return alt(...spec.choices.map(literal));
+    case 'tool_or_text':
+      if (typeof spec.marker !== 'string' || !spec.marker) throw new ConstraintError('tool_or_text: the marker must be a non-empty string');
+      return alt(notStartingWith(spec.marker), seq(literal(spec.marker), schemaLang(spec.schema)));
     default:
       throw new ConstraintError(`unknown constraint type ${JSON.stringify((spec as { type?: unknown })?.type)}`);
   }
+}
+
+/** Every byte string that does not begin with `prefix`: a proper prefix of it, or one that leaves it at some byte. */
+function notStartingWith(prefix: string): Lang {
+  const bytes = new TextEncoder().encode(prefix);
+  const any = star(byteSet(() => true));
+  const parts: Lang[] = [EPS];
+  for (let i = 0; i < bytes.length; i++) {
+    const b = bytes[i]!;
+    parts.push(seq(...Array.from(bytes.slice(0, i), (x) => byteRange(x, x)), opt(seq(byteSet((x) => x !== b), any))));
+  }
+  return alt(...parts);
 }
 
 const cache = new Map<string, CompiledConstraint>();

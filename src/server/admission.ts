@@ -2,6 +2,7 @@
 // chat. The schema (validate.ts) has checked what the body decides alone; this step does the
 // checks that depend on the model (capacity, context window, vocabulary), in that order, builds
 // each choice's sequence spec, and submits them, as the error a client should see on refusal.
+import type { ConstraintSpec } from '../model/constraint.js';
 import { checkContextLength, ContextLengthError } from '../model/errors.js';
 import { MAX_TOKEN_BYTES } from '../model/tokenizer.js';
 import { apiError, badRequest, ContextLengthExceeded } from './errors.js';
@@ -27,6 +28,8 @@ export interface AdmissionRequest<P> {
   logprobs?: number;
   /** echo + logprobs: score each prompt too, in the first of its n choices only (the rest reuse it). */
   promptLogprobs?: number;
+  /** A constraint of the endpoint's own (chat's tool calls, tools.ts), already checked to compile; replaces the body's. */
+  constraint?: ConstraintSpec;
 }
 
 export interface Admitted {
@@ -48,7 +51,7 @@ export function admit<P>(model: ModelWorker, r: AdmissionRequest<P>): Admitted {
   const prompts = r.prompts.map((p, i) => r.tokenize(p, i));
   for (const tokens of prompts) fitContext(tokens.length, r.maxTokens(tokens.length), contextLength, r.param);
   const logitBias = b.logit_bias ? tokenBiases(b.logit_bias, vocabSize) : undefined;
-  const constraint = requestConstraint(b);
+  const constraint = r.constraint ?? requestConstraint(b);
   // Choice i draws with seed + i, which must stay an exact integer.
   if (b.seed != null && !Number.isSafeInteger(b.seed + (n - 1))) throw invalid('seed', `must be an integer, got ${Number.MAX_SAFE_INTEGER + 1}`);
   const specs: Omit<SeqSpec, 'id'>[] = prompts.flatMap((tokens) => {

@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { decode, encode, VOCAB_SIZE } from '../model/tokenizer.js';
-import { chatRequest } from './chat.js';
+import { chatRequest, templateMessages } from './chat.js';
 import { chatPrompt } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
@@ -31,8 +31,7 @@ export const tokenize = new Hono<AppEnv>()
     let tokens: number[];
     if (b.prompt !== undefined) tokens = encode(b.prompt);
     else {
-      const messages = b.messages!.map((m) => ({ role: m.role, content: typeof m.content === 'string' ? m.content : m.content.map((p) => p.text).join('') }));
-      tokens = chatPrompt(c.var.models.get(model.id), messages).tokens;
+      tokens = chatPrompt(c.var.models.get(model.id), templateMessages(b.messages!)).tokens;
     }
     return c.json({ tokens, count: tokens.length, max_model_len: model.config.contextLength });
   })
