@@ -185,6 +185,22 @@ describe('json_object, choice, regex', () => {
   });
 });
 
+describe('automaton size', () => {
+  it('a DFA that grows past its limit throws ConstraintError (the server answers it as the client\'s 400)', () => {
+    // [ab]*a[ab]{20} needs a state per pattern of a's in the last 21 bytes: 2^21 of them.
+    const { dfa } = compileConstraint({ type: 'regex', pattern: '[ab]*a[ab]{20}' });
+    const rng = new Rng(1);
+    const walk = () => {
+      for (let n = 0; n < 5000; n++) {
+        let state = dfa.start;
+        for (let i = 0; i < 25; i++) state = dfa.next(state, rng.int(2) ? 0x61 : 0x62);
+      }
+    };
+    expect(walk).toThrow(ConstraintError);
+    expect(walk).toThrow(/grew past 20000 states/);
+  });
+});
+
 describe('with ignore_eos', () => {
   it('never draws <|endoftext|> under a constraint, so the text stays in the language', () => {
     for (let seed = 0; seed < 20; seed++) {

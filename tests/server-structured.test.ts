@@ -10,6 +10,9 @@ import { z } from 'zod';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
+import type { HTTPException } from 'hono/http-exception';
+import type { SequenceGroup } from '../src/server/model-worker.js';
+import { finishOf } from '../src/server/response.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 256, nEmbd: 16, nLayer: 1, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5, chatTemplate: 'alpaca' };
@@ -140,5 +143,19 @@ describe('structured_outputs and guided_*', () => {
     expect(((await res.json()) as { error: { param: string } }).error.param).toBe('guided_json');
     // response_format text is the default: no constraint.
     expect((await post('completions', { model: 'tiny', prompt: 'x', max_tokens: 2, response_format: { type: 'text' } })).status).toBe(200);
+  });
+
+  it("a constraint that fails while generating (its automaton outgrew the limit) is the client's 400, not a 500", () => {
+    const group = { cancel() {}, endedBy: undefined } as unknown as SequenceGroup;
+    const failed = { type: 'end' as const, id: 0, reason: 'error' as const, message: 'its automaton grew past 20000 states; simplify the pattern or schema' };
+    const refusal = (invalidRequest?: true) => {
+      try {
+        finishOf(group, { ...failed, ...(invalidRequest && { invalidRequest }) });
+      } catch (e) {
+        return [(e as HTTPException).status, ((e as HTTPException).cause as { code?: string }).code];
+      }
+    };
+    expect(refusal(true)).toEqual([400, 'constraint_too_complex']);
+    expect(refusal()).toEqual([500, undefined]);
   });
 });

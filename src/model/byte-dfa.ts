@@ -3,6 +3,7 @@
 // generation (and the token masks) actually visit are ever built. States are small integers,
 // stable for the life of the DFA, so per-state caches (token-trie.ts's masks) can key on them.
 import type { Nfa } from './byte-nfa.js';
+import { ConstraintError } from './constraint-error.js';
 
 export const DEAD = -1;
 const UNKNOWN = -2;
@@ -83,7 +84,7 @@ export class ByteDfa {
     const key = set.join(',');
     const known = this.ids.get(key);
     if (known !== undefined) return known;
-    if (this.sets.length >= MAX_DFA_STATES) throw new Error(`constraint automaton exceeded ${MAX_DFA_STATES} states`);
+    if (this.sets.length >= MAX_DFA_STATES) throw new ConstraintError(`its automaton grew past ${MAX_DFA_STATES} states; simplify the pattern or schema`);
     this.sets.push(set);
     this.accepting.push(set.includes(this.nfa.accept));
     this.rows.push(new Int32Array(256).fill(UNKNOWN));

@@ -47,6 +47,8 @@ export interface EndEvent {
   id: number;
   reason: FinishReason | 'cancelled' | 'error';
   message?: string;
+  /** An 'error' the request caused (a constraint too complex to follow): the client's 400, not a 500. */
+  invalidRequest?: true;
 }
 
 export type SeqEvent = PromptEvent | TokenEvent | EndEvent;

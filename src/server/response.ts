@@ -56,10 +56,14 @@ export function finishOf(group: SequenceGroup, e: SeqEvent & { type: 'end' }): F
   if (e.reason === 'length' || e.reason === 'stop') return e.reason;
   group.cancel(); // the other choices are of no use now
   if (group.endedBy === 'shutdown') throw apiError(503, 'The server shut down before this request finished.', { code: 'server_shutting_down' });
+  if (e.reason === 'error' && e.invalidRequest) throw apiError(400, constraintFailure(e.message), { code: 'constraint_too_complex' });
   if (e.reason === 'error') throw apiError(500, `Generation failed: ${e.message ?? 'unknown error'}`);
   // 499 (nginx's "client closed request"): the client is gone and reads nothing; the status only shows in metrics.
   throw apiError(499 as ContentfulStatusCode, 'Request cancelled by the client.', { code: 'cancelled' });
 }
+
+/** What a client reads when its structured-output constraint could not be followed. */
+export const constraintFailure = (message = '') => `The structured-output constraint could not be followed: ${message}`;
 
 export function usage(promptTokens: number, completionTokens: number) {
   return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };

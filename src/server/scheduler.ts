@@ -8,6 +8,7 @@
 // kept in slots 0..n-1 in order: the forward call then passes the cache as one zero-copy view
 // (ModelSession gathers, i.e. copies every layer's cache, when slots are not neighbours).
 import type { GPTConfig } from '../model/config.js';
+import { ConstraintError } from '../model/constraint-error.js';
 import { Generation, type StepResult } from '../model/generation.js';
 import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
@@ -174,7 +175,7 @@ export class Scheduler {
       } catch (e) {
         // e.g. NaN logits from a broken checkpoint: this sequence fails, the batch goes on.
         failed.push(a);
-        this.events.push({ type: 'end', id: a.spec.id, reason: 'error', message: (e as Error).message });
+        this.events.push({ type: 'end', id: a.spec.id, reason: 'error', message: (e as Error).message, ...(e instanceof ConstraintError && { invalidRequest: true as const }) });
         return;
       }
       this.events.push({ type: 'token', id: a.spec.id, token: s.token, text: s.text, logprob: s.logprob, top: s.topLogprobs, finish: s.finishReason });

@@ -6,6 +6,7 @@ import { streamSSE } from 'hono/streaming';
 import { errorBody } from './errors.js';
 import type { SequenceGroup } from './model-worker.js';
 import type { SeqEvent } from './protocol.js';
+import { constraintFailure } from './response.js';
 
 export interface ChunkRenderer {
   /** Chunks sent before any event (chat: one role delta per choice). */
@@ -35,8 +36,10 @@ export function streamGroup(c: Context, group: SequenceGroup, render: ChunkRende
         if (e.type === 'end' && (e.reason === 'cancelled' || e.reason === 'error')) {
           // Shutdown or a failure: say so in-band (the status line went out long ago), then end.
           group.cancel();
-          const message = group.endedBy === 'shutdown' ? 'The server shut down before this request finished.' : `Generation failed: ${e.message ?? 'cancelled'}`;
-          await send(errorBody(503, message, { code: group.endedBy === 'shutdown' ? 'server_shutting_down' : 'generation_failed' }));
+          const shutdown = group.endedBy === 'shutdown';
+          const invalid = e.reason === 'error' && e.invalidRequest === true;
+          const message = shutdown ? 'The server shut down before this request finished.' : invalid ? constraintFailure(e.message) : `Generation failed: ${e.message ?? 'cancelled'}`;
+          await send(errorBody(invalid ? 400 : 503, message, { code: shutdown ? 'server_shutting_down' : invalid ? 'constraint_too_complex' : 'generation_failed' }));
           failed = true;
           break;
         }
