@@ -1,39 +1,25 @@
 // Structured output over HTTP: response_format (OpenAI), structured_outputs and guided_* (vLLM),
 // through the official `openai` client, on a tiny random GPT-2 with the real vocabulary.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import OpenAI from 'openai';
 import { zodResponseFormat } from 'openai/helpers/zod';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { saveCheckpoint } from '../src/model/checkpoint.js';
-import type { GPTConfig } from '../src/model/config.js';
-import { randomInit } from '../src/model/gpt.js';
 import type { HTTPException } from 'hono/http-exception';
 import type { SequenceGroup } from '../src/server/model-worker.js';
 import { finishOf } from '../src/server/response.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { RunningServer } from '../src/server/server.js';
+import { tinyChatServer, type TinyChatServer } from './helpers/tiny-chat-server.js';
 
-const cfg: GPTConfig = { vocabSize: 50257, contextLength: 256, nEmbd: 16, nLayer: 1, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5, chatTemplate: 'alpaca' };
-
-let tmp: string;
+let tiny: TinyChatServer;
 let server: RunningServer;
 let client: OpenAI;
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'server-structured-'));
-  const dir = path.join(tmp, 'tiny');
-  saveCheckpoint(dir, cfg, randomInit(cfg, 3));
-  server = await startServer({ modelDirs: [dir], port: 0, slots: 4, queue: 8, threads: 1 });
-  await server.ready;
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  tiny = await tinyChatServer('server-structured', 256);
+  ({ server, client } = tiny);
 });
 
-afterAll(async () => {
-  await server?.shutdown();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => tiny?.close());
 
 const Person = z.object({ name: z.string().max(8), age: z.number().int(), kind: z.enum(['cat', 'dog']), nick: z.string().max(4).nullable() });
 const personSchema = zodResponseFormat(Person, 'person').json_schema.schema!;

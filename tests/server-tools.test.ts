@@ -1,39 +1,25 @@
 // Tool calling on /v1/chat/completions (tools, tool_choice, parallel_tool_calls; src/server/tools.ts)
 // through the official `openai` client, on a tiny random GPT-2 with the real vocabulary and the
 // Alpaca template; and the 'auto' constraint and the call parser at the model layer.
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Ajv } from 'ajv';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { saveCheckpoint } from '../src/model/checkpoint.js';
-import type { GPTConfig } from '../src/model/config.js';
 import { Generation } from '../src/model/generation.js';
-import { randomInit } from '../src/model/gpt.js';
 import { decode, encode } from '../src/model/tokenizer.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { RunningServer } from '../src/server/server.js';
+import { tinyChatServer, type TinyChatServer } from './helpers/tiny-chat-server.js';
 import { CallParser, MARKER, planTools, ToolAnswer } from '../src/server/tools.js';
 
-const cfg: GPTConfig = { vocabSize: 50257, contextLength: 1024, nEmbd: 16, nLayer: 1, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5, chatTemplate: 'alpaca' };
-
-let tmp: string;
+let tiny: TinyChatServer;
 let server: RunningServer;
 let client: OpenAI;
 
 beforeAll(async () => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'server-tools-'));
-  const dir = path.join(tmp, 'tiny');
-  saveCheckpoint(dir, cfg, randomInit(cfg, 3));
-  server = await startServer({ modelDirs: [dir], port: 0, slots: 4, queue: 8, threads: 1 });
-  await server.ready;
-  client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  tiny = await tinyChatServer('server-tools', 1024);
+  ({ server, client } = tiny);
 });
 
-afterAll(async () => {
-  await server?.shutdown();
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => tiny?.close());
 
 const weatherParams = {
   type: 'object',
@@ -236,7 +222,7 @@ describe("'auto' at the model layer", () => {
   const vocab = 50257;
   /** Runs a Generation under the plan's constraint on fake logits that prefer `prefer` tokens in turn, then are flat. */
   function run(prefer: number[], seed: number): { text: string; finish: string | null } {
-    const gen = new Generation([1, 2, 3], { maxTokens: 200, seed, constraint: plan.constraint }, cfg);
+    const gen = new Generation([1, 2, 3], { maxTokens: 200, seed, constraint: plan.constraint }, tiny.config);
     let text = '';
     for (let i = 0; !gen.done; i++) {
       const logits = new Float32Array(vocab);
@@ -262,7 +248,7 @@ describe("'auto' at the model layer", () => {
     expect(text.startsWith('<tool')).toBe(true);
     expect(text.startsWith(MARKER)).toBe(false);
     // Right after the marker, only the call array may come: '[' — a word is masked out.
-    const gen = new Generation([1], { maxTokens: 20, seed: 1, constraint: plan.constraint }, cfg);
+    const gen = new Generation([1], { maxTokens: 20, seed: 1, constraint: plan.constraint }, tiny.config);
     for (const t of encode(MARKER)) {
       const logits = new Float32Array(vocab);
       logits[t] = 50;
