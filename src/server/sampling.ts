@@ -9,6 +9,9 @@ import { badRequest } from './errors.js';
 
 const jsonSchema = z.record(z.string(), z.unknown());
 
+/** OpenAI's rule for the names of schemas (response_format) and functions (tools). */
+export const OPENAI_NAME = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -');
+
 /** OpenAI's response_format. */
 const responseFormat = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('text') }),
@@ -16,7 +19,7 @@ const responseFormat = z.discriminatedUnion('type', [
   z.strictObject({
     type: z.literal('json_schema'),
     json_schema: z.strictObject({
-      name: z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -'),
+      name: OPENAI_NAME,
       description: z.string().nullish(),
       schema: jsonSchema.nullish(),
       strict: z.boolean().nullish(),
@@ -104,14 +107,18 @@ function requestedConstraint(b: SamplingBody): { spec: ConstraintSpec; param: st
  */
 export function requestConstraint(b: SamplingBody): ConstraintSpec | undefined {
   const r = requestedConstraint(b);
-  if (!r) return undefined;
+  return r && checkConstraint(r.spec, r.param);
+}
+
+/** `spec` once it compiles (then cached for this thread), or the 400 that names `param` and what the engine refused. */
+export function checkConstraint(spec: ConstraintSpec, param: string): ConstraintSpec {
   try {
-    compileConstraint(r.spec);
+    compileConstraint(spec);
   } catch (e) {
-    if (e instanceof ConstraintError) throw badRequest(`Invalid '${r.param}': ${e.message}`, r.param, 'invalid_parameter');
+    if (e instanceof ConstraintError) throw badRequest(`Invalid '${param}': ${e.message}`, param, 'invalid_parameter');
     throw e;
   }
-  return r.spec;
+  return spec;
 }
 
 /** What a choice's options take from admission rather than from the body's sampling fields. */

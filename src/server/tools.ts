@@ -11,20 +11,19 @@
 //   followed by that array (constraint type 'tool_or_text'); the model chooses by its first tokens.
 // - 'none', or no tools: no tool section, no constraint: as without tools.
 import { z } from 'zod';
-import { compileConstraint, ConstraintError, type ConstraintSpec } from '../model/constraint.js';
+import type { ConstraintSpec } from '../model/constraint.js';
 import type { ChatMessage } from '../model/chat-template.js';
 import { badRequest } from './errors.js';
+import { checkConstraint, OPENAI_NAME } from './sampling.js';
 
 /** What begins a call in the model's output (auto) and in earlier assistant turns. */
 export const MARKER = '<tool_call>';
 export const TOOLS_HEADER = 'You can call these functions (one JSON object per line):';
 
-const functionName = z.string().regex(/^[a-zA-Z0-9_-]{1,64}$/, 'must be 1-64 characters of a-z, A-Z, 0-9, _ and -');
-
 export const toolSchema = z.strictObject({
   type: z.literal('function'),
   function: z.strictObject({
-    name: functionName,
+    name: OPENAI_NAME,
     description: z.string().nullish(),
     parameters: z.record(z.string(), z.unknown()).nullish(),
     strict: z.boolean().nullish(),
@@ -105,12 +104,7 @@ export function planTools(b: { tools?: Tool[] | null; tool_choice?: z.infer<type
     if (seen.has(t.function.name)) throw badRequest(`Invalid 'tools[${i}].function.name': duplicate function name '${t.function.name}'.`, `tools[${i}].function.name`);
     seen.add(t.function.name);
     // Each function's parameters compiled alone, so that the 400 names the function.
-    try {
-      compileConstraint({ type: 'json_schema', schema: argumentsSchema(t, i) });
-    } catch (e) {
-      if (e instanceof ConstraintError) throw badRequest(`Invalid 'tools[${i}].function.parameters': ${e.message}`, `tools[${i}].function.parameters`, 'invalid_parameter');
-      throw e;
-    }
+    checkConstraint({ type: 'json_schema', schema: argumentsSchema(t, i) }, `tools[${i}].function.parameters`);
   });
   if (choice === 'none' || !tools.length) return { mode: 'text', offered: [] };
   let allowed = tools;
@@ -119,13 +113,7 @@ export function planTools(b: { tools?: Tool[] | null; tool_choice?: z.infer<type
     if (!allowed.length) throw badRequest(`Invalid 'tool_choice': no function named '${choice.function.name}' in 'tools'.`, 'tool_choice');
   }
   const schema = callsSchema(allowed, b.parallel_tool_calls !== false);
-  const constraint: ConstraintSpec = choice === 'auto' ? { type: 'tool_or_text', marker: MARKER, schema } : { type: 'json_schema', schema };
-  try {
-    compileConstraint(constraint);
-  } catch (e) {
-    if (e instanceof ConstraintError) throw badRequest(`Invalid 'tools': ${e.message}`, 'tools', 'invalid_parameter');
-    throw e;
-  }
+  const constraint = checkConstraint(choice === 'auto' ? { type: 'tool_or_text', marker: MARKER, schema } : { type: 'json_schema', schema }, 'tools');
   return { mode: choice === 'auto' ? 'auto' : 'required', offered: tools, constraint };
 }
 
