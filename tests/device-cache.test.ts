@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import type { GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
 import { ModelSession, type ForwardRow, type SessionOptions } from '../src/model/session.js';
+import { skipWithoutWebgpu } from './helpers/webgpu.js';
 
 const cfg: GPTConfig = { vocabSize: 97, contextLength: 40, nEmbd: 32, nLayer: 2, nHead: 4, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 const params = randomInit(cfg, 7);
@@ -20,8 +21,7 @@ async function webgpuError(): Promise<string | undefined> {
     return (e as Error).message.split('\n')[0];
   }
 }
-const unavailable = process.env.CI ? undefined : await webgpuError();
-if (unavailable) console.warn(`device-cache tests skipped: WebGPU cannot start here (${unavailable}); CI installs Mesa's lavapipe`);
+const skip = skipWithoutWebgpu('tests/device-cache.test.ts', await webgpuError());
 
 /**
  * A scheduler's life in miniature: three prompts of different lengths prefilled together, decode
@@ -71,7 +71,7 @@ function maxDiff(a: Float32Array[][], b: Float32Array[][]): number {
   return d;
 }
 
-describe.skipIf(unavailable !== undefined)('KV cache on the WebGPU device', () => {
+describe.skipIf(skip)('KV cache on the WebGPU device', () => {
   it('gives the CPU logits at every call, on the device and on the host', async () => {
     const cpu = await script(await open({ device: 'cpu' }));
     const onDevice = await script(await open({ device: 'webgpu' }));

@@ -25,6 +25,7 @@ import { FlatLayout } from '../src/train/flat.js';
 import { loraSpecs } from '../src/train/lora.js';
 import { TrainSession, type TrainSessionOptions } from '../src/train/session.js';
 import { cli } from './helpers/cli.js';
+import { skipWithoutWebgpu, webgpuRefusal } from './helpers/webgpu.js';
 
 const exec = promisify(execFile);
 const TOLERANCE = 1e-4; // relative: loss, and each gradient tensor against its largest CPU element
@@ -40,14 +41,8 @@ fs.writeFileSync(text, Array.from({ length: 40 }, (_, i) => `Line ${i}: every ef
 const pretrainOut = path.join(tmp, 'pretrain');
 const TINY = ['--n-layer', '1', '--n-head', '2', '--n-embd', '16', '--context-length', '16', '--batch-size', '2', '--threads', '1'];
 const pretrain = await cli('pretrain', '--data', text, '--out', pretrainOut, ...TINY, '--max-steps', '3', '--eval-every', '3', '--eval-batches', '2', '--sample-tokens', '2', '--dropout', '0.1', '--lr', '1e-2', '--device', 'webgpu');
-const unavailable = pretrain.code !== 0 && /could not start the webgpu execution provider/.test(pretrain.stderr) ? pretrain.stderr.trim() : undefined;
-const skip = unavailable !== undefined && !process.env.CI;
-if (skip) {
-  console.warn(
-    `tests/train-device.test.ts skipped: WebGPU cannot start here (no Vulkan adapter). On Debian bookworm, install Mesa's lavapipe from backports ` +
-      `as .ci/run does (apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1; bookworm's own Mesa 22.3 is too old).\n${unavailable}`,
-  );
-}
+const unavailable = webgpuRefusal(pretrain);
+const skip = skipWithoutWebgpu('tests/train-device.test.ts', unavailable);
 
 /** Runs one micro-batch on `device` and returns its loss and gradients (dropout masks from a fixed seed). */
 async function lossAndGrads(config: GPTConfig, layout: FlatLayout, params: Float32Array, batch: Batch, device: Device, opts: Partial<TrainSessionOptions> = {}, frozen = new Map<string, WeightSource>()) {

@@ -21,6 +21,7 @@ import { encode } from '../src/model/tokenizer.js';
 import { startServer, type RunningServer } from '../src/server/server.js';
 import { loraSpecs } from '../src/train/lora.js';
 import { cli } from './helpers/cli.js';
+import { skipWithoutWebgpu, webgpuRefusal } from './helpers/webgpu.js';
 
 const TOLERANCE = 1e-4; // logprobs, WebGPU vs CPU (GPT-2 124M measured 5.5e-6)
 
@@ -53,14 +54,8 @@ const tuned = path.join(tmp, 'tuned');
 // instead of refusing cannot take the test runner down with it.
 const CLI_ARGS = ['generate', '--model', tiny, '--prompt', 'The history of the', '--max-tokens', '8', '--temperature', '0', '--logprobs', '2', '--json'];
 const gpuCli = await cli(...CLI_ARGS, '--device', 'webgpu');
-const unavailable = gpuCli.code !== 0 && /could not start the webgpu execution provider/.test(gpuCli.stderr) ? gpuCli.stderr.trim() : undefined;
-const skip = unavailable !== undefined && !process.env.CI;
-if (skip) {
-  console.warn(
-    `tests/webgpu.test.ts skipped: WebGPU cannot start here (no Vulkan adapter). On Debian bookworm, install Mesa's lavapipe from backports ` +
-      `as .ci/run does (apt-get install -t bookworm-backports mesa-vulkan-drivers libvulkan1; bookworm's own Mesa 22.3 is too old).\n${unavailable}`,
-  );
-}
+const unavailable = webgpuRefusal(gpuCli);
+const skip = skipWithoutWebgpu('tests/webgpu.test.ts', unavailable);
 
 /** Same tokens; logprobs (and top alternatives) within TOLERANCE. */
 function expectSameSteps(gpu: StepResult[], cpu: StepResult[]): void {
