@@ -51,10 +51,12 @@ const SERVE = {
     maxFileBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_FILE_BYTES, help: 'upload limit of POST /v1/files' }),
     finetuneThreads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'ORT threads for the training worker' }),
     finetuneDevice: choice(DEVICES as readonly Device[], { defaultText: '--device', help: "where fine-tuning jobs' forward and backward passes run (AdamW stays on the host)" }),
+    noAccessLog: flag({ help: 'do not log a line per request (method, path, status, duration, request id) to stderr' }),
   },
   epilog: `environment:
   SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
-                         (/health stays open); set but without a key is an error`,
+                         (/health, the API reference at /docs and the console stay open); set but
+                         without a key is an error`,
 };
 
 export async function run(argv: string[]): Promise<number> {
@@ -88,6 +90,7 @@ export async function run(argv: string[]): Promise<number> {
     maxFileBytes: a.maxFileBytes,
     finetuneThreads: a.finetuneThreads,
     finetuneDevice: a.finetuneDevice,
+    accessLog: !a.noAccessLog,
   };
 
   const dirs: ResolvedModel[] = [];

@@ -8,6 +8,7 @@ import { admit } from './admission.js';
 import { chatPrompt } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
+import { doc } from './openapi.js';
 import { collect, finishOf, newId, unixTime, usage } from './response.js';
 import { requestConstraint, samplingFields, stopList } from './sampling.js';
 import { streamGroup } from './sse.js';
@@ -54,7 +55,7 @@ function chatLogprob(token: number, logprob: number, top: TokenLogprob[] | undef
   return { ...entry(token, logprob), top_logprobs: (top ?? []).map((t) => entry(t.token, t.logprob)) };
 }
 
-export const chat = new Hono<AppEnv>().post('/chat/completions', json(chatRequest), async (c) => {
+export const chat = new Hono<AppEnv>().post('/chat/completions', doc('Chat', 'Answer a conversation (streamed with stream: true)'), json(chatRequest), async (c) => {
   const b = c.req.valid('json');
   const model = c.var.models.get(b.model);
   if (b.top_logprobs != null && !b.logprobs) throw badRequest("'top_logprobs' requires 'logprobs' to be true.", 'top_logprobs');

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import type { AppEnv } from './env.js';
 import { apiError } from './errors.js';
 import { OverloadedError } from './model-worker.js';
+import { doc } from './openapi.js';
 import { json } from './validate.js';
 
 export const MAX_CLASSIFY_INPUTS = 2048;
@@ -19,7 +20,7 @@ const classifyRequest = z.strictObject({
   user: z.string().optional(),
 });
 
-export const classifications = new Hono<AppEnv>().post('/classifications', json(classifyRequest), async (c) => {
+export const classifications = new Hono<AppEnv>().post('/classifications', doc('Classifications', 'Label texts with a finetuned classifier'), json(classifyRequest), async (c) => {
   const b = c.req.valid('json');
   const model = c.var.models.classifier(b.model);
   if (model.state === 'loading') throw apiError(503, `The model '${model.id}' is still loading; retry shortly.`, { code: 'model_loading', headers: { 'Retry-After': '5' } });

@@ -6,6 +6,7 @@ import { decode, encode, EOT, minTokens, VOCAB_SIZE } from '../model/tokenizer.j
 import { admit, tooLongToEncode } from './admission.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
+import { doc } from './openapi.js';
 import type { PromptEvent, SeqEvent } from './protocol.js';
 import { collect, finishOf, newId, unixTime, usage, type ChoiceResult } from './response.js';
 import { samplingFields, stopList } from './sampling.js';
@@ -94,7 +95,7 @@ function concat(a: LegacyLogprobs, b: LegacyLogprobs): LegacyLogprobs {
   };
 }
 
-export const completions = new Hono<AppEnv>().post('/completions', json(completionRequest), async (c) => {
+export const completions = new Hono<AppEnv>().post('/completions', doc('Completions', 'Complete a prompt (streamed with stream: true)'), json(completionRequest), async (c) => {
   const b = c.req.valid('json');
   const model = c.var.models.get(b.model);
   // Insertion needs a model trained for it; GPT-2 only continues text. Refused, never ignored.

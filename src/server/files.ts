@@ -14,6 +14,7 @@ import type { FileRow } from '../jobs/store.js';
 import type { AppEnv } from './env.js';
 import { apiError, badRequest } from './errors.js';
 import { limitBody } from './middleware/body-limit.js';
+import { doc, pathParam } from './openapi.js';
 import { query } from './validate.js';
 
 /** The service, or a 404 saying how to turn it on. */
@@ -45,6 +46,25 @@ const listQuery = z.object({
   purpose: z.string().optional(),
 });
 
+/** POST /v1/files's multipart body (parsed by hand below: hono-openapi cannot see it). */
+const UPLOAD = {
+  required: true,
+  content: {
+    'multipart/form-data': {
+      schema: {
+        type: 'object' as const,
+        required: ['file', 'purpose'],
+        additionalProperties: false,
+        properties: {
+          file: { type: 'string' as const, format: 'binary', description: 'A dataset: JSONL of chat, prompt/completion, instruction or {"text", "label"} records' },
+          purpose: { type: 'string' as const, enum: ['fine-tune'] },
+        },
+      },
+    },
+  },
+};
+const FILE_ID_PARAM = pathParam('id', 'The file id (file-…)');
+
 const MULTIPART_SLACK = 64 * 1024; // boundaries and the other fields, on top of the file itself
 
 /**
@@ -74,7 +94,7 @@ export function files(maxFileBytes: number) {
   const tooLarge = () =>
     apiError(413, `File too large: the limit is ${maxFileBytes} bytes (scratchgpt serve --max-file-bytes).`, { param: 'file', code: 'request_too_large' });
   return new Hono<AppEnv>()
-    .post('/files', limitBody(maxFileBytes + MULTIPART_SLACK, tooLarge), async (c) => {
+    .post('/files', doc('Files', 'Upload a dataset for fine-tuning', { requestBody: UPLOAD }), limitBody(maxFileBytes + MULTIPART_SLACK, tooLarge), async (c) => {
       const ft = service(c);
       const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'multipart/form-data') throw badRequest(`Content-Type must be multipart/form-data, got '${type || 'none'}'.`);
@@ -109,20 +129,20 @@ export function files(maxFileBytes: number) {
       });
       return c.json(fileObject(row));
     })
-    .get('/files', query(listQuery), (c) => {
+    .get('/files', doc('Files', 'List the uploaded files'), query(listQuery), (c) => {
       const q = c.req.valid('query');
       const page = service(c).store.listFiles(q);
       const data = page.data.map(fileObject);
       return c.json({ object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.has_more });
     })
-    .get('/files/:id', (c) => c.json(fileObject(findFile(service(c), c.req.param('id')))))
-    .get('/files/:id/content', (c) => {
+    .get('/files/:id', doc('Files', 'Describe a file', { parameters: [FILE_ID_PARAM] }), (c) => c.json(fileObject(findFile(service(c), c.req.param('id')))))
+    .get('/files/:id/content', doc('Files', "Download a file's content", { parameters: [FILE_ID_PARAM], responses: { 200: { description: 'The file as uploaded', content: { 'application/octet-stream': {} } } } }), (c) => {
       const ft = service(c);
       const f = findFile(ft, c.req.param('id'));
       const bytes = ft.dirs.readFile(f.id);
       return c.body(bytes, 200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': attachment(f.filename) });
     })
-    .delete('/files/:id', (c) => {
+    .delete('/files/:id', doc('Files', 'Delete a file', { parameters: [FILE_ID_PARAM] }), (c) => {
       const ft = service(c);
       const f = findFile(ft, c.req.param('id'));
       const users = ft.store.jobsUsingFile(f.id);

@@ -13,6 +13,7 @@ import { FINETUNE_DEFAULTS as D } from '../train/finetune-defaults.js';
 import type { AppEnv } from './env.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
 import { service } from './files.js';
+import { doc, pathParam } from './openapi.js';
 import type { ModelRegistry } from './registry.js';
 import { json, query } from './validate.js';
 
@@ -214,8 +215,10 @@ function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
   };
 }
 
+const JOB_ID_PARAM = pathParam('id', 'The fine-tuning job id (ftjob-…)');
+
 export const fineTuning = new Hono<AppEnv>()
-  .post('/fine_tuning/jobs', json(createJobRequest), (c) => {
+  .post('/fine_tuning/jobs', doc('Fine-tuning', 'Create a fine-tuning job'), json(createJobRequest), (c) => {
     const ft = service(c);
     const row = resolveJob(ft, c.var.models, c.req.valid('json'));
     const id = newJobId();
@@ -228,13 +231,13 @@ export const fineTuning = new Hono<AppEnv>()
     ft.runner.kick();
     return c.json(jobObject(job));
   })
-  .get('/fine_tuning/jobs', query(pageQuery.extend({ metadata: z.unknown().optional() })), (c) => {
+  .get('/fine_tuning/jobs', doc('Fine-tuning', 'List fine-tuning jobs'), query(pageQuery.extend({ metadata: z.unknown().optional() })), (c) => {
     const q = c.req.valid('query');
     const page = service(c).store.listJobs(q);
     return c.json(list(page.data.map(jobObject), page.has_more));
   })
-  .get('/fine_tuning/jobs/:id', (c) => c.json(jobObject(findJob(service(c), c.req.param('id')))))
-  .post('/fine_tuning/jobs/:id/cancel', (c) => {
+  .get('/fine_tuning/jobs/:id', doc('Fine-tuning', 'Describe a fine-tuning job', { parameters: [JOB_ID_PARAM] }), (c) => c.json(jobObject(findJob(service(c), c.req.param('id')))))
+  .post('/fine_tuning/jobs/:id/cancel', doc('Fine-tuning', 'Cancel a fine-tuning job', { parameters: [JOB_ID_PARAM] }), (c) => {
     const ft = service(c);
     const job = findJob(ft, c.req.param('id'));
     if (TERMINAL.includes(job.status)) {
@@ -242,14 +245,14 @@ export const fineTuning = new Hono<AppEnv>()
     }
     return c.json(jobObject(ft.runner.cancel(job.id)));
   })
-  .get('/fine_tuning/jobs/:id/events', query(pageQuery), (c) => {
+  .get('/fine_tuning/jobs/:id/events', doc('Fine-tuning', "List a job's events", { parameters: [JOB_ID_PARAM] }), query(pageQuery), (c) => {
     const ft = service(c);
     const job = findJob(ft, c.req.param('id'));
     const q = c.req.valid('query');
     const page = ft.store.listEvents(job.id, { before: pageBefore(EVENT_ID, q.after, job, 'an event'), limit: q.limit });
     return c.json(list(page.data.map(eventObject), page.has_more));
   })
-  .get('/fine_tuning/jobs/:id/checkpoints', query(pageQuery), (c) => {
+  .get('/fine_tuning/jobs/:id/checkpoints', doc('Fine-tuning', "List a job's checkpoints", { parameters: [JOB_ID_PARAM] }), query(pageQuery), (c) => {
     const ft = service(c);
     const job = findJob(ft, c.req.param('id'));
     const q = c.req.valid('query');

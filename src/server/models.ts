@@ -6,6 +6,7 @@ import { Hono } from 'hono';
 import type { AppEnv } from './env.js';
 import { apiError, modelNotFound } from './errors.js';
 import { service } from './files.js';
+import { doc, pathParam } from './openapi.js';
 import type { ModelInfo } from './registry.js';
 
 function describe(m: ModelInfo, finetuned: boolean) {
@@ -20,18 +21,20 @@ function describe(m: ModelInfo, finetuned: boolean) {
   };
 }
 
+const MODEL_ID = pathParam('id', "The model id (finetuned: 'ft:…'); a Hub id's '/' may be percent-encoded");
+
 export const models = new Hono<AppEnv>()
-  .get('/models', (c) => {
+  .get('/models', doc('Models', 'List the served models'), (c) => {
     const served = c.var.models.list().filter((m) => !c.var.models.isOnDemand(m.id));
     return c.json({ object: 'list' as const, data: served.map((m) => describe(m, c.var.models.isFinetuned(m.id))) });
   })
-  .get('/models/:id{.+}', (c) => {
+  .get('/models/:id{.+}', doc('Models', 'Describe a model', { parameters: [MODEL_ID] }), (c) => {
     const id = c.req.param('id');
     const m = c.var.models.info(id); // describing a checkpoint does not start it
     if (!m) throw modelNotFound(id);
     return c.json(describe(m, c.var.models.isFinetuned(id)));
   })
-  .delete('/models/:id{.+}', async (c) => {
+  .delete('/models/:id{.+}', doc('Models', 'Delete a finetuned model', { parameters: [MODEL_ID] }), async (c) => {
     const id = c.req.param('id');
     const ft = c.var.finetuning && service(c); // service(): a 503 when the data folder is gone
     const row = ft?.store.getModel(id);

@@ -6,6 +6,7 @@ import { FineTuning } from '../jobs/service.js';
 import { createApp } from './app.js';
 import { onClientError, requestErrorResponse } from './errors.js';
 import { Metrics } from './metrics.js';
+import type { AccessLog } from './middleware/access-log.js';
 import { normalizeHosts, normalizeOrigins } from './middleware/host-guard.js';
 import type { Device } from '../model/runtime.js';
 import type { ModelOptions } from './model-worker.js';
@@ -32,6 +33,8 @@ export interface ServerOptions extends ModelOptions {
   finetuneThreads?: number;
   /** Where fine-tuning jobs train (default: the models' device). */
   finetuneDevice?: Device;
+  /** One line per request to stderr (or to a function); default off, so tests stay quiet (serve turns it on). */
+  accessLog?: AccessLog;
 }
 
 export interface RunningServer {
@@ -67,7 +70,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }
   let draining = false;
   const host = o.host ?? '127.0.0.1';
-  const app = createApp({ models, metrics, apiKeys: o.apiKeys, allowedHosts, corsOrigins, boundHost: host, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning });
+  const app = createApp({ models, metrics, apiKeys: o.apiKeys, allowedHosts, corsOrigins, boundHost: host, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning, accessLog: o.accessLog });
   let server!: Server;
   let port: number;
   try {

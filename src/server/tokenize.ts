@@ -9,6 +9,7 @@ import { chatRequest, templateMessages } from './chat.js';
 import { chatPrompt } from './chat-template.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
+import { doc } from './openapi.js';
 import { json } from './validate.js';
 
 const tokenizeRequest = z.strictObject({
@@ -24,7 +25,7 @@ const detokenizeRequest = z.strictObject({
 });
 
 export const tokenize = new Hono<AppEnv>()
-  .post('/tokenize', json(tokenizeRequest), (c) => {
+  .post('/tokenize', doc('Tokenizer', 'Tokenize a prompt or chat messages'), json(tokenizeRequest), (c) => {
     const b = c.req.valid('json');
     const model = b.model ? c.var.models.find(b.model) : c.var.models.first;
     if ((b.prompt === undefined) === (b.messages === undefined)) throw badRequest("Give exactly one of 'prompt' and 'messages'.", 'prompt');
@@ -35,7 +36,7 @@ export const tokenize = new Hono<AppEnv>()
     }
     return c.json({ tokens, count: tokens.length, max_model_len: model.config.contextLength });
   })
-  .post('/detokenize', json(detokenizeRequest), (c) => {
+  .post('/detokenize', doc('Tokenizer', 'Turn token ids back into text'), json(detokenizeRequest), (c) => {
     const b = c.req.valid('json');
     if (b.model) c.var.models.find(b.model); // 404 for an unknown model, as elsewhere
     return c.json({ prompt: decode(b.tokens) });

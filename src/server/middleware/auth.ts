@@ -7,14 +7,19 @@ import { apiError } from '../errors.js';
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** Whether `path` is one of `open`: exact paths, or '/prefix/*' for everything under a prefix. */
+export function isOpenPath(open: readonly string[], path: string): boolean {
+  return open.some((p) => (p.endsWith('/*') ? path.startsWith(p.slice(0, -1)) : p === path));
+}
+
 /**
- * @example app.use(apiKeyAuth(['sk-1', 'sk-2'], { open: ['/health'] }))
+ * @example app.use(apiKeyAuth(['sk-1', 'sk-2'], { open: ['/health', '/console/*'] }))
  * No keys: everything is open (a local server).
  */
 export function apiKeyAuth(keys: readonly string[], { open = [] as string[] } = {}): MiddlewareHandler {
   const digests = keys.map(digest);
   return async function apiKeyAuth(c, next) {
-    if (digests.length === 0 || open.includes(c.req.path)) return next();
+    if (digests.length === 0 || isOpenPath(open, c.req.path)) return next();
     const header = c.req.header('authorization') ?? '';
     const m = /^Bearer\s+(.+)$/i.exec(header.trim());
     if (!m) {
