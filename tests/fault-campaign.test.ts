@@ -83,7 +83,7 @@ async function upload(s: Server, filename: string, bytes: Buffer): Promise<strin
   sent.set(filename, bytes);
   const form = new FormData();
   form.append('purpose', 'fine-tune');
-  form.append('file', new Blob([bytes]), filename);
+  form.append('file', new Blob([new Uint8Array(bytes)]), filename);
   const r = await fetch(`${s.url}/v1/files`, { method: 'POST', body: form });
   const body = (await r.json()) as { id: string };
   if (r.status !== 200) throw new Error(`upload ${filename}: HTTP ${r.status} ${JSON.stringify(body)}`);

@@ -52,6 +52,7 @@ const SERVE = {
     finetuneThreads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'ORT threads for the training worker' }),
     finetuneDevice: choice(DEVICES as readonly Device[], { defaultText: '--device', help: "where fine-tuning jobs' forward and backward passes run (AdamW stays on the host)" }),
     noAccessLog: flag({ help: 'do not log a line per request (method, path, status, duration, request id) to stderr' }),
+    noConsole: flag({ help: 'do not serve the web console at / (the API reference stays at /docs)' }),
   },
   epilog: `environment:
   SCRATCHGPT_API_KEYS    comma-separated keys; when set, requests need 'Authorization: Bearer KEY'
@@ -91,6 +92,7 @@ export async function run(argv: string[]): Promise<number> {
     finetuneThreads: a.finetuneThreads,
     finetuneDevice: a.finetuneDevice,
     accessLog: !a.noAccessLog,
+    console: !a.noConsole,
   };
 
   const dirs: ResolvedModel[] = [];

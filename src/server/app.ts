@@ -10,6 +10,7 @@ import { DEFAULT_MAX_FILE_BYTES, type FineTuning } from '../jobs/service.js';
 import { chat } from './chat.js';
 import { classifications } from './classifications.js';
 import { completions } from './completions.js';
+import { webConsole } from './console.js';
 import type { AppEnv } from './env.js';
 import { notFound, onError } from './errors.js';
 import { files } from './files.js';
@@ -51,6 +52,8 @@ export interface AppOptions {
   finetuning?: FineTuning;
   /** One line per request (middleware/access-log.ts): true = to stderr; default off. */
   accessLog?: AccessLog;
+  /** The web console at / (default on). */
+  console?: boolean;
 }
 
 export function createApp(o: AppOptions): Hono<AppEnv> {
@@ -72,5 +75,6 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     .route('/', tokenize)
     .route('/', health(draining));
   app.route('/', openapi(app)); // reads app.routes at the first request: routes mounted below are seen too
+  if (o.console !== false) app.route('/', webConsole);
   return app.onError(onError).notFound(notFound);
 }

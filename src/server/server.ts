@@ -35,6 +35,8 @@ export interface ServerOptions extends ModelOptions {
   finetuneDevice?: Device;
   /** One line per request to stderr (or to a function); default off, so tests stay quiet (serve turns it on). */
   accessLog?: AccessLog;
+  /** Serve the web console at '/' (default true). */
+  console?: boolean;
 }
 
 export interface RunningServer {
@@ -70,7 +72,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   }
   let draining = false;
   const host = o.host ?? '127.0.0.1';
-  const app = createApp({ models, metrics, apiKeys: o.apiKeys, allowedHosts, corsOrigins, boundHost: host, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning, accessLog: o.accessLog });
+  const app = createApp({ models, metrics, apiKeys: o.apiKeys, allowedHosts, corsOrigins, boundHost: host, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning, accessLog: o.accessLog, console: o.console });
   let server!: Server;
   let port: number;
   try {
