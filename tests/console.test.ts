@@ -42,7 +42,7 @@ describe.skipIf(skip)('the console', () => {
     const paint = await page.evaluate(() => performance.getEntriesByType('paint').find((p) => p.name === 'first-contentful-paint')?.startTime);
     console.log(`console: first contentful paint ${paint?.toFixed(0)} ms`); // measured by bench/console.ts against /docs; logged here for the record
     // Tab from the top of the page to each page link in order, and open it with Enter.
-    for (const title of ['Models & files', 'Server', 'Playground']) {
+    for (const title of ['Fine-tuning', 'Models & files', 'Server', 'Playground']) {
       await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
       let focused = '';
       for (let i = 0; i < 10 && focused !== title; i++) {

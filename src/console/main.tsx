@@ -2,6 +2,7 @@
 import { render } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { apiKey, onKeyNeeded } from './api.js';
+import { FineTuningPage } from './fine-tuning.js';
 import { ModelsPage } from './models.js';
 import { PlaygroundPage } from './playground.js';
 import { href, PAGES, useRoute } from './route.js';
@@ -78,6 +79,7 @@ function App() {
       </header>
       <main id="page" aria-label={title}>
         {route.page === 'playground' && <PlaygroundPage params={route.params} />}
+        {route.page === 'fine-tuning' && <FineTuningPage params={route.params} />}
         {route.page === 'models' && <ModelsPage />}
         {route.page === 'server' && <ServerPage />}
       </main>

@@ -4,6 +4,7 @@ import { useEffect, useState } from 'preact/hooks';
 
 export const PAGES = [
   { id: 'playground', title: 'Playground' },
+  { id: 'fine-tuning', title: 'Fine-tuning' },
   { id: 'models', title: 'Models & files' },
   { id: 'server', title: 'Server' },
 ] as const;
