@@ -2,6 +2,8 @@
 // pages are reachable by keyboard, the models and files page, the live server figures, the API-key
 // prompt, and --no-console. The playground and fine-tuning pages have files of their own.
 import fs from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
@@ -121,6 +123,34 @@ describe.skipIf(skip)('the console', () => {
     const other = await browser.newPage();
     await other.goto(`${keyed.server.url}/#/models`);
     await expect.poll(() => other.getByRole('dialog', { name: 'API key' }).isVisible()).toBe(true);
+  });
+});
+
+describe.skipIf(skip)('--cors-origins', () => {
+  it("lets a page from a listed origin call the API with a key, and Chromium blocks the others", async () => {
+    // Another origin: a bare page on another port of 127.0.0.1.
+    const site: Server = createServer((_req, res) => res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><title>elsewhere</title>'));
+    await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    const open = await tinyChatServer('console-cors', 64, { apiKeys: [KEY], corsOrigins: [origin] });
+    try {
+      const page = await browser.newPage();
+      await page.goto(`${origin}/`);
+      const call = (url: string) =>
+        page.evaluate(
+          ([url, key]) =>
+            fetch(`${url}/v1/models`, { headers: { Authorization: `Bearer ${key}` } }).then(
+              async (r) => `${r.status} ${((await r.json()) as { data: { id: string }[] }).data[0]!.id}`,
+              (e: Error) => `blocked: ${e.message}`,
+            ),
+          [url, KEY] as const,
+        );
+      expect(await call(open.server.url)).toBe('200 tiny'); // a preflight (the Authorization header), then the request
+      expect(await call(keyed.server.url)).toMatch(/^blocked: /); // no --cors-origins there
+    } finally {
+      await open.close();
+      site.close();
+    }
   });
 });
 
