@@ -214,6 +214,24 @@ describe.skipIf(skipWithoutChromium('console-playground.test.ts'))('console play
     expect(problems).toEqual([]);
   });
 
+  it('constrains the output to one of the given choices, as the API does', async () => {
+    const { page, problems } = await open('models=tiny-a&mode=completions');
+    await option(page, 'temperature').fill('1');
+    await option(page, 'seed').fill('3');
+    await page.getByText('More options').click();
+    await option(page, 'response_format').selectOption('choice');
+    await option(page, 'choices').fill('red\ngreen\nblue');
+    await page.getByLabel('Prompt', { exact: true }).fill('My favourite colour is');
+    await page.getByRole('button', { name: 'Complete', exact: true }).click();
+    const text = await finished(page, 'A');
+    expect(['red', 'green', 'blue']).toContain(text);
+    const r = await api<{ choices: { text: string }[] }>('/v1/completions', {
+      model: 'tiny-a', prompt: 'My favourite colour is', max_tokens: 64, temperature: 1, seed: 3, structured_outputs: { choice: ['red', 'green', 'blue'] },
+    });
+    expect(r.choices[0]!.text).toBe(text);
+    expect(problems).toEqual([]);
+  });
+
   it("shows the server's 400, which names the parameter", async () => {
     const { page, problems } = await open('models=tiny-a&mode=completions');
     await option(page, 'top_p').fill('5');

@@ -79,14 +79,26 @@ export function PlaygroundOptions({ form, set, mode }: { form: OptionsForm; set:
         <Field id="pg-logit-bias" label="Logit bias (JSON: token id → -100..100)">
           <textarea name="logit_bias" rows={2} class="mono" placeholder='{"50256": -100}' value={form.logit_bias} onInput={(e) => set('logit_bias', e.currentTarget.value)} />
         </Field>
-        <Field id="pg-response-format" label="Response format">
+        <Field id="pg-response-format" label="Response format or constraint">
           <select name="response_format" value={form.response_format} onChange={(e) => set('response_format', e.currentTarget.value as ResponseFormatType)}>
             <option value="">default (not sent)</option>
             <option value="text">text</option>
             <option value="json_object">json_object</option>
             <option value="json_schema">json_schema</option>
+            <option value="regex">regex (structured_outputs)</option>
+            <option value="choice">choice (structured_outputs)</option>
           </select>
         </Field>
+        {form.response_format === 'regex' && (
+          <Field id="pg-regex" label="Regular expression" hint="The whole output matches it.">
+            <input type="text" name="regex" class="mono" value={form.regex} onInput={(e) => set('regex', e.currentTarget.value)} />
+          </Field>
+        )}
+        {form.response_format === 'choice' && (
+          <Field id="pg-choices" label="Choices (one per line)" hint="The output is exactly one of them.">
+            <textarea name="choices" rows={3} value={form.choices} onInput={(e) => set('choices', e.currentTarget.value)} />
+          </Field>
+        )}
         {form.response_format === 'json_schema' && (
           <>
             <Field id="pg-schema-name" label="Schema name">

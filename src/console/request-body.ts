@@ -4,7 +4,8 @@
 
 export type Mode = 'chat' | 'completions';
 
-export type ResponseFormatType = '' | 'text' | 'json_object' | 'json_schema';
+/** OpenAI's response_format types, and vLLM's structured_outputs regex and choice. */
+export type ResponseFormatType = '' | 'text' | 'json_object' | 'json_schema' | 'regex' | 'choice';
 
 export interface OptionsForm {
   max_tokens: string;
@@ -31,6 +32,9 @@ export interface OptionsForm {
   response_format: ResponseFormatType;
   schema_name: string;
   schema: string;
+  regex: string;
+  /** One choice per line. */
+  choices: string;
 }
 
 export const DEFAULT_OPTIONS: OptionsForm = {
@@ -54,6 +58,8 @@ export const DEFAULT_OPTIONS: OptionsForm = {
   response_format: '',
   schema_name: 'answer',
   schema: '{\n  "type": "object",\n  "properties": { "answer": { "type": "string" } },\n  "required": ["answer"]\n}',
+  regex: '',
+  choices: '',
 };
 
 /** A field the page could not turn into JSON; `field` is the control's name, to focus it. */
@@ -129,6 +135,10 @@ export function samplingBody(form: OptionsForm, mode: Mode): Record<string, unkn
       type: 'json_schema',
       json_schema: { name: form.schema_name.trim(), schema: jsonObjectOf(form.schema, 'schema', 'JSON schema'), strict: true },
     };
+  } else if (form.response_format === 'regex') {
+    body.structured_outputs = { regex: form.regex };
+  } else if (form.response_format === 'choice') {
+    body.structured_outputs = { choice: form.choices.split('\n').filter((c) => c !== '') };
   } else if (form.response_format) {
     body.response_format = { type: form.response_format };
   }
