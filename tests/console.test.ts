@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collectProblems, launchBrowser, skipWithoutChromium, type TestBrowser } from './helpers/browser.js';
+import { accessibilityViolations, collectProblems, launchBrowser, skipWithoutChromium, type TestBrowser } from './helpers/browser.js';
 import { tinyChatServer, type TinyChatServer } from './helpers/tiny-chat-server.js';
 
 const skip = skipWithoutChromium('tests/console.test.ts');
@@ -56,6 +56,34 @@ describe.skipIf(skip)('the console', () => {
       await expect.poll(() => page.locator('nav a[aria-current="page"]').textContent()).toBe(title);
       await expect.poll(() => page.title()).toBe(`${title} · ScratchGPT`);
     }
+    expect(problems).toEqual([]);
+  });
+
+  it('meets WCAG 2.1 AA on every page, as axe-core checks it (labels, names, contrast, ARIA)', async () => {
+    const page = await browser.newPage();
+    const problems = collectProblems(page);
+    const pages: [string, string][] = [
+      ['playground', '[data-pane="A"] h2'],
+      ['fine-tuning', 'form'],
+      ['models', '[data-model="tiny"]'],
+      ['server', '[data-figure="generated"]'],
+    ];
+    const found: string[] = [];
+    for (const [hash, ready] of pages) {
+      await page.goto(`${tiny.server.url}/#/${hash}`);
+      await page.locator(ready).first().waitFor();
+      found.push(...(await accessibilityViolations(page)).map((v) => `${hash}: ${v}`));
+    }
+    // The chat as it looks after an answer with token probabilities: the token view's colours too.
+    await page.goto(`${tiny.server.url}/#/playground`);
+    await page.locator('aside [name="logprobs"]').check();
+    await page.locator('aside [name="max_tokens"]').fill('8');
+    await page.getByLabel('Message', { exact: true }).fill('Hello');
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await expect.poll(() => page.locator('[data-pane="A"] .usage').textContent()).toContain('finish:');
+    await page.locator('.tok').first().focus(); // its tooltip open
+    found.push(...(await accessibilityViolations(page)).map((v) => `playground with tokens: ${v}`));
+    expect(found).toEqual([]);
     expect(problems).toEqual([]);
   });
 
