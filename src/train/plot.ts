@@ -22,13 +22,16 @@ export function ticks(lo: number, hi: number, count = 6): number[] {
   return out;
 }
 
-function fmt(v: number): string {
+/** A tick's label: as many decimals as the ticks' spacing needs, so neighbours never read the same. */
+function fmt(v: number, step: number): string {
   const a = Math.abs(v);
   if (a >= 1e9) return `${+(v / 1e9).toPrecision(3)}G`;
   if (a >= 1e6) return `${+(v / 1e6).toPrecision(3)}M`;
-  if (a >= 1e3) return `${+(v / 1e3).toPrecision(3)}k`;
-  return `${+v.toPrecision(3)}`;
+  if (a >= 1e3 && step >= 100) return `${+(v / 1e3).toPrecision(3)}k`;
+  return v.toFixed(Math.max(0, Math.ceil(-Math.log10(step) - 1e-9)));
 }
+
+const spacing = (t: number[]) => (t.length > 1 ? t[1]! - t[0]! : 1);
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -50,13 +53,14 @@ export function linePlot(series: Series[], opts: { title: string; xLabel: string
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${esc(opts.title)}</text>`,
   ];
-  for (const t of ticks(x0, x1)) {
+  const [xt, yt] = [ticks(x0, x1), ticks(y0, y1)];
+  for (const t of xt) {
     parts.push(`<line x1="${n(sx(t))}" y1="${M.top}" x2="${n(sx(t))}" y2="${M.top + ph}" stroke="#eee"/>`);
-    parts.push(`<text x="${n(sx(t))}" y="${M.top + ph + 16}" text-anchor="middle">${fmt(t)}</text>`);
+    parts.push(`<text x="${n(sx(t))}" y="${M.top + ph + 16}" text-anchor="middle">${fmt(t, spacing(xt))}</text>`);
   }
-  for (const t of ticks(y0, y1)) {
+  for (const t of yt) {
     parts.push(`<line x1="${M.left}" y1="${n(sy(t))}" x2="${M.left + pw}" y2="${n(sy(t))}" stroke="#eee"/>`);
-    parts.push(`<text x="${M.left - 6}" y="${n(sy(t) + 4)}" text-anchor="end">${fmt(t)}</text>`);
+    parts.push(`<text x="${M.left - 6}" y="${n(sy(t) + 4)}" text-anchor="end">${fmt(t, spacing(yt))}</text>`);
   }
   parts.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="#333"/>`);
   parts.push(`<text x="${M.left + pw / 2}" y="${H - 12}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
