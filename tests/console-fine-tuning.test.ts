@@ -62,21 +62,23 @@ async function open(hash: string): Promise<{ page: Page; problems: string[] }> {
   return { page, problems };
 }
 
-// Code that runs in the page is written as strings: the tests compile without the DOM's types.
-
 /** In the page: the loss curve's point count while the status says running, else -1. */
-const RUNNING_POINTS = `(() => {
-  const status = document.querySelector('.job-status [data-status]')?.dataset.status;
-  return status === 'running' ? Number(document.querySelector('.loss-curve')?.dataset.points ?? 0) : -1;
-})()`;
+const runningPoints = (page: Page): Promise<number> =>
+  page.evaluate(() => {
+    const status = document.querySelector<HTMLElement>('.job-status [data-status]')?.dataset.status;
+    return status === 'running' ? Number(document.querySelector<HTMLElement>('.loss-curve')?.dataset.points ?? 0) : -1;
+  });
 
 /** Drops a file `name` holding `text` on the drop zone, as a user's drag and drop does: a DataTransfer built in the page. */
 async function dropFile(page: Page, name: string, text: string): Promise<void> {
-  const transfer = await page.evaluateHandle(`(() => {
-    const dt = new DataTransfer();
-    dt.items.add(new File([${JSON.stringify(text)}], ${JSON.stringify(name)}, { type: 'application/jsonl' }));
-    return dt;
-  })()`);
+  const transfer = await page.evaluateHandle(
+    ([text, name]) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([text], name, { type: 'application/jsonl' }));
+      return dt;
+    },
+    [text, name] as const,
+  );
   await page.locator('.drop-zone').dispatchEvent('drop', { dataTransfer: transfer });
 }
 
@@ -139,8 +141,9 @@ describe.skipIf(skipWithoutChromium('console-fine-tuning.test.ts'))('the console
     await page.waitForURL(/job=ftjob-/);
     const jobId = jobOf(page);
 
-    const first = (await (await page.waitForFunction(`((n) => n >= 1 && n)(${RUNNING_POINTS})`)).jsonValue()) as number;
-    await page.waitForFunction(`${RUNNING_POINTS} > ${first}`);
+    let first = -1;
+    await expect.poll(async () => (first = await runningPoints(page))).toBeGreaterThanOrEqual(1);
+    await expect.poll(() => runningPoints(page)).toBeGreaterThan(first); // -1 once it stops running
     // Speed and time left appear once the run has taken a step or two.
     const figure = (name: string) => page.locator(`[data-figure=${name}] .value`);
     await figure('tokens-per-second').filter({ hasText: /^[\d.]+[KM]?$/ }).waitFor();

@@ -70,7 +70,10 @@ async function built(): Promise<Bundle> {
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 
+// The page holds an API key: scripts and styles come from this server only, so injected markup could not run.
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
 export const webConsole = new Hono<AppEnv>()
-  .get('/', async (c) => c.html(page((await built()).version), 200, { 'Cache-Control': 'no-cache' }))
+  .get('/', async (c) => c.html(page((await built()).version), 200, { 'Cache-Control': 'no-cache', 'Content-Security-Policy': CSP }))
   .get('/console/app.js', async (c) => c.body((await built()).js, 200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Cache-Control': IMMUTABLE }))
   .get('/console/app.css', async (c) => c.body((await built()).css, 200, { 'Content-Type': 'text/css; charset=utf-8', 'Cache-Control': IMMUTABLE }));
