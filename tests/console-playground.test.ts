@@ -54,7 +54,6 @@ describe.skipIf(skipWithoutChromium('console-playground.test.ts'))('console play
   /** A fresh page on the playground at `query`, with its problems collected from the start. */
   async function open(query: string): Promise<{ page: Page; problems: string[] }> {
     const page = await browser.newPage();
-    page.setDefaultTimeout(10_000); // a missing element fails in seconds, naming itself, not at the test's timeout
     const problems = collectProblems(page);
     await page.goto(`${server.url}/#/playground?${query}`);
     await page.locator('[data-pane="A"] h2').waitFor();

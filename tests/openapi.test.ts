@@ -149,7 +149,7 @@ describe('/docs', () => {
       expect(await page.title()).toBe('ScratchGPT API');
       const ops = documented(doc);
       const blocks = page.locator('.opblock');
-      await expect.poll(() => blocks.count(), { timeout: 20_000 }).toBe(ops.length);
+      await expect.poll(() => blocks.count()).toBe(ops.length);
       const shown: string[] = [];
       for (const b of await blocks.all()) {
         const method = (await b.locator('.opblock-summary-method').innerText()).trim();
