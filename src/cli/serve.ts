@@ -2,6 +2,7 @@
 import path from 'node:path';
 import { DEFAULT_CHAT_MODEL_DIR } from '../model/default-model.js';
 import { isPeftAdapterFolder } from '../model/peft-adapter.js';
+import { DEFAULT_PREFIX_CACHE_MB } from '../model/prefix-cache.js';
 import { resolveModel, type ResolvedModel } from '../model/resolve.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
@@ -43,6 +44,7 @@ const SERVE = {
     queue: int({ arg: 'N', min: 0, default: 64, help: 'sequences that may wait for a slot before requests get 429' }),
     prefillTokens: int({ arg: 'N', min: 1, default: 512, help: 'prompt tokens prefilled per scheduler step' }),
     mixedPrefill: flag({ help: "prefill in the decode step's forward call instead of its own (rows are padded to the longest prompt: usually slower, see bench/server.ts)" }),
+    prefixCacheMb: int({ arg: 'MB', min: 0, default: DEFAULT_PREFIX_CACHE_MB, help: "per model, MiB of prompts' K/V kept for reuse by later prompts that start the same way (automatic prefix caching; 0: off)" }),
     ...RUNTIME_OPTIONS,
     threads: { ...RUNTIME_OPTIONS.threads, help: 'ORT intra-op threads per model' },
     maxBodyBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_BODY_BYTES, help: 'request body limit' }),
@@ -79,6 +81,7 @@ export async function run(argv: string[]): Promise<number> {
     queue: a.queue,
     prefillTokens: a.prefillTokens,
     mixedPrefill: a.mixedPrefill,
+    prefixCacheMb: a.prefixCacheMb,
     device: a.device,
     threads: a.threads,
     quantize: a.quantize,

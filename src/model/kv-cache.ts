@@ -81,6 +81,33 @@ export class KVCache {
     for (const buf of [...this.k, ...this.v]) buf.copyWithin(to * per, from * per, (from + 1) * per);
   }
 
+  /**
+   * Positions [start, start+count) of a slot in every layer, as [layer, k|v, H, count, hd]: a copy
+   * that outlives the slot (the prefix cache's blocks).
+   */
+  readPositions(slot: number, start: number, count: number): Float32Array {
+    const [H, hd, cap] = [this.heads, this.headDim, this.capacity];
+    const out = new Float32Array(2 * this.cfg.nLayer * H * count * hd);
+    let at = 0;
+    for (let l = 0; l < this.cfg.nLayer; l++) {
+      for (const buf of [this.k[l]!, this.v[l]!]) {
+        for (let h = 0; h < H; h++, at += count * hd) out.set(buf.subarray(((slot * H + h) * cap + start) * hd, ((slot * H + h) * cap + start + count) * hd), at);
+      }
+    }
+    return out;
+  }
+
+  /** readPositions' inverse: `src` ([layer, k|v, H, count, hd]) at positions start.. of a slot (reserve them first). */
+  writePositions(slot: number, start: number, count: number, src: Float32Array): void {
+    const [H, hd, cap] = [this.heads, this.headDim, this.capacity];
+    let at = 0;
+    for (let l = 0; l < this.cfg.nLayer; l++) {
+      for (const buf of [this.k[l]!, this.v[l]!]) {
+        for (let h = 0; h < H; h++, at += count * hd) buf.set(src.subarray(at, at + count * hd), ((slot * H + h) * cap + start) * hd);
+      }
+    }
+  }
+
   /** Writes rows [count, C] (from row `from` of `src`) at positions start.. of `slot`. */
   write(kind: 'k' | 'v', layer: number, slot: number, start: number, src: Float32Array, from: number, count: number): void {
     const [H, hd, cap] = [this.heads, this.headDim, this.capacity];

@@ -139,7 +139,7 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', doc('Chat', 'An
           if (e.finish) out.push(...end(k, e.finish));
           return out;
         },
-        usage: withUsage ? () => ({ id, object: 'chat.completion.chunk', created, model: model.id, choices: [], usage: usage(tokens.length, generated) }) : undefined,
+        usage: withUsage ? () => ({ id, object: 'chat.completion.chunk', created, model: model.id, choices: [], usage: usage(tokens.length, generated, group.cached[0]) }) : undefined,
       });
     }
     return streamGroup(c, group, {
@@ -157,7 +157,7 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', doc('Chat', 'An
         if (e.finish) out.push(chunk(k, {}, null, e.finish));
         return out;
       },
-      usage: withUsage ? () => ({ id, object: 'chat.completion.chunk', created, model: model.id, choices: [], usage: usage(tokens.length, generated) }) : undefined,
+      usage: withUsage ? () => ({ id, object: 'chat.completion.chunk', created, model: model.id, choices: [], usage: usage(tokens.length, generated, group.cached[0]) }) : undefined,
     });
   }
 
@@ -173,5 +173,5 @@ export const chat = new Hono<AppEnv>().post('/chat/completions', doc('Chat', 'An
     return { index, message, logprobs: lp, finish_reason: finishFor(a, r.finish) };
   });
   const generated = results.reduce((s, r) => s + r.tokens.length, 0);
-  return c.json({ id, object: 'chat.completion' as const, created, model: model.id, choices, usage: usage(tokens.length, generated) });
+  return c.json({ id, object: 'chat.completion' as const, created, model: model.id, choices, usage: usage(tokens.length, generated, group.cached[0]) });
 });

@@ -125,6 +125,8 @@ export const completions = new Hono<AppEnv>().post('/completions', doc('Completi
   const prompts: Prompt[] = list.map((x, i) => ({ tokens: tokens[i]!, text: typeof x === 'string' ? x : decode(x) }));
   const promptOf = (k: number) => prompts[Math.floor(k / n)]!;
   const promptTokens = prompts.reduce((s, p) => s + p.tokens.length, 0); // once per prompt, whatever n
+  // Likewise cached tokens: each prompt's first choice's (the others share its prefill).
+  const cachedTokens = () => prompts.reduce((s, _, i) => s + group.cached[i * n]!, 0);
   const head = { id: newId('cmpl'), object: 'text_completion' as const, created: unixTime(), model: model.id };
 
   if (b.stream) {
@@ -165,7 +167,7 @@ export const completions = new Hono<AppEnv>().post('/completions', doc('Completi
     };
     return streamGroup(c, group, {
       event: render,
-      usage: b.stream_options?.include_usage ? () => ({ ...head, choices: [], usage: usage(promptTokens, generated) }) : undefined,
+      usage: b.stream_options?.include_usage ? () => ({ ...head, choices: [], usage: usage(promptTokens, generated, cachedTokens()) }) : undefined,
     });
   }
 
@@ -182,5 +184,5 @@ export const completions = new Hono<AppEnv>().post('/completions', doc('Completi
     return { text: pre + r.text, index: k, logprobs: lp, finish_reason: r.finish };
   });
   const generated = results.reduce((s, r) => s + r.tokens.length, 0);
-  return c.json({ ...head, choices, usage: usage(promptTokens, generated) });
+  return c.json({ ...head, choices, usage: usage(promptTokens, generated, cachedTokens()) });
 });

@@ -7,6 +7,7 @@ import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Device } from '../model/runtime.js';
 import type { Metrics } from './metrics.js';
 import type { ModelFolder } from '../model/model-folder.js';
+import type { PrefixCacheStats } from '../model/prefix-cache.js';
 import { isFinal, type FromModelThread, type SeqEvent, type SeqSpec, type ToModelThread } from './protocol.js';
 import { ServingWorker } from '../threads/serving-worker.js';
 import type { ModelThreadConfig } from './model-thread.js';
@@ -22,6 +23,8 @@ export interface ModelOptions {
   quantize?: 'none' | 'int8';
   prefillTokens?: number;
   mixedPrefill?: boolean;
+  /** Prefix-cache budget per model in MiB (0: off; default DEFAULT_PREFIX_CACHE_MB). */
+  prefixCacheMb?: number;
   /** A Jinja file used instead of every served model's own chat template (serve --chat-template). */
   chatTemplateFile?: string;
 }
@@ -38,6 +41,8 @@ export class SequenceGroup implements AsyncIterable<SeqEvent> {
   readonly ids: number[];
   /** Set when the server ended the group (shutdown) rather than the client or the model. */
   endedBy: 'shutdown' | undefined;
+  /** Per sequence: prompt tokens taken from the prefix cache (usage.prompt_tokens_details.cached_tokens). */
+  readonly cached: number[];
   private readonly open: Set<number>;
   private readonly queue: SeqEvent[] = [];
   private notify: (() => void) | undefined;
@@ -48,6 +53,7 @@ export class SequenceGroup implements AsyncIterable<SeqEvent> {
   ) {
     this.ids = Array.from({ length: count }, () => nextId++);
     this.open = new Set(this.ids);
+    this.cached = this.ids.map(() => 0);
   }
 
   /** Index of a sequence in this group (the order its specs were given in). */
@@ -60,6 +66,7 @@ export class SequenceGroup implements AsyncIterable<SeqEvent> {
   }
 
   push(e: SeqEvent): void {
+    if (e.type === 'token' && e.cached) this.cached[this.index(e.id)] = e.cached;
     this.queue.push(e);
     if (isFinal(e)) this.open.delete(e.id);
     this.notify?.();
@@ -97,6 +104,8 @@ export class ModelWorker {
   private readonly thread: ServingWorker<ToModelThread, FromModelThread>;
   private readonly seqs = new Map<number, Tracked>();
   private readonly groups = new Set<SequenceGroup>();
+  /** The prefix cache's totals as last posted (its counters take the differences). */
+  private prefix: PrefixCacheStats = { queriedTokens: 0, hitTokens: 0, blocks: 0, evictions: 0 };
 
   constructor(
     readonly id: string,
@@ -119,6 +128,7 @@ export class ModelWorker {
       quantize: opts.quantize,
       prefillTokens: opts.prefillTokens,
       mixed: opts.mixedPrefill,
+      prefixCacheMb: opts.prefixCacheMb,
     };
     this.thread = new ServingWorker(workerData, {
       name: `model ${id}`,
@@ -189,11 +199,12 @@ export class ModelWorker {
     for (const id of group.ids) if (this.seqs.has(id)) this.deliver({ type: 'end', id, reason, ...(message ? { message } : {}) });
   }
 
-  private onStep({ events, running, waiting, batch }: FromModelThread & { type: 'step' }): void {
+  private onStep({ events, running, waiting, batch, prefix }: FromModelThread & { type: 'step' }): void {
     const labels = { model: this.id };
     this.metrics.running.set(labels, running);
     this.metrics.queueDepth.set(labels, waiting);
     if (batch) this.metrics.batchSize.observe(labels, batch);
+    if (prefix) this.prefixMetrics(prefix);
     const now = performance.now();
     for (const e of events) {
       const t = this.seqs.get(e.id);
@@ -206,6 +217,16 @@ export class ModelWorker {
       }
       this.deliver(e);
     }
+  }
+
+  private prefixMetrics(now: PrefixCacheStats): void {
+    const [labels, m, was] = [{ model: this.id }, this.metrics, this.prefix];
+    m.prefixQueries.inc(labels, now.queriedTokens - was.queriedTokens);
+    m.prefixHits.inc(labels, now.hitTokens - was.hitTokens);
+    m.prefixEvictions.inc(labels, now.evictions - was.evictions);
+    m.prefixBlocks.set(labels, now.blocks);
+    if (now.queriedTokens) m.prefixHitRate.set(labels, now.hitTokens / now.queriedTokens);
+    this.prefix = now;
   }
 
   private deliver(e: SeqEvent): void {

@@ -6,6 +6,7 @@
 //
 // A sequence is one choice of one request: its own prompt tokens, sampling options (seed) and KV
 // slot. Data flows one way; the only message against the flow is cancel.
+import type { PrefixCacheStats } from '../model/prefix-cache.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import type { TokenLogprob } from '../model/sampling-kernels.js';
 import type { FinishReason } from '../model/stop.js';
@@ -39,6 +40,8 @@ export interface TokenEvent {
   top?: TokenLogprob[];
   /** Set on the sequence's last token. */
   finish: FinishReason | null;
+  /** On the first token: prompt tokens whose K/V came from the prefix cache (absent: none). */
+  cached?: number;
 }
 
 /** A sequence that ends without a final token: max_tokens 0 ('length'), cancelled, or failed. */
@@ -57,7 +60,7 @@ export type FromModelThread =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   /** `batch`: rows of the forward call these events came from (0: no call, e.g. a cancel). */
-  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number };
+  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number; prefix?: PrefixCacheStats };
 
 /** True when the event is the sequence's last. */
 export function isFinal(e: SeqEvent): e is EndEvent | TokenEvent {

@@ -65,8 +65,9 @@ export function finishOf(group: SequenceGroup, e: SeqEvent & { type: 'end' }): F
 /** What a client reads when its structured-output constraint could not be followed. */
 export const constraintFailure = (message = '') => `The structured-output constraint could not be followed: ${message}`;
 
-export function usage(promptTokens: number, completionTokens: number) {
-  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens };
+/** OpenAI's usage object; cachedTokens: prompt tokens whose K/V came from the prefix cache. */
+export function usage(promptTokens: number, completionTokens: number, cachedTokens = 0) {
+  return { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens, prompt_tokens_details: { cached_tokens: cachedTokens } };
 }
 
 /** OpenAI-style ids ('cmpl-…', 'chatcmpl-…'). */

@@ -7,9 +7,17 @@
 // stop strings), so its tokens do not depend on who else is in the batch. Running sequences are
 // kept in slots 0..n-1 in order: the forward call then passes the cache as one zero-copy view
 // (ModelSession gathers, i.e. copies every layer's cache, when slots are not neighbours).
+//
+// With a prefix cache (prefix-cache.ts), a newcomer whose prompt starts with cached blocks gets
+// their K/V copied into its slot and prefills only the rest. Newcomers of one step that share
+// blocks no one has computed yet (the n choices of a prompt, clients with one system prompt) do
+// not all prefill them: the first (a leader) does, and the others (followers) take the blocks it
+// stored in a second prefill call of the same step.
 import type { GPTConfig } from '../model/config.js';
 import { ConstraintError } from '../model/constraint-error.js';
 import { Generation, type StepResult } from '../model/generation.js';
+import { KVCache } from '../model/kv-cache.js';
+import { DEFAULT_PREFIX_CACHE_MB, PrefixCache } from '../model/prefix-cache.js';
 import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
 import type { FromModelThread, SeqEvent, SeqSpec } from './protocol.js';
@@ -32,14 +40,26 @@ export interface SchedulerOptions {
    * longest, so a 128-token prompt makes every decode row cost 128 positions: off by default.
    */
   mixed?: boolean;
+  /** Prefix-cache budget in MiB (0: off); only for a host KV cache (the CPU's and CUDA's). */
+  prefixCacheMb?: number;
 }
 
 interface Active {
   spec: SeqSpec;
   gen: Generation;
   slot: number;
-  /** Tokens already in the KV cache; 0 until prefilled. */
+  /** Tokens already in the KV cache: 0, or the prefix taken from the prefix cache, until prefilled. */
   pos: number;
+  /** Prompt tokens taken from the prefix cache (reported with the first token). */
+  cached: number;
+}
+
+/** How a newcomer would prefill: `cost` tokens, after a leader of this step (`follows`) or not. */
+interface Plan {
+  cost: number;
+  follows: boolean;
+  /** Its full blocks, which it stores once prefilled. */
+  keys: string[];
 }
 
 export class Scheduler {
@@ -50,6 +70,7 @@ export class Scheduler {
   private closed = false;
   private readonly prefillTokens: number;
   private readonly mixed: boolean;
+  private readonly prefix: PrefixCache | undefined;
   /** Events of the current step, posted together (one message per forward call). */
   private events: SeqEvent[] = [];
   /** running/waiting as last posted, to post count changes even in steps without events. */
@@ -62,6 +83,8 @@ export class Scheduler {
   ) {
     this.prefillTokens = opts.prefillTokens ?? 512;
     this.mixed = opts.mixed ?? false;
+    const mb = opts.prefixCacheMb ?? DEFAULT_PREFIX_CACHE_MB;
+    this.prefix = mb > 0 && model.cache instanceof KVCache ? new PrefixCache(model.cache, mb * 2 ** 20) : undefined;
   }
 
   submit(seqs: SeqSpec[]): void {
@@ -102,27 +125,53 @@ export class Scheduler {
   }
 
   private async step(): Promise<void> {
-    const fresh = this.fillSlots();
-    const old = this.running.filter((a) => !fresh.includes(a));
-    const prefill = (a: Active): ForwardRow => ({ slot: a.slot, tokens: a.spec.prompt, start: 0, logits: a.spec.promptLogprobs !== undefined ? 'all' : 'last' });
+    const { leaders, followers } = this.fillSlots();
+    const old = this.running.filter((a) => !leaders.includes(a) && !followers.includes(a));
+    // The last prompt token alone after a cached prefix asks for 'all' too: ModelSession runs calls
+    // of one-token 'last' rows on its int8 decode graph, and this prefill must stay fp32 as without the cache.
+    const prefill = (a: Active): ForwardRow => ({ slot: a.slot, tokens: a.spec.prompt.slice(a.pos), start: a.pos, logits: a.spec.promptLogprobs !== undefined || (a.pos > 0 && a.pos === a.spec.prompt.length - 1) ? 'all' : 'last' });
     const decode = (a: Active): ForwardRow => ({ slot: a.slot, tokens: [a.gen.tokens.at(-1)!], start: a.pos, logits: 'last' });
     if (this.mixed) {
-      await this.run1(this.running, (a) => (fresh.includes(a) ? prefill(a) : decode(a)));
-    } else {
-      if (fresh.length) await this.run1(fresh, prefill);
-      if (old.length) await this.run1(old, decode);
+      await this.run1(
+        this.running.filter((a) => !followers.includes(a)),
+        (a) => (leaders.includes(a) ? prefill(a) : decode(a)),
+      );
+    } else if (leaders.length) await this.run1(leaders, prefill);
+    if (followers.length) {
+      // Their leaders have stored the shared blocks by now (slots may have moved: read them now).
+      for (const a of followers) a.pos = a.cached = this.prefix!.load(a.spec.prompt, a.slot);
+      await this.run1(followers.sort((x, y) => x.slot - y.slot), prefill);
     }
+    if (!this.mixed && old.length) await this.run1(old, decode);
   }
 
-  /** Moves waiting sequences into free slots, within the step's prefill budget. */
-  private fillSlots(): Active[] {
-    const fresh: Active[] = [];
+  /** How `spec` would prefill now, given the blocks that this step's leaders so far will store. */
+  private plan(spec: SeqSpec, pending: Set<string>): Plan {
+    // Prompt logprobs need every prompt position's logits: such a sequence computes them all.
+    if (!this.prefix || spec.promptLogprobs !== undefined) return { cost: spec.prompt.length, follows: false, keys: this.prefix?.chain(spec.prompt) ?? [] };
+    const keys = this.prefix.chain(spec.prompt);
+    const usable = this.prefix.reusable(spec.prompt);
+    const hit = this.prefix.matched(keys.slice(0, usable));
+    let shared = hit;
+    while (shared < usable && (this.prefix.has(keys[shared]!) || pending.has(keys[shared]!))) shared++;
+    return { cost: spec.prompt.length - shared * this.prefix.blockTokens, follows: shared > hit, keys };
+  }
+
+  /**
+   * Moves waiting sequences into free slots, within the step's prefill budget (prompt tokens not
+   * taken from the prefix cache). Leaders get their cached prefix now; followers after the leaders' prefill.
+   */
+  private fillSlots(): { leaders: Active[]; followers: Active[] } {
+    const leaders: Active[] = [];
+    const followers: Active[] = [];
+    const pending = new Set<string>();
     let budget = this.prefillTokens;
     while (this.waiting.length && this.running.length < this.model.cache.slots) {
       const spec = this.waiting[0]!;
-      if (fresh.length && spec.prompt.length > budget) break;
+      const plan = this.plan(spec, pending);
+      if ((leaders.length || followers.length) && plan.cost > budget) break;
       this.waiting.shift();
-      budget -= spec.prompt.length;
+      budget -= plan.cost;
       let gen: Generation;
       try {
         gen = new Generation(spec.prompt, spec.options, this.model.config); // checked by admission on the HTTP thread already
@@ -134,11 +183,16 @@ export class Scheduler {
         this.events.push({ type: 'end', id: spec.id, reason: 'length' }); // nothing to compute
         continue;
       }
-      const a: Active = { spec, gen, slot: this.running.length, pos: 0 };
+      const a: Active = { spec, gen, slot: this.running.length, pos: 0, cached: 0 };
       this.running.push(a);
-      fresh.push(a);
+      if (plan.follows) followers.push(a);
+      else {
+        if (this.prefix && spec.promptLogprobs === undefined) a.pos = a.cached = this.prefix.load(spec.prompt, a.slot);
+        for (const key of plan.keys) pending.add(key);
+        leaders.push(a);
+      }
     }
-    return fresh;
+    return { leaders, followers };
   }
 
   /** One forward call over `batch` (in slot order), then one sampling step per row. */
@@ -159,11 +213,13 @@ export class Scheduler {
     batch.forEach((a, i) => {
       const r = rows[i]!;
       let out = logits[i]!;
-      if (r.logits === 'all') {
+      if (r.logits === 'all' && a.spec.promptLogprobs !== undefined) {
         this.events.push(promptEvent(a.spec, out, this.model.config.vocabSize));
         out = out.subarray(out.length - this.model.config.vocabSize);
       }
+      const prefilled = r.start < a.spec.prompt.length;
       a.pos = r.start + r.tokens.length;
+      if (prefilled) this.prefix?.store(a.spec.prompt, a.slot); // before retire() moves slots
       if (a.spec.options.maxTokens === 0) {
         this.events.push({ type: 'end', id: a.spec.id, reason: 'length' });
         done.push(a);
@@ -178,7 +234,7 @@ export class Scheduler {
         this.events.push({ type: 'end', id: a.spec.id, reason: 'error', message: (e as Error).message, ...(e instanceof ConstraintError && { invalidRequest: true as const }) });
         return;
       }
-      this.events.push({ type: 'token', id: a.spec.id, token: s.token, text: s.text, logprob: s.logprob, top: s.topLogprobs, finish: s.finishReason });
+      this.events.push({ type: 'token', id: a.spec.id, token: s.token, text: s.text, logprob: s.logprob, top: s.topLogprobs, finish: s.finishReason, ...(prefilled && a.cached ? { cached: a.cached } : {}) });
       if (s.finishReason) done.push(a);
     });
     this.retire([...done, ...failed]);
@@ -211,7 +267,7 @@ export class Scheduler {
     const counts = `${this.running.length}/${this.waiting.length}`;
     if (!this.events.length && !batch && counts === this.lastCounts) return;
     this.lastCounts = counts;
-    this.post({ type: 'step', events: this.events, running: this.running.length, waiting: this.waiting.length, batch });
+    this.post({ type: 'step', events: this.events, running: this.running.length, waiting: this.waiting.length, batch, ...(this.prefix && { prefix: this.prefix.stats() }) });
     this.events = [];
   }
 }
