@@ -79,7 +79,7 @@ export function fitContext(promptTokens: number, maxTokens: number, contextLengt
 export function tooLongToEncode(atLeast: number, contextLength: number, param: string): void {
   if (atLeast <= contextLength) return;
   throw badRequest(
-    `This model's maximum context length is ${contextLength} tokens, and the ${param === 'prompt' ? 'prompt' : 'conversation'} is at least ${atLeast} tokens long (one token covers at most ${MAX_TOKEN_BYTES} bytes).`,
+    `This model's maximum context length is ${contextLength} tokens, and the ${param === 'messages' ? 'conversation' : param} is at least ${atLeast} tokens long (one token covers at most ${MAX_TOKEN_BYTES} bytes).`,
     param,
     'context_length_exceeded',
   );

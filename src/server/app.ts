@@ -10,6 +10,7 @@ import { DEFAULT_MAX_FILE_BYTES, type FineTuning } from '../jobs/service.js';
 import { chat } from './chat.js';
 import { classifications } from './classifications.js';
 import { completions } from './completions.js';
+import { embeddings } from './embeddings.js';
 import { webConsole } from './console.js';
 import type { AppEnv } from './env.js';
 import { notFound, onError } from './errors.js';
@@ -70,6 +71,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     .route('/v1', completions)
     .route('/v1', chat)
     .route('/v1', classifications)
+    .route('/v1', embeddings)
     .route('/v1', files(o.finetuning?.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES))
     .route('/v1', fineTuning)
     .route('/', tokenize)

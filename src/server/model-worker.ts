@@ -2,6 +2,7 @@
 // threads/serving-worker.ts), admits requests against a bounded queue, routes the thread's events
 // to the sequence group each sequence belongs to, and keeps the model's metrics. It never touches ORT.
 import type { ChatTemplate } from '../model/chat-template.js';
+import type { EmbedRow } from '../model/embedding.js';
 import type { GPTConfig } from '../model/config.js';
 import type { GenerationDefaults } from '../model/generation-config.js';
 import type { Device } from '../model/runtime.js';
@@ -11,6 +12,7 @@ import type { PrefixCacheStats } from '../model/prefix-cache.js';
 import { isFinal, type FromModelThread, type SeqEvent, type SeqSpec, type ToModelThread } from './protocol.js';
 import { ServingWorker } from '../threads/serving-worker.js';
 import type { ModelThreadConfig } from './model-thread.js';
+import { EmbedRequests } from './embed-requests.js';
 
 export interface ModelOptions {
   /** KV-cache slots: the largest running batch. */
@@ -104,6 +106,7 @@ export class ModelWorker {
   private readonly thread: ServingWorker<ToModelThread, FromModelThread>;
   private readonly seqs = new Map<number, Tracked>();
   private readonly groups = new Set<SequenceGroup>();
+  private readonly embeds = new EmbedRequests();
   /** The prefix cache's totals as last posted (its counters take the differences). */
   private prefix: PrefixCacheStats = { queriedTokens: 0, hitTokens: 0, blocks: 0, evictions: 0 };
 
@@ -133,8 +136,9 @@ export class ModelWorker {
     this.thread = new ServingWorker(workerData, {
       name: `model ${id}`,
       describe: `model ${id} (${dir})`,
-      onMessage: (msg) => this.onStep(msg),
+      onMessage: (msg) => (msg.type === 'step' ? this.onStep(msg) : this.embeds.settle(msg)),
       onFail: (message) => {
+        this.embeds.failAll(`The model '${id}' stopped: ${message}`, 'model_unavailable');
         for (const group of this.groups) this.endAll(group, 'error', `model ${id} stopped: ${message}`);
       },
     });
@@ -181,17 +185,28 @@ export class ModelWorker {
     this.send({ type: 'cancel', ids });
   }
 
+  /**
+   * Embeds rows on the model's thread, between its generation steps: [rows × n_embd] floats. At most
+   * `queue` requests wait (at least one); beyond that, OverloadedError (→ 429).
+   */
+  embed(rows: EmbedRow[]): Promise<Float32Array> {
+    if (this.state !== 'ready') return Promise.reject(new Error(`model ${this.id} is ${this.state}`));
+    if (this.embeds.size >= Math.max(1, this.opts.queue)) return Promise.reject(new OverloadedError(`model ${this.id} is at capacity`));
+    return this.embeds.add((id) => this.send({ type: 'embed', id, rows }));
+  }
+
   /** Server shutdown: ends every request now (their streams close cleanly) and stops the thread. */
   async close(): Promise<void> {
     for (const group of this.groups) {
       group.endedBy = 'shutdown';
       this.endAll(group, 'cancelled');
     }
+    this.embeds.failAll('The server shut down before this request finished.', 'server_shutting_down');
     await this.thread.close({ type: 'close' }, () => console.error(`model ${this.id}: waiting for its thread to finish loading or running`));
   }
 
   get activeRequests(): number {
-    return this.groups.size;
+    return this.groups.size + this.embeds.size;
   }
 
   /** Finishes a group's open sequences on this side (worker gone or server stopping). */

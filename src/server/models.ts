@@ -3,6 +3,7 @@
 // as they are listed per job at /v1/fine_tuning/jobs/{id}/checkpoints). DELETE /v1/models/:id deletes a finetuned model. Ids contain ':', so the
 // routes take the rest of the path ({.+}).
 import { Hono } from 'hono';
+import { POOLINGS } from '../model/embedding.js';
 import type { AppEnv } from './env.js';
 import { apiError, modelNotFound } from './errors.js';
 import { service } from './files.js';
@@ -10,14 +11,15 @@ import { doc, pathParam } from './openapi.js';
 import type { ModelInfo } from './registry.js';
 
 function describe(m: ModelInfo, finetuned: boolean) {
-  // max_model_len is vLLM's extra field; OpenAI clients ignore it.
+  // max_model_len is vLLM's extra field; OpenAI clients ignore it. embedding_pooling: the values
+  // /v1/embeddings' `pooling` takes with a language model, the first its default.
   return {
     id: m.id,
     object: 'model' as const,
     created: m.created,
     owned_by: finetuned ? 'user' : 'scratchgpt',
     max_model_len: m.config.contextLength,
-    ...(m.kind === 'classifier' ? { task: 'classification' as const, labels: m.labels } : {}),
+    ...(m.kind === 'classifier' ? { task: 'classification' as const, labels: m.labels } : { embedding_pooling: [...POOLINGS] }),
   };
 }
 

@@ -18,6 +18,7 @@ const TAGS = {
   Completions: 'Legacy text completions',
   Chat: 'Chat completions, with tools and structured outputs',
   Classifications: "Finetuned classifiers' labels",
+  Embeddings: "Vectors from a language model's final hidden states",
   Files: 'Fine-tuning datasets',
   'Fine-tuning': 'Fine-tuning jobs, their events and checkpoints',
   Tokenizer: "GPT-2's tokenizer (vLLM's shapes)",

@@ -6,6 +6,7 @@
 //
 // A sequence is one choice of one request: its own prompt tokens, sampling options (seed) and KV
 // slot. Data flows one way; the only message against the flow is cancel.
+import type { EmbedRow } from '../model/embedding.js';
 import type { PrefixCacheStats } from '../model/prefix-cache.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import type { TokenLogprob } from '../model/sampling-kernels.js';
@@ -20,7 +21,17 @@ export interface SeqSpec {
 }
 
 /** close: finish the current step, close the session and exit (see threads/stop.ts). */
-export type ToModelThread = { type: 'submit'; seqs: SeqSpec[] } | { type: 'cancel'; ids: number[] } | { type: 'close' };
+export type ToModelThread = { type: 'submit'; seqs: SeqSpec[] } | { type: 'cancel'; ids: number[] } | EmbedRequest | { type: 'close' };
+
+/** One /v1/embeddings request's inputs, embedded between the scheduler's forward calls (embedding-queue.ts). */
+export interface EmbedRequest {
+  type: 'embed';
+  id: number;
+  rows: EmbedRow[];
+}
+
+/** An embed request's answer: its rows' vectors back to back ([rows × n_embd]), or why it failed. */
+export type EmbedResult = { type: 'embeddings'; id: number; data: Float32Array } | { type: 'embed-error'; id: number; message: string };
 
 /** Log-probabilities of the prompt's tokens; the first has none (nothing predicts it). */
 export interface PromptEvent {
@@ -60,7 +71,8 @@ export type FromModelThread =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   /** `batch`: rows of the forward call these events came from (0: no call, e.g. a cancel). */
-  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number; prefix?: PrefixCacheStats };
+  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number; prefix?: PrefixCacheStats }
+  | EmbedResult;
 
 /** True when the event is the sequence's last. */
 export function isFinal(e: SeqEvent): e is EndEvent | TokenEvent {
