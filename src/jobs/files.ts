@@ -6,23 +6,32 @@
 //   DATA/jobs/<ftjob-id>/       a job's scratch space: work/ (trainer checkpoints, resumable),
 //                               out/ (the finished model, before it moves), result.json
 //   DATA/models/<folder>        finetuned models (folder = the model id made path-safe)
+//   DATA/batches/<batch-id>/    a batch's results while it runs: output.jsonl, errors.jsonl
+//                               (append-only, fsynced per line: batch-part.ts)
 import fs from 'node:fs';
 import path from 'node:path';
 import { fsyncDir, restoreReplacedDirs, writeFileAtomic } from '../model/durable.js';
-import { FILE_ID, JOB_ID } from './ids.js';
+import { BATCH_ID, FILE_ID, JOB_ID } from './ids.js';
 
 export class DataDir {
   readonly root: string;
   readonly files: string;
   readonly jobs: string;
   readonly models: string;
+  readonly batches: string;
 
   constructor(root: string) {
     this.root = path.resolve(root);
     this.files = path.join(this.root, 'files');
     this.jobs = path.join(this.root, 'jobs');
     this.models = path.join(this.root, 'models');
-    for (const d of [this.files, this.jobs, this.models]) fs.mkdirSync(d, { recursive: true });
+    this.batches = path.join(this.root, 'batches');
+    for (const d of this.folders) fs.mkdirSync(d, { recursive: true });
+  }
+
+  /** The folders the data directory must hold. */
+  get folders(): string[] {
+    return [this.files, this.jobs, this.models, this.batches];
   }
 
   /** Absolute path of a stored path (the store keeps them relative, so the folder can move). */
@@ -44,6 +53,11 @@ export class DataDir {
   jobDir(id: string): string {
     if (!JOB_ID.test(id)) throw new Error(`invalid job id '${id}'`);
     return path.join(this.jobs, id);
+  }
+
+  batchDir(id: string): string {
+    if (!BATCH_ID.test(id)) throw new Error(`invalid batch id '${id}'`);
+    return path.join(this.batches, id);
   }
 
   modelDir(folder: string): string {
@@ -70,7 +84,7 @@ export class DataDir {
 
   /** Whether the folder holds anything a store would account for (so a missing store is an error, not a fresh start). */
   holdsData(): boolean {
-    return [this.files, this.jobs, this.models].some((d) => fs.readdirSync(d).length > 0);
+    return this.folders.some((d) => fs.readdirSync(d).length > 0);
   }
 
   /**

@@ -1,4 +1,4 @@
-// Generated ids ('file-…', 'ftjob-…') and the strict checks every id passes before it is used in a
+// Generated ids ('file-…', 'ftjob-…', 'batch_…') and the strict checks every id passes before it is used in a
 // path or a query. Ids are 24 base62 characters after the prefix, like OpenAI's.
 import { randomBytes } from 'node:crypto';
 
@@ -17,12 +17,16 @@ function random62(n: number): string {
 
 export const FILE_ID = /^file-[A-Za-z0-9]{24}$/;
 export const JOB_ID = /^ftjob-[A-Za-z0-9]{24}$/;
+export const BATCH_ID = /^batch_[A-Za-z0-9]{24}$/;
 /** Event and checkpoint ids carry their job's id and a sequence number: cursors for `after`. */
 export const EVENT_ID = /^ftevent-([A-Za-z0-9]{24})-(\d{1,9})$/;
 export const CHECKPOINT_ID = /^ftckpt-([A-Za-z0-9]{24})-(\d{1,9})$/;
 
 export const newFileId = () => `file-${random62(LENGTH)}`;
 export const newJobId = () => `ftjob-${random62(LENGTH)}`;
+export const newBatchId = () => `batch_${random62(LENGTH)}`;
+/** The id of one line's result in a batch's output or error file (OpenAI's 'batch_req_…'). */
+export const newBatchRequestId = () => `batch_req_${random62(LENGTH)}`;
 
 const jobKey = (jobId: string) => jobId.slice('ftjob-'.length);
 export const eventId = (jobId: string, seq: number) => `ftevent-${jobKey(jobId)}-${seq}`;

@@ -1,5 +1,5 @@
-// The fine-tuning service as the HTTP routes see it: the store, the data folder and the job
-// runner, opened together at server start (which also brings back the finetuned models and sweeps
+// The fine-tuning service as the HTTP routes see it: the store, the data folder, the job runner
+// and the batch runner (the Batch API shares the files and the store), opened together at server start (which also brings back the finetuned models and sweeps
 // what a crash left behind) and closed together at shutdown.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -7,10 +7,11 @@ import path from 'node:path';
 import type { ServedModels } from './served-models.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { removeDir } from '../model/durable.js';
+import { BatchRunner } from './batch-runner.js';
 import { DataDir } from './files.js';
 import { isCheckpointModelId, newFileId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
-import { JobStore, StoreError, storeFailure, TERMINAL, type FileRow } from './store.js';
+import { BATCH_TERMINAL, JobStore, StoreError, storeFailure, TERMINAL, type FileRow } from './store.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
 
@@ -24,6 +25,8 @@ export class FineTuning {
   readonly store: JobStore;
   readonly dirs: DataDir;
   readonly runner: JobRunner;
+  /** Runs batches once the app is there to run their lines (server.ts attaches it). */
+  readonly batches: BatchRunner;
   readonly maxFileBytes: number;
 
   /** The store file as opened, to notice when the folder is removed or replaced under us. */
@@ -37,6 +40,8 @@ export class FineTuning {
     this.store = new JobStore(this.dirs.root, { create: !this.dirs.holdsData() });
     this.opened = fs.statSync(this.store.file);
     this.runner = new JobRunner(this.store, this.dirs, models, o);
+    const batchLog = o.log ?? ((l: string) => console.error(`scratchgpt batches: ${l}`));
+    this.batches = new BatchRunner(this.store, this.dirs, (content, f, id) => this.saveFile(content, f, id), batchLog);
     this.maxFileBytes = o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   }
 
@@ -47,7 +52,7 @@ export class FineTuning {
   storageProblem(): string | undefined {
     try {
       const now = fs.statSync(this.store.file);
-      for (const d of [this.dirs.files, this.dirs.jobs, this.dirs.models]) fs.statSync(d);
+      for (const d of this.dirs.folders) fs.statSync(d);
       if (now.ino === this.opened.ino && now.dev === this.opened.dev) return undefined;
     } catch {
       // missing: same answer as replaced
@@ -76,6 +81,11 @@ export class FineTuning {
       const job = /^ftjob-/.test(name) ? s.getJob(name) : undefined;
       if (name.startsWith('.trash-') || (job && TERMINAL.includes(job.status))) removeDir(`${ft.dirs.jobs}/${name}`);
     }
+    // Batch folders of finished batches (their removal was cut short) and stray trash.
+    for (const name of fs.readdirSync(ft.dirs.batches)) {
+      const batch = /^batch_/.test(name) ? s.getBatch(name) : undefined;
+      if (name.startsWith('.trash-') || (batch && BATCH_TERMINAL.includes(batch.status))) removeDir(`${ft.dirs.batches}/${name}`);
+    }
     for (const m of s.listModels(false)) {
       const dir = ft.dirs.abs(m.dir);
       if (!fs.existsSync(`${dir}/config.json`)) {
@@ -100,10 +110,10 @@ export class FineTuning {
 
   /**
    * Stores an upload: its row first ('uploading', invisible), then its bytes, then the row becomes
-   * 'processed'. A crash in between leaves a row that proves what open() may remove.
+   * 'processed'. A crash in between leaves a row that proves what open() may remove. `id` is given
+   * for a batch's result file, whose id was stored before it was saved (a redo keeps it).
    */
-  saveFile(content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>): FileRow {
-    const id = newFileId();
+  saveFile(content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>, id = newFileId()): FileRow {
     this.store.insertFile({ ...f, id, bytes: content.byteLength, path: this.dirs.rel(this.dirs.filePath(id)) });
     this.dirs.writeFile(id, content);
     crashPoint('upload.stored');
@@ -131,7 +141,7 @@ export class FineTuning {
   }
 
   async close(): Promise<void> {
-    await this.runner.close();
+    await Promise.all([this.runner.close(), this.batches.close()]);
     this.store.close();
   }
 }

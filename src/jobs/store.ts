@@ -3,16 +3,16 @@
 // the database). Every state change is one transaction, so a crash (even kill -9) leaves the rows
 // as they were before or after it, never half-way.
 //
-// Schema (user_version 1):
+// Schema (user_version 2; version 1 lacked `batches`, which opening adds, keeping every row):
 //
-//   files            uploaded datasets, validated at upload
+//   files            uploaded datasets and batch inputs, validated at upload; batch results
 //     id TEXT PRIMARY KEY          'file-' + 24 base62
-//     bytes INTEGER, filename TEXT, purpose TEXT ('fine-tune'), created_at INTEGER (unix s)
+//     bytes INTEGER, filename TEXT, purpose TEXT ('fine-tune' | 'batch' | 'batch_output'), created_at INTEGER (unix s)
 //     status TEXT                  'uploading' (row written before the file, so a crash leaves
 //                                  proof of what to remove) → 'processed'; 'deleting' (row kept
 //                                  until the file is gone). Only 'processed' files are visible.
 //     path TEXT                    relative to the data dir: 'files/<id>'
-//     format TEXT                  chat | prompt_completion | alpaca | classification
+//     format TEXT                  chat | prompt_completion | alpaca | classification (fine-tune); jsonl (batch, batch_output)
 //     records INTEGER              number of records (examples)
 //     labels TEXT                  JSON array of the sorted labels (classification files), else NULL
 //   jobs             fine-tuning jobs; seq orders them (lists, cursors)
@@ -33,6 +33,19 @@
 //   models           finetuned models served by this server
 //     id TEXT PRIMARY KEY ('ft:…'), job_id TEXT, dir TEXT (relative: 'models/<folder>'),
 //     created_at INTEGER, deleted INTEGER (0 | 1; a deleted model's folder is removed)
+//   batches          Batch API batches; seq orders them (lists, cursors, which runs first)
+//     seq INTEGER PRIMARY KEY, id TEXT UNIQUE ('batch_' + 24 base62)
+//     status TEXT                  validating | in_progress | finalizing | completed | failed |
+//                                  expired | cancelling | cancelled
+//     endpoint TEXT, input_file_id TEXT, completion_window TEXT ('24h'), metadata TEXT (JSON)
+//     errors TEXT                  JSON [{code, message, param, line}] when validation failed
+//     total, completed, failed INTEGER   request counts (completed/failed follow the output parts)
+//     input_tokens, output_tokens INTEGER   usage summed over the successful lines
+//     result_files TEXT            JSON {output, error}: file ids chosen once finalizing starts
+//                                  (null: that part is empty), so a restart reuses them
+//     output_file_id, error_file_id TEXT   set when those files exist (terminal states)
+//     created_at, in_progress_at, expires_at, finalizing_at, completed_at, failed_at, expired_at,
+//     cancelling_at, cancelled_at INTEGER (unix s)
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
@@ -87,6 +100,47 @@ export interface JobRow {
   estimated_finish: number | null;
 }
 
+export type BatchStatus = 'validating' | 'in_progress' | 'finalizing' | 'completed' | 'failed' | 'expired' | 'cancelling' | 'cancelled';
+export const BATCH_TERMINAL: readonly BatchStatus[] = ['completed', 'failed', 'expired', 'cancelled'];
+const BATCH_TERMINAL_SQL = BATCH_TERMINAL.map((s) => `'${s}'`).join(', ');
+
+export interface BatchError {
+  code: string;
+  message: string;
+  param: string | null;
+  line: number | null;
+}
+
+export interface BatchRow {
+  seq: number;
+  id: string;
+  status: BatchStatus;
+  endpoint: string;
+  input_file_id: string;
+  completion_window: string;
+  metadata: Record<string, string> | null;
+  errors: BatchError[] | null;
+  total: number;
+  completed: number;
+  failed: number;
+  input_tokens: number;
+  output_tokens: number;
+  result_files: { output: string | null; error: string | null } | null;
+  output_file_id: string | null;
+  error_file_id: string | null;
+  created_at: number;
+  in_progress_at: number | null;
+  expires_at: number;
+  finalizing_at: number | null;
+  completed_at: number | null;
+  failed_at: number | null;
+  expired_at: number | null;
+  cancelling_at: number | null;
+  cancelled_at: number | null;
+}
+
+type BatchUpdate = Partial<Omit<BatchRow, 'seq' | 'id' | 'endpoint' | 'input_file_id' | 'completion_window' | 'metadata' | 'created_at' | 'expires_at'>>;
+
 export interface EventRow {
   job_id: string;
   seq: number;
@@ -140,7 +194,21 @@ CREATE TABLE IF NOT EXISTS models (
   id TEXT PRIMARY KEY, job_id TEXT NOT NULL, dir TEXT NOT NULL, created_at INTEGER NOT NULL,
   deleted INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS batches (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+  endpoint TEXT NOT NULL, input_file_id TEXT NOT NULL, completion_window TEXT NOT NULL, metadata TEXT,
+  errors TEXT, total INTEGER NOT NULL DEFAULT 0, completed INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0, input_tokens INTEGER NOT NULL DEFAULT 0,
+  output_tokens INTEGER NOT NULL DEFAULT 0, result_files TEXT, output_file_id TEXT, error_file_id TEXT,
+  created_at INTEGER NOT NULL, in_progress_at INTEGER, expires_at INTEGER NOT NULL,
+  finalizing_at INTEGER, completed_at INTEGER, failed_at INTEGER, expired_at INTEGER,
+  cancelling_at INTEGER, cancelled_at INTEGER
+);
+CREATE INDEX IF NOT EXISTS batches_status ON batches(status);
 `;
+
+/** The schema version this code writes; older stores are brought up to it on opening. */
+const SCHEMA_VERSION = 2;
 
 const now = () => Math.floor(Date.now() / 1000);
 const json = (v: unknown) => (v === null || v === undefined ? null : JSON.stringify(v));
@@ -159,6 +227,15 @@ function jobRow(r: Raw): JobRow {
     method: parse<Record<string, unknown>>(r.method)!,
     metadata: parse<Record<string, string>>(r.metadata),
     error: parse<JobError>(r.error),
+  };
+}
+
+function batchRow(r: Raw): BatchRow {
+  return {
+    ...(r as unknown as BatchRow),
+    metadata: parse<Record<string, string>>(r.metadata),
+    errors: parse<BatchError[]>(r.errors),
+    result_files: parse<BatchRow['result_files']>(r.result_files),
   };
 }
 
@@ -236,12 +313,16 @@ export class JobStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > 1) {
+    if (version > SCHEMA_VERSION) {
       this.db.close();
-      throw new StoreError(`${file} has schema version ${version}; this scratchgpt knows version 1 (a newer scratchgpt wrote it)`);
+      throw new StoreError(`${file} has schema version ${version}; this scratchgpt knows version ${SCHEMA_VERSION} (a newer scratchgpt wrote it)`);
     }
-    this.db.exec(SCHEMA);
-    this.db.pragma('user_version = 1');
+    // Every version so far only added tables: CREATE … IF NOT EXISTS is the whole migration, in
+    // one transaction with the new version number so a crash leaves the old version or the new.
+    this.transaction(() => {
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    });
   }
 
   close(): void {
@@ -421,5 +502,52 @@ export class JobStore {
 
   markModelDeleted(id: string): void {
     this.db.prepare('UPDATE models SET deleted = 1 WHERE id = ?').run(id);
+  }
+
+  // ─── batches ───
+
+  insertBatch(b: Pick<BatchRow, 'id' | 'endpoint' | 'input_file_id' | 'completion_window' | 'metadata'> & { window_seconds: number }): BatchRow {
+    const created = now();
+    this.db
+      .prepare(
+        `INSERT INTO batches (id, status, endpoint, input_file_id, completion_window, metadata, created_at, expires_at)
+         VALUES (?, 'validating', ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(b.id, b.endpoint, b.input_file_id, b.completion_window, json(b.metadata), created, created + b.window_seconds);
+    return this.getBatch(b.id)!;
+  }
+
+  getBatch(id: string): BatchRow | undefined {
+    const r = this.db.prepare('SELECT * FROM batches WHERE id = ?').get(id) as Raw | undefined;
+    return r && batchRow(r);
+  }
+
+  /** Batches newest first, after the cursor `after` (a batch id). */
+  listBatches(o: { after?: string; limit: number }): Page<BatchRow> {
+    const rows = (
+      o.after
+        ? this.db.prepare('SELECT * FROM batches WHERE seq < (SELECT seq FROM batches WHERE id = ?) ORDER BY seq DESC LIMIT ?').all(o.after, o.limit + 1)
+        : this.db.prepare('SELECT * FROM batches ORDER BY seq DESC LIMIT ?').all(o.limit + 1)
+    ) as Raw[];
+    return { data: rows.slice(0, o.limit).map(batchRow), has_more: rows.length > o.limit };
+  }
+
+  /** Batches in these states, oldest first. */
+  batchesIn(...statuses: BatchStatus[]): BatchRow[] {
+    const rows = this.db.prepare(`SELECT * FROM batches WHERE status IN (${statuses.map(() => '?').join(', ')}) ORDER BY seq`).all(...statuses) as Raw[];
+    return rows.map(batchRow);
+  }
+
+  updateBatch(id: string, fields: BatchUpdate): void {
+    const cols = Object.keys(fields) as (keyof BatchUpdate)[];
+    if (!cols.length) return;
+    const values = cols.map((k) => (k === 'errors' || k === 'result_files' ? json(fields[k]) : fields[k]));
+    this.db.prepare(`UPDATE batches SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`).run(...values, id);
+  }
+
+  /** Batches not yet finished that read this input file (it must outlive them: a resumed batch reads it again). */
+  batchesUsingFile(id: string): string[] {
+    const rows = this.db.prepare(`SELECT id FROM batches WHERE input_file_id = ? AND status NOT IN (${BATCH_TERMINAL_SQL})`).all(id) as { id: string }[];
+    return rows.map((r) => r.id);
   }
 }

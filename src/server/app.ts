@@ -7,6 +7,7 @@ import { Hono } from 'hono';
 import { except } from 'hono/combine';
 import { requestId } from 'hono/request-id';
 import { DEFAULT_MAX_FILE_BYTES, type FineTuning } from '../jobs/service.js';
+import { batches } from './batches.js';
 import { chat } from './chat.js';
 import { classifications } from './classifications.js';
 import { completions } from './completions.js';
@@ -74,6 +75,7 @@ export function createApp(o: AppOptions): Hono<AppEnv> {
     .route('/v1', embeddings)
     .route('/v1', files(o.finetuning?.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES))
     .route('/v1', fineTuning)
+    .route('/v1', batches)
     .route('/', tokenize)
     .route('/', health(draining));
   app.route('/', openapi(app)); // reads app.routes at the first request: routes mounted below are seen too

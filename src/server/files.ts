@@ -1,13 +1,16 @@
-// OpenAI's Files API, for fine-tuning datasets:
-//   POST /v1/files (multipart: file, purpose=fine-tune) · GET /v1/files · GET /v1/files/{id}
+// OpenAI's Files API, for fine-tuning datasets and batches:
+//   POST /v1/files (multipart: file, purpose=fine-tune|batch) · GET /v1/files · GET /v1/files/{id}
 //   GET /v1/files/{id}/content · DELETE /v1/files/{id}
-// An upload is parsed (parseDataset) before it is stored: a bad file is a 400 naming the line and
-// field, and a stored file is always a valid dataset ('processed'). Stored atomically (temp file +
-// rename), then recorded.
+// A fine-tuning upload is parsed (parseDataset) before it is stored: a bad file is a 400 naming the
+// line and field, and a stored file is always a valid dataset ('processed'). A batch input only
+// has to be UTF-8 text here: its lines are checked against the batch's endpoint when a batch is
+// created from it (src/jobs/batch-input.ts). Batch results (purpose 'batch_output') are written by
+// the server, never uploaded. Stored atomically (temp file + rename), then recorded.
 import type { Context } from 'hono';
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { DatasetError, parseDataset } from '../datasets/index.js';
+import { MAX_BATCH_LINES } from '../jobs/batch-input.js';
 import { FILE_ID } from '../jobs/ids.js';
 import type { FineTuning } from '../jobs/service.js';
 import type { FileRow } from '../jobs/store.js';
@@ -56,8 +59,12 @@ const UPLOAD = {
         required: ['file', 'purpose'],
         additionalProperties: false,
         properties: {
-          file: { type: 'string' as const, format: 'binary', description: 'A dataset: JSONL of chat, prompt/completion, instruction or {"text", "label"} records' },
-          purpose: { type: 'string' as const, enum: ['fine-tune'] },
+          file: {
+            type: 'string' as const,
+            format: 'binary',
+            description: 'fine-tune: JSONL of chat, prompt/completion, instruction or {"text", "label"} records; batch: JSONL of {"custom_id", "method", "url", "body"} requests',
+          },
+          purpose: { type: 'string' as const, enum: ['fine-tune', 'batch'] },
         },
       },
     },
@@ -66,6 +73,31 @@ const UPLOAD = {
 const FILE_ID_PARAM = pathParam('id', 'The file id (file-…)');
 
 const MULTIPART_SLACK = 64 * 1024; // boundaries and the other fields, on top of the file itself
+
+/** What a fine-tuning upload records of its dataset, or the 400 naming its first problem. */
+function datasetFields(bytes: Uint8Array, filename: string): Pick<FileRow, 'format' | 'records' | 'labels'> {
+  try {
+    const dataset = parseDataset(bytes, filename);
+    return { format: dataset.format, records: dataset.records.length, labels: dataset.format === 'classification' ? dataset.labels : null };
+  } catch (e) {
+    if (e instanceof DatasetError) throw badRequest(`Invalid file: ${e.message}`, 'file', 'invalid_file');
+    throw e;
+  }
+}
+
+/** What a batch input records (its non-blank lines), or a 400 when it cannot be one. */
+function batchInputFields(bytes: Uint8Array): Pick<FileRow, 'format' | 'records' | 'labels'> {
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw badRequest('Invalid file: a batch input must be UTF-8 JSONL text.', 'file', 'invalid_file');
+  }
+  const records = text.split('\n').filter((l) => l.trim()).length;
+  if (!records) throw badRequest('Invalid file: the batch input holds no requests.', 'file', 'invalid_file');
+  if (records > MAX_BATCH_LINES) throw badRequest(`Invalid file: ${records} requests; a batch may hold at most ${MAX_BATCH_LINES}.`, 'file', 'invalid_file');
+  return { format: 'jsonl', records, labels: null };
+}
 
 /**
  * A safe display name: the last path component, at most 255 characters, without control characters
@@ -94,7 +126,7 @@ export function files(maxFileBytes: number) {
   const tooLarge = () =>
     apiError(413, `File too large: the limit is ${maxFileBytes} bytes (scratchgpt serve --max-file-bytes).`, { param: 'file', code: 'request_too_large' });
   return new Hono<AppEnv>()
-    .post('/files', doc('Files', 'Upload a dataset for fine-tuning', { requestBody: UPLOAD }), limitBody(maxFileBytes + MULTIPART_SLACK, tooLarge), async (c) => {
+    .post('/files', doc('Files', 'Upload a dataset for fine-tuning or the requests of a batch', { requestBody: UPLOAD }), limitBody(maxFileBytes + MULTIPART_SLACK, tooLarge), async (c) => {
       const ft = service(c);
       const type = (c.req.header('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
       if (type !== 'multipart/form-data') throw badRequest(`Content-Type must be multipart/form-data, got '${type || 'none'}'.`);
@@ -108,25 +140,12 @@ export function files(maxFileBytes: number) {
       const file = form.file;
       if (!(file instanceof File)) throw badRequest(Array.isArray(file) ? "Give one 'file' per upload." : "Missing 'file': upload it as a multipart file part.", 'file');
       const purpose = form.purpose;
-      if (typeof purpose !== 'string') throw badRequest("Missing 'purpose': this server accepts 'fine-tune'.", 'purpose');
-      if (purpose !== 'fine-tune') throw badRequest(`Invalid 'purpose' '${purpose}': this server only stores fine-tuning data ('fine-tune').`, 'purpose');
+      if (typeof purpose !== 'string') throw badRequest("Missing 'purpose': this server accepts 'fine-tune' and 'batch'.", 'purpose');
+      if (purpose !== 'fine-tune' && purpose !== 'batch') throw badRequest(`Invalid 'purpose' '${purpose}': this server stores fine-tuning data ('fine-tune') and batch inputs ('batch').`, 'purpose');
       if (file.size > maxFileBytes) throw tooLarge();
       const filename = cleanName(file.name);
       const bytes = new Uint8Array(await file.arrayBuffer());
-      let dataset;
-      try {
-        dataset = parseDataset(bytes, filename);
-      } catch (e) {
-        if (e instanceof DatasetError) throw badRequest(`Invalid file: ${e.message}`, 'file', 'invalid_file');
-        throw e;
-      }
-      const row = ft.saveFile(bytes, {
-        filename,
-        purpose,
-        format: dataset.format,
-        records: dataset.records.length,
-        labels: dataset.format === 'classification' ? dataset.labels : null,
-      });
+      const row = ft.saveFile(bytes, { filename, purpose, ...(purpose === 'batch' ? batchInputFields(bytes) : datasetFields(bytes, filename)) });
       return c.json(fileObject(row));
     })
     .get('/files', doc('Files', 'List the uploaded files'), query(listQuery), (c) => {
@@ -146,8 +165,10 @@ export function files(maxFileBytes: number) {
       const ft = service(c);
       const f = findFile(ft, c.req.param('id'));
       const users = ft.store.jobsUsingFile(f.id);
-      if (users.length) {
-        throw apiError(409, `File ${f.id} is used by fine-tuning job ${users.join(', ')}, which has not finished; cancel it or wait for it to end first.`, {
+      const batchUsers = ft.store.batchesUsingFile(f.id);
+      if (users.length || batchUsers.length) {
+        const what = users.length ? `fine-tuning job ${users.join(', ')}` : `batch ${batchUsers.join(', ')}`;
+        throw apiError(409, `File ${f.id} is used by ${what}, which has not finished; cancel it or wait for it to end first.`, {
           param: 'file_id',
           code: 'file_in_use',
         });

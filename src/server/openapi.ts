@@ -19,8 +19,9 @@ const TAGS = {
   Chat: 'Chat completions, with tools and structured outputs',
   Classifications: "Finetuned classifiers' labels",
   Embeddings: "Vectors from a language model's final hidden states",
-  Files: 'Fine-tuning datasets',
+  Files: 'Fine-tuning datasets, batch inputs and batch results',
   'Fine-tuning': 'Fine-tuning jobs, their events and checkpoints',
+  Batches: 'Batches of completion, chat and embedding requests, run in the background',
   Tokenizer: "GPT-2's tokenizer (vLLM's shapes)",
   Operations: 'Health and Prometheus metrics',
 };

@@ -4,6 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import { FineTuning } from '../jobs/service.js';
 import { createApp } from './app.js';
+import { batchDispatch } from './batch-dispatch.js';
 import { onClientError, requestErrorResponse } from './errors.js';
 import { Metrics } from './metrics.js';
 import type { AccessLog } from './middleware/access-log.js';
@@ -73,6 +74,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let draining = false;
   const host = o.host ?? '127.0.0.1';
   const app = createApp({ models, metrics, apiKeys: o.apiKeys, allowedHosts, corsOrigins, boundHost: host, maxBodyBytes: o.maxBodyBytes, draining: () => draining, finetuning, accessLog: o.accessLog, console: o.console });
+  finetuning?.batches.attach(batchDispatch(app, models, o.apiKeys ?? []));
   let server!: Server;
   let port: number;
   try {
@@ -103,8 +105,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
       const deadline = new Promise<void>((resolve) => (timer = setTimeout(resolve, o.shutdownTimeoutMs ?? 10_000)));
       let late = false;
       void Promise.race([deadline, hurry]).then(() => (late = true));
-      // Training stops now (its job resumes at the next start); requests get the deadline.
-      await finetuning?.runner.close();
+      // Training stops now (its job resumes at the next start), and so does the batch line in
+      // flight (it runs again at the next start); requests get the deadline.
+      await Promise.all([finetuning?.runner.close(), finetuning?.batches.close()]);
       while (models.activeRequests > 0 && !late) await Promise.race([sleep(50), deadline, hurry]);
       clearTimeout(timer);
       await models.close();
