@@ -236,17 +236,19 @@ describe('batches through the openai client', () => {
 });
 
 describe('the batch runner', () => {
+  /** The runner's tests send no request to a model: these never serve one. */
+  const noModels: ServedModels = {
+    info: () => undefined,
+    has: () => false,
+    find: () => ({ ready: Promise.resolve() }),
+    add: () => ({ ready: Promise.resolve() }),
+    addOnDemand: () => {},
+    remove: async () => {},
+  };
+
   it('starts a line only while its model has room, so interactive requests go first', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'runner-'));
-    const models: ServedModels = {
-      info: () => undefined,
-      has: () => false,
-      find: () => ({ ready: Promise.resolve() }),
-      add: () => ({ ready: Promise.resolve() }),
-      addOnDemand: () => {},
-      remove: async () => {},
-    };
-    const ft = FineTuning.open(models, { dataDir: dir, log: () => {} });
+    const ft = FineTuning.open(noModels, { dataDir: dir, log: () => {} });
     try {
       const input = ft.saveFile(new TextEncoder().encode(jsonl([0, 1, 2].map((i) => completionLine(`r-${i}`, { prompt: 'x' })))), { filename: 'in.jsonl', purpose: 'batch', format: 'jsonl', records: 3, labels: null });
       let busy = true;
@@ -278,6 +280,28 @@ describe('the batch runner', () => {
       expect(sent).toEqual(['/v1/completions', '/v1/completions', '/v1/completions']);
       const out = ft.store.getBatch(b.id)!;
       expect(new TextDecoder().decode(ft.dirs.readFile(out.output_file_id!)).split('\n').filter(Boolean).map((l) => JSON.parse(l).response.request_id)).toEqual(['req-1', 'req-1', 'req-1']);
+    } finally {
+      await ft.close();
+    }
+  });
+
+  it('expires a batch whose window has passed: the lines not run go to the error file as batch_expired', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'expire-'));
+    const ft = FineTuning.open(noModels, { dataDir: dir, log: () => {} });
+    try {
+      const input = ft.saveFile(new TextEncoder().encode(jsonl([0, 1, 2].map((i) => completionLine(`r-${i}`, { prompt: 'x' })))), { filename: 'in.jsonl', purpose: 'batch', format: 'jsonl', records: 3, labels: null });
+      const sent: string[] = [];
+      ft.batches.attach({ busy: () => false, request: async (url) => (sent.push(url), Response.json({})) });
+      // A window of 0 s has passed before the first line could start.
+      const b = ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAD', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 0 });
+      ft.batches.kick();
+      while (!['expired', 'completed', 'failed'].includes(ft.store.getBatch(b.id)!.status)) await new Promise((r) => setTimeout(r, 5));
+      const done = ft.store.getBatch(b.id)!;
+      expect(sent).toEqual([]);
+      expect(done).toMatchObject({ status: 'expired', output_file_id: null, total: 3, completed: 0, failed: 3 });
+      expect(done.expired_at).not.toBeNull();
+      const errors = new TextDecoder().decode(ft.dirs.readFile(done.error_file_id!)).split('\n').filter(Boolean).map((l) => JSON.parse(l) as { custom_id: string; response: unknown; error: { code: string } });
+      expect(errors.map((e) => [e.custom_id, e.response, e.error.code])).toEqual(['r-0', 'r-1', 'r-2'].map((id) => [id, null, 'batch_expired']));
     } finally {
       await ft.close();
     }
