@@ -16,6 +16,8 @@ export interface GeneratedToken {
   top: Alternative[];
   /** The token's bytes, hex, when known (chat). */
   bytes?: string;
+  /** A special token ('<|endoftext|>'), which ends the answer without adding text to it. */
+  special?: string;
   /** Part of the echoed prompt, not generated. */
   prompt?: boolean;
 }
@@ -76,7 +78,8 @@ function addChat(g: Generation, chunk: ChatChunk): boolean {
     out.text += text;
     // The server sends one token per chunk: its logprobs entry rides with its text.
     for (const t of c.logprobs?.content ?? []) {
-      out.tokens.push({ text, logprob: t.logprob, top: [...t.top_logprobs].sort(byLikelihood), bytes: t.bytes ? hex(t.bytes) : undefined });
+      const special = text === '' && /^<\|\w+\|>$/.test(t.token) ? t.token : undefined;
+      out.tokens.push({ text, logprob: t.logprob, top: [...t.top_logprobs].sort(byLikelihood), bytes: t.bytes && !special ? hex(t.bytes) : undefined, special });
       generated = true;
     }
     if (text) generated = true;

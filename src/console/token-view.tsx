@@ -17,7 +17,8 @@ export function TokenSpans({ tokens, choice, activeKey, tipId, events }: { token
         const key = `${choice}:${i}`;
         const classes = ['tok', t.logprob == null ? 'unscored' : bandOf(t.logprob)];
         if (t.text.includes('\n')) classes.push('nl');
-        if (t.text === '') classes.push('partial'); // the bytes show through CSS, outside the text
+        if (t.special) classes.push('special'); // its name shows through CSS, outside the text
+        else if (t.text === '') classes.push('partial'); // the bytes show through CSS, outside the text
         if (t.prompt) classes.push('prompt');
         return (
           <span
@@ -27,6 +28,7 @@ export function TokenSpans({ tokens, choice, activeKey, tipId, events }: { token
             data-key={key}
             data-logprob={t.logprob == null ? undefined : String(t.logprob)}
             data-bytes={t.bytes}
+            data-special={t.special}
             aria-describedby={activeKey === key ? tipId : undefined}
             onMouseEnter={() => events.onHover(key)}
             onFocus={() => events.onFocus(key)}
@@ -45,7 +47,7 @@ export function TokenTip({ token, id, tipRef }: { token: GeneratedToken; id: str
   return (
     <div ref={tipRef} role="tooltip" id={id} class="tok-tip">
       <p class="tip-head">
-        <code class="tip-token">{visibleToken(token.text)}</code>{' '}
+        <code class="tip-token">{token.special ?? visibleToken(token.text)}</code>{' '}
         {token.logprob == null ? <span>first prompt token: no probability</span> : <strong class="tip-prob">{percent(token.logprob)}</strong>}
         {token.prompt && <span class="muted"> (prompt)</span>}
       </p>
@@ -56,7 +58,7 @@ export function TokenTip({ token, id, tipRef }: { token: GeneratedToken; id: str
           <p class="tip-caption">Top alternatives</p>
           <ol class="alts">
             {token.top.map((a) => (
-              <li class={a.logprob === token.logprob && a.token === token.text ? 'chosen' : undefined}>
+              <li class={a.logprob === token.logprob && a.token === (token.special ?? token.text) ? 'chosen' : undefined}>
                 <code class="alt-token">{visibleToken(a.token)}</code>
                 <span class="alt-prob">{percent(a.logprob)}</span>
               </li>
