@@ -150,6 +150,10 @@ describe('clients', () => {
     res.data.forEach((d, i) => expectClose(d.embedding, reference(encode(texts[i]!))));
     const tokens = texts.reduce((n, t) => n + encode(t).length, 0);
     expect(res.usage).toEqual({ prompt_tokens: tokens, total_tokens: tokens });
+    const counted = async () => Number(/^scratchgpt_embedding_tokens_total\{model="lm"\} (\d+)$/m.exec(await (await fetch(`${server.url}/metrics`)).text())?.[1] ?? 0);
+    const before = await counted();
+    await client.embeddings.create({ model: 'lm', input: texts });
+    expect(await counted()).toBe(before + tokens); // /metrics counts them too
     const floats = await client.embeddings.create({ model: 'lm', input: ids, encoding_format: 'float', dimensions: cfg.nEmbd });
     floats.data.forEach((d, i) => expectClose(d.embedding, reference(ids[i]!)));
     await expect(client.embeddings.create({ model: 'lm', input: 'x', dimensions: 8 })).rejects.toMatchObject({ status: 400, param: 'dimensions' });

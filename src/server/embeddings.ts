@@ -88,6 +88,7 @@ export const embeddings = new Hono<AppEnv>().post('/embeddings', doc('Embeddings
   }
   const vector = (i: number) => data.subarray(i * nEmbd, (i + 1) * nEmbd);
   const promptTokens = rows.reduce((n, r) => n + r.tokens.length, 0);
+  c.var.metrics.embeddingTokens.inc({ model: model.id }, promptTokens);
   return c.json({
     object: 'list' as const,
     data: rows.map((_, index) => ({ object: 'embedding' as const, index, embedding: b.encoding_format === 'base64' ? base64(vector(index)) : Array.from(vector(index)) })),

@@ -122,6 +122,7 @@ export class Metrics {
   readonly running = new Gauge('scratchgpt_running_sequences', 'Sequences in the running batch (occupied KV slots).');
   readonly batchSize = new Histogram('scratchgpt_step_batch_size', 'Sequences per forward call of the scheduler.', [1, 2, 4, 8, 16, 32, 64, 128]);
   readonly slots = new Gauge('scratchgpt_batch_slots', 'KV-cache slots (the largest running batch).');
+  readonly embeddingTokens = new Counter('scratchgpt_embedding_tokens_total', 'Input tokens of /v1/embeddings requests answered.');
   readonly prefixQueries = new Counter('scratchgpt_prefix_cache_queries_total', 'Prompt tokens of sequences that looked up the prefix cache.');
   readonly prefixHits = new Counter('scratchgpt_prefix_cache_hits_total', 'Prompt tokens whose K/V came from the prefix cache instead of a prefill.');
   readonly prefixHitRate = new Gauge('scratchgpt_prefix_cache_hit_rate', 'Prefix-cache hits / queries (tokens) since the model loaded.');
@@ -134,7 +135,7 @@ export class Metrics {
   }
 
   render(): string {
-    const all = [this.requests, this.promptTokens, this.generationTokens, this.finished, this.ttft, this.itl, this.queueDepth, this.running, this.batchSize, this.slots, this.prefixQueries, this.prefixHits, this.prefixHitRate, this.prefixBlocks, this.prefixEvictions];
+    const all = [this.requests, this.promptTokens, this.generationTokens, this.finished, this.ttft, this.itl, this.queueDepth, this.running, this.batchSize, this.slots, this.embeddingTokens, this.prefixQueries, this.prefixHits, this.prefixHitRate, this.prefixBlocks, this.prefixEvictions];
     return all.map((m) => m.render()).join('\n') + '\n' + processGauges() + '\n';
   }
 }
