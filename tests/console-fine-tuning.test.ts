@@ -218,6 +218,16 @@ describe.skipIf(skipWithoutChromium('console-fine-tuning.test.ts'))('the console
     await page.getByRole('button', { name: 'Send', exact: true }).click();
     // Each pane's answer, finished (no longer busy).
     for (const pane of [paneA, paneB]) await pane.locator('.output[aria-busy="false"]').filter({ hasText: /\S/ }).waitFor();
+
+    // The models page deletes the finetuned model (the base has no Delete button): it is no longer served.
+    await page.goto(`${server.url}/#/models`);
+    const row = page.locator(`[data-model="${job.fine_tuned_model}"]`);
+    await row.waitFor();
+    expect(await page.locator('[data-model="tiny"] button').count()).toBe(0);
+    page.once('dialog', (d) => void d.accept()); // the confirm() before deleting
+    await row.getByRole('button', { name: `Delete ${job.fine_tuned_model}` }).click();
+    await expect.poll(() => row.count()).toBe(0);
+    expect((await fetch(`${server.url}/v1/models/${job.fine_tuned_model}`)).status).toBe(404);
     expect(problems.filter((p) => !refusedJob(p))).toEqual([]);
     await page.close();
   }, TEST_MS);
