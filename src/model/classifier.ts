@@ -11,7 +11,8 @@ import { Graph } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import { loadCheckpoint, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
-import { causalAttention, causalMask, classifierHead, placeParams, transformer, type WeightFn } from './gpt.js';
+import { causalAttention, classifierHead, placeParams, transformer, type WeightFn } from './gpt.js';
+import { CausalInputs } from './causal-inputs.js';
 import { createSession, type RuntimeOptions } from './runtime.js';
 import { encode, EOT } from './tokenizer.js';
 
@@ -52,7 +53,7 @@ export function buildClassifierGraph(cfg: GPTConfig, weight: WeightFn): Graph {
 
 export class ClassifierSession {
   readonly labels: string[];
-  private readonly masks = new Map<number, { positions: ort.Tensor; mask: ort.Tensor }>();
+  private readonly causal = new CausalInputs();
 
   private constructor(
     readonly config: GPTConfig,
@@ -122,7 +123,7 @@ export class ClassifierSession {
       r.forEach((t, i) => (tokens[b * T + i] = BigInt(t)));
       lastRows[b] = BigInt(b * T + r.length - 1);
     });
-    const { positions, mask } = this.causal(T);
+    const { positions, mask } = this.causal.get(T);
     const out = await this.session.run({
       tokens: new ort.Tensor('int64', tokens, [B, T]),
       positions,
@@ -130,20 +131,6 @@ export class ClassifierSession {
       last_rows: new ort.Tensor('int64', lastRows, [B]),
     });
     return out.logits!.data as Float32Array;
-  }
-
-  /** Positions and causal mask for length T (kept: the same few lengths recur). */
-  private causal(T: number): { positions: ort.Tensor; mask: ort.Tensor } {
-    let m = this.masks.get(T);
-    if (!m) {
-      m = {
-        positions: new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [1, T]),
-        mask: new ort.Tensor('float32', causalMask(T), [1, 1, T, T]),
-      };
-      if (this.masks.size >= 16) this.masks.delete(this.masks.keys().next().value!);
-      this.masks.set(T, m);
-    }
-    return m;
   }
 
   async close(): Promise<void> {

@@ -13,7 +13,8 @@ import { Graph } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
 import type { WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
-import { causalAttention, causalMask, placeParams, transformer, type WeightFn } from './gpt.js';
+import { causalAttention, placeParams, transformer, type WeightFn } from './gpt.js';
+import { CausalInputs } from './causal-inputs.js';
 import { createSession, type RuntimeOptions } from './runtime.js';
 import { EOT } from './tokenizer.js';
 
@@ -61,7 +62,7 @@ export function planRuns(lengths: readonly number[], maxTokens: number): number[
 }
 
 export class Embedder {
-  private readonly masks = new Map<number, { positions: ort.Tensor; mask: ort.Tensor }>();
+  private readonly causal = new CausalInputs();
 
   private constructor(
     readonly config: GPTConfig,
@@ -101,7 +102,7 @@ export class Embedder {
       if (r.pooling === 'last') pool[b * T + n - 1] = 1;
       else pool.fill(1 / n, b * T, b * T + n);
     });
-    const { positions, mask } = this.causal(T);
+    const { positions, mask } = this.causal.get(T);
     const out = await this.session.run({
       tokens: new ort.Tensor('int64', tokens, [B, T]),
       positions,
@@ -109,20 +110,6 @@ export class Embedder {
       pool: new ort.Tensor('float32', pool, [B, T]),
     });
     return out.embeddings!.data as Float32Array;
-  }
-
-  /** Positions and causal mask for length T (kept: the same few lengths recur). */
-  private causal(T: number): { positions: ort.Tensor; mask: ort.Tensor } {
-    let m = this.masks.get(T);
-    if (!m) {
-      m = {
-        positions: new ort.Tensor('int64', BigInt64Array.from({ length: T }, (_, t) => BigInt(t)), [1, T]),
-        mask: new ort.Tensor('float32', causalMask(T), [1, 1, T, T]),
-      };
-      if (this.masks.size >= 16) this.masks.delete(this.masks.keys().next().value!);
-      this.masks.set(T, m);
-    }
-    return m;
   }
 
   async close(): Promise<void> {
