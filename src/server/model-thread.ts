@@ -31,14 +31,12 @@ try {
   // Generation and embeddings share the model's thread: each ORT call takes its turn (turns.ts),
   // so the scheduler stays unaware of embeddings.
   const turns = new Turns();
-  const forward = model.forward.bind(model);
-  model.forward = (rows) => turns.take(() => forward(rows));
   const openEmbedder = async () => {
     const { config, weights } = loadCheckpoint(cfg.dir, { lora: cfg.lora }); // read again: holding the weights for a graph that may never open would cost a LoRA-merged model their memory
     return Embedder.create(config, weights, { device: cfg.device, threads: cfg.threads });
   };
   const embeddings = new EmbeddingQueue(openEmbedder, turns, post, cfg.prefillTokens ?? 512); // 512: the scheduler's default prefill budget
-  const scheduler = new Scheduler(model, post, cfg);
+  const scheduler = new Scheduler({ config: model.config, cache: model.cache, forward: (rows) => turns.take(() => model.forward(rows)) }, post, cfg);
   port.on('message', (msg: ToModelThread) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);
     else if (msg.type === 'cancel') scheduler.cancel(msg.ids);
