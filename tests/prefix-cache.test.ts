@@ -118,14 +118,14 @@ const until = async (cond: () => boolean) => {
 };
 
 describe('Scheduler with a prefix cache', () => {
-  async function run(prefixCacheMb: number, prompt: number[], n: number, mixed = false) {
+  async function run(prefixCacheMb: number, prompt: number[], n: number, mixed = false, prefillCallTokens?: number) {
     const model = await ModelSession.load(dir, { slots: 4, threads: 1 });
     const calls: ForwardRow[][] = [];
     const events: SeqEvent[] = [];
     const sched = new Scheduler(
       { config: model.config, cache: model.cache, forward: (rows) => (calls.push(rows), model.forward(rows)) },
       (m) => m.type === 'step' && events.push(...m.events),
-      { prefixCacheMb, mixed },
+      { prefixCacheMb, mixed, prefillCallTokens },
     );
     const loop = sched.run();
     sched.submit(Array.from({ length: n }, (_, id) => ({ id, prompt, options: { maxTokens: 5, temperature: 0, logprobs: 0, ignoreEos: true } })));
@@ -136,7 +136,8 @@ describe('Scheduler with a prefix cache', () => {
     const prefilled = calls.flat().filter((r) => r.start < prompt.length).reduce((s, r) => s + r.tokens.length, 0);
     const out = (id: number) => events.filter((e) => e.type === 'token' && e.id === id).map((e) => (e.type === 'token' ? [e.token, e.logprob!] : []));
     const cached = Array.from({ length: n }, (_, id) => events.find((e) => e.type === 'token' && e.id === id && e.cached !== undefined));
-    return { prefilled, outs: Array.from({ length: n }, (_, id) => out(id)), cached: cached.map((e) => (e?.type === 'token' ? e.cached : 0)) };
+    const prefillCalls = calls.filter((c) => c.some((r) => r.start < prompt.length)).map((c) => c.map((r) => r.tokens.length));
+    return { prefilled, prefillCalls, outs: Array.from({ length: n }, (_, id) => out(id)), cached: cached.map((e) => (e?.type === 'token' ? e.cached : 0)) };
   }
 
   it('n choices of a prompt prefill its shared blocks once, in the same step, with the same tokens', async () => {
@@ -144,19 +145,56 @@ describe('Scheduler with a prefix cache', () => {
     const on = await run(1, prompt, 4);
     const off = await run(0, prompt, 4);
     expect(off.prefilled).toBe(4 * 40);
-    expect(on.prefilled).toBe(40 + 3 * 8); // the leader's 40, then each follower's last 8 after 2 cached blocks
-    expect(on.cached).toEqual([0, 32, 32, 32]);
+    expect(on.prefilled).toBe(40 + 3 * 1); // the leader's 40, then each follower's last token: 2 cached blocks, the rest from the leader's slot
+    expect(on.cached).toEqual([0, 39, 39, 39]);
     for (let i = 0; i < 4; i++) {
       expect(on.outs[i]!.map((t) => t[0])).toEqual(off.outs[i]!.map((t) => t[0]));
       on.outs[i]!.forEach((t, j) => expect(Math.abs(t[1]! - off.outs[i]![j]![1]!)).toBeLessThan(1e-5));
     }
   });
 
+  it('a step prefills in calls of about prefillCallTokens tokens, equal in size, with the same tokens', async () => {
+    const prompt = tokens(9, 40);
+    const [on, off] = [await run(1, prompt, 4, false, 10), await run(0, prompt, 4, false, 100)];
+    expect(on.prefillCalls).toEqual([[40], [1, 1, 1]]); // the leader alone (longer than 10), then the followers' last tokens
+    expect(off.prefillCalls).toEqual([[40, 40], [40, 40]]); // 160 tokens: 2 calls of 80
+    expect(on.outs.map((o) => o.map((t) => t[0]))).toEqual(off.outs.map((o) => o.map((t) => t[0])));
+    on.outs.forEach((o, i) => o.forEach((t, j) => expect(Math.abs(t[1]! - off.outs[i]![j]![1]!)).toBeLessThan(1e-5)));
+  });
+
+  it('a newcomer takes the rows past the cached blocks that it shares with a running sequence, with the same tokens', async () => {
+    const system = tokens(5, 36); // two blocks and 4 tokens
+    const [a, b] = [[...system, ...tokens(6, 10)], [...system, ...tokens(7, 10)]];
+    async function serve(prefixCacheMb: number) {
+      const model = await ModelSession.load(dir, { slots: 2, threads: 1 });
+      const calls: ForwardRow[][] = [];
+      const events: SeqEvent[] = [];
+      const sched = new Scheduler({ config: model.config, cache: model.cache, forward: (rows) => (calls.push(rows), model.forward(rows)) }, (m) => m.type === 'step' && events.push(...m.events), { prefixCacheMb });
+      const loop = sched.run();
+      const options = { maxTokens: 6, temperature: 0, logprobs: 0, ignoreEos: true };
+      sched.submit([{ id: 0, prompt: a, options }]);
+      await until(() => events.some((e) => e.type === 'token')); // a runs
+      sched.submit([{ id: 1, prompt: b, options }]);
+      await until(() => events.filter((e) => e.type === 'token' && e.finish).length === 2);
+      sched.close();
+      await loop;
+      await model.close();
+      const first = events.find((e) => e.type === 'token' && e.id === 1);
+      const out = events.filter((e) => e.type === 'token' && e.id === 1).map((e) => (e.type === 'token' ? [e.token, e.logprob!] : []));
+      return { cached: first?.type === 'token' ? first.cached : undefined, rows: calls.flat().filter((r) => r.start + r.tokens.length === b.length), out };
+    }
+    const [on, off] = [await serve(1), await serve(0)];
+    expect(on.cached).toBe(36); // 32 from the cache, 4 from a's slot
+    expect(on.rows.map((r) => r.tokens.length)).toEqual([46, 10]); // a's prefill, then b's own 10
+    expect(on.out.map((t) => t[0])).toEqual(off.out.map((t) => t[0]));
+    on.out.forEach((t, j) => expect(Math.abs(t[1]! - off.out[j]![1]!)).toBeLessThan(1e-5));
+  });
+
   it('with prefill rows in the decode call (mixed), followers still prefill after their leader', async () => {
     const prompt = tokens(12, 50);
     const [on, off] = [await run(1, prompt, 3, true), await run(0, prompt, 3, true)];
-    expect(on.prefilled).toBe(50 + 2 * 2);
-    expect(on.cached).toEqual([0, 48, 48]);
+    expect(on.prefilled).toBe(50 + 2 * 1);
+    expect(on.cached).toEqual([0, 49, 49]);
     expect(on.outs.map((o) => o.map((t) => t[0]))).toEqual(off.outs.map((o) => o.map((t) => t[0])));
   });
 });
@@ -252,7 +290,7 @@ describe('server with a prefix cache', () => {
     const before = await hits();
     const params = { model: 'tiny', prompt, max_tokens: 4, temperature: 0, n: 4, logprobs: 1 };
     const r = await clientOf(on).completions.create(params);
-    expect((await hits()) - before).toBe(3 * 32); // choices 2–4 took the first's two blocks
+    expect((await hits()) - before).toBe(3 * 39); // choices 2–4 took the first's two blocks, and the rest but the last token from its slot
     expect(r.usage!.prompt_tokens_details).toEqual({ cached_tokens: 0 }); // the prompt's (first choice's) prefill was computed
     const want = await clientOf(off).completions.create(params);
     r.choices.forEach((c, i) => {

@@ -7,6 +7,7 @@ import { resolveModel, type ResolvedModel } from '../model/resolve.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
+import { DEFAULT_PREFILL_CALL_TOKENS } from '../server/scheduler.js';
 import { RUNTIME_OPTIONS } from './common-options.js';
 import { DEVICES, type Device } from '../model/runtime.js';
 import { choice, csv, flag, int, list, parseCommand, str } from './options.js';
@@ -43,6 +44,7 @@ const SERVE = {
     slots: int({ arg: 'N', min: 1, default: 16, help: 'sequences decoded together per model (KV-cache slots)' }),
     queue: int({ arg: 'N', min: 0, default: 64, help: 'sequences that may wait for a slot before requests get 429' }),
     prefillTokens: int({ arg: 'N', min: 1, default: 512, help: 'prompt tokens prefilled per scheduler step' }),
+    prefillCallTokens: int({ arg: 'N', min: 1, default: DEFAULT_PREFILL_CALL_TOKENS, help: "prompt tokens per prefill call: a step's newcomers prefill in calls of about this size, each call's sequences getting their first token when it ends (a longer prompt goes alone)" }),
     mixedPrefill: flag({ help: "prefill in the decode step's forward call instead of its own (rows are padded to the longest prompt: usually slower, see bench/server.ts)" }),
     prefixCacheMb: int({ arg: 'MB', min: 0, default: DEFAULT_PREFIX_CACHE_MB, help: "per model, MiB of prompts' K/V kept for reuse by later prompts that start the same way (automatic prefix caching; 0: off)" }),
     ...RUNTIME_OPTIONS,
@@ -80,6 +82,7 @@ export async function run(argv: string[]): Promise<number> {
     slots: a.slots,
     queue: a.queue,
     prefillTokens: a.prefillTokens,
+    prefillCallTokens: a.prefillCallTokens,
     mixedPrefill: a.mixedPrefill,
     prefixCacheMb: a.prefixCacheMb,
     device: a.device,

@@ -17,7 +17,7 @@ export const DEFAULT_PREFIX_CACHE_MB = 256;
 export interface PrefixCacheStats {
   /** Prompt tokens of the sequences that looked the cache up. */
   queriedTokens: number;
-  /** Of those, tokens whose K/V came from the cache (not prefilled). */
+  /** Of those, tokens whose K/V came from the cache, or a running sequence's slot (not prefilled). */
   hitTokens: number;
   blocks: number;
   evictions: number;
@@ -107,6 +107,11 @@ export class PrefixCache {
       this.blocks.delete(key);
       this.evictions++;
     }
+  }
+
+  /** Counts `tokens` a sequence took from another's slot instead (Scheduler: rows past the cached blocks), as hits. */
+  countShared(tokens: number): void {
+    this.hitTokens += tokens;
   }
 
   stats(): PrefixCacheStats {

@@ -124,7 +124,7 @@ export class Metrics {
   readonly slots = new Gauge('scratchgpt_batch_slots', 'KV-cache slots (the largest running batch).');
   readonly embeddingTokens = new Counter('scratchgpt_embedding_tokens_total', 'Input tokens of /v1/embeddings requests answered.');
   readonly prefixQueries = new Counter('scratchgpt_prefix_cache_queries_total', 'Prompt tokens of sequences that looked up the prefix cache.');
-  readonly prefixHits = new Counter('scratchgpt_prefix_cache_hits_total', 'Prompt tokens whose K/V came from the prefix cache instead of a prefill.');
+  readonly prefixHits = new Counter('scratchgpt_prefix_cache_hits_total', 'Prompt tokens whose K/V came from the prefix cache (or a running sequence with the same start) instead of a prefill.');
   readonly prefixHitRate = new Gauge('scratchgpt_prefix_cache_hit_rate', 'Prefix-cache hits / queries (tokens) since the model loaded.');
   readonly prefixBlocks = new Gauge('scratchgpt_prefix_cache_blocks', 'Blocks (16 tokens each) in the prefix cache.');
   readonly prefixEvictions = new Counter('scratchgpt_prefix_cache_evictions_total', 'Blocks evicted from the prefix cache (least recently used, over its budget).');

@@ -24,6 +24,8 @@ export interface ModelOptions {
   /** 'int8': decode steps run on blockwise int8 weights (faster, not fp32-exact; see src/onnx/rewrite.ts). */
   quantize?: 'none' | 'int8';
   prefillTokens?: number;
+  /** Prompt tokens per prefill call (SchedulerOptions.prefillCallTokens). */
+  prefillCallTokens?: number;
   mixedPrefill?: boolean;
   /** Prefix-cache budget per model in MiB (0: off; default DEFAULT_PREFIX_CACHE_MB). */
   prefixCacheMb?: number;
@@ -130,6 +132,7 @@ export class ModelWorker {
       threads: opts.threads,
       quantize: opts.quantize,
       prefillTokens: opts.prefillTokens,
+      prefillCallTokens: opts.prefillCallTokens,
       mixed: opts.mixedPrefill,
       prefixCacheMb: opts.prefixCacheMb,
     };
