@@ -4,8 +4,8 @@
 // each choice's sequence spec, and submits them, as the error a client should see on refusal.
 import type { ConstraintSpec } from '../model/constraint.js';
 import { checkContextLength, ContextLengthError } from '../model/errors.js';
-import { MAX_TOKEN_BYTES } from '../model/tokenizer.js';
-import { apiError, badRequest, ContextLengthExceeded } from './errors.js';
+import { MAX_TOKEN_BYTES, VOCAB_SIZE } from '../model/tokenizer.js';
+import { badRequest, ContextLengthExceeded, requireReady, serverOverloaded } from './errors.js';
 import { OverloadedError, type ModelWorker, type SequenceGroup } from './model-worker.js';
 import type { SeqSpec } from './protocol.js';
 import { requestConstraint, samplingOptions, type SamplingBody } from './sampling.js';
@@ -95,15 +95,22 @@ function tokenBiases(bias: Record<string, number>, vocabSize: number): Record<nu
 
 /** Submits the sequences, or throws the 503 (model not ready) or 429 (queue full) a client should see. */
 function submit(model: ModelWorker, specs: Omit<SeqSpec, 'id'>[]): SequenceGroup {
-  if (model.state === 'loading') throw apiError(503, `The model '${model.id}' is still loading; retry shortly.`, { code: 'model_loading', headers: { 'Retry-After': '5' } });
-  if (model.state === 'failed') throw apiError(503, `The model '${model.id}' is unavailable: ${model.failure}`, { code: 'model_unavailable' });
+  requireReady(model);
   try {
     return model.submit(specs);
   } catch (e) {
     if (!(e instanceof OverloadedError)) throw e;
-    throw apiError(429, 'The server is overloaded: too many requests are waiting. Retry after a moment.', {
-      code: 'server_overloaded',
-      headers: { 'Retry-After': '1' },
-    });
+    throw serverOverloaded();
   }
+}
+
+/** Every input form OpenAI accepts (a string, strings, token ids, token-id arrays), as a list. */
+export function inputList(x: string | string[] | number[] | number[][]): (string | number[])[] {
+  return typeof x === 'string' ? [x] : typeof x[0] === 'number' ? [x as number[]] : (x as (string | number[])[]);
+}
+
+/** The 400 for an id outside the vocabulary in input `i` of `count` (named when there are several). */
+export function checkTokenIds(tokens: readonly number[], vocabSize: number, param: string, i: number, count: number): void {
+  const bad = tokens.find((t) => t >= Math.min(vocabSize, VOCAB_SIZE));
+  if (bad !== undefined) throw badRequest(`Invalid token id ${bad} in ${param}${count > 1 ? ` ${i}` : ''}: the vocabulary has ${vocabSize} tokens.`, param);
 }

@@ -5,7 +5,7 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { AppEnv } from './env.js';
-import { apiError } from './errors.js';
+import { apiError, requireReady, serverOverloaded } from './errors.js';
 import { OverloadedError } from './model-worker.js';
 import { doc } from './openapi.js';
 import { json } from './validate.js';
@@ -23,16 +23,13 @@ const classifyRequest = z.strictObject({
 export const classifications = new Hono<AppEnv>().post('/classifications', doc('Classifications', 'Label texts with a finetuned classifier'), json(classifyRequest), async (c) => {
   const b = c.req.valid('json');
   const model = c.var.models.classifier(b.model);
-  if (model.state === 'loading') throw apiError(503, `The model '${model.id}' is still loading; retry shortly.`, { code: 'model_loading', headers: { 'Retry-After': '5' } });
-  if (model.state === 'failed') throw apiError(503, `The model '${model.id}' is unavailable: ${model.failure}`, { code: 'model_unavailable' });
+  requireReady(model);
   const texts = typeof b.input === 'string' ? [b.input] : b.input;
   let results;
   try {
     results = await model.classify(texts);
   } catch (e) {
-    if (e instanceof OverloadedError) {
-      throw apiError(429, 'The server is overloaded: too many requests are waiting. Retry after a moment.', { code: 'server_overloaded', headers: { 'Retry-After': '1' } });
-    }
+    if (e instanceof OverloadedError) throw serverOverloaded();
     throw apiError(500, `Classification failed: ${(e as Error).message}`);
   }
   return c.json({ object: 'list' as const, model: model.id, data: results.map((r, index) => ({ index, label: r.label, probabilities: r.probabilities })) });

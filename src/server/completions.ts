@@ -2,8 +2,8 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import type { TokenLogprob } from '../model/sampling-kernels.js';
-import { decode, encode, EOT, minTokens, VOCAB_SIZE } from '../model/tokenizer.js';
-import { admit, tooLongToEncode } from './admission.js';
+import { decode, encode, EOT, minTokens } from '../model/tokenizer.js';
+import { admit, checkTokenIds, inputList, tooLongToEncode } from './admission.js';
 import type { AppEnv } from './env.js';
 import { badRequest } from './errors.js';
 import { doc } from './openapi.js';
@@ -26,16 +26,9 @@ export const completionRequest = z.strictObject({
   suffix: z.unknown().optional(), // accepted by the schema only to be refused by name below
 });
 
-type CompletionRequest = z.infer<typeof completionRequest>;
-
 interface Prompt {
   tokens: number[];
   text: string; // what echo returns
-}
-
-/** Every prompt form OpenAI accepts, as a list of prompts. */
-function promptList(p: CompletionRequest['prompt']): (string | number[])[] {
-  return typeof p === 'string' ? [p] : typeof p[0] === 'number' ? [p as number[]] : (p as (string | number[])[]);
 }
 
 /** One prompt's token ids, or a 400 for a text too long to fit or an id outside the vocabulary. */
@@ -46,8 +39,7 @@ function tokenizePrompt(x: string | number[], i: number, count: number, vocabSiz
     const tokens = encode(x);
     return tokens.length ? tokens : [EOT];
   }
-  const bad = x.find((t) => t >= Math.min(vocabSize, VOCAB_SIZE));
-  if (bad !== undefined) throw badRequest(`Invalid token id ${bad} in prompt${count > 1 ? ` ${i}` : ''}: the vocabulary has ${vocabSize} tokens.`, 'prompt');
+  checkTokenIds(x, vocabSize, 'prompt', i, count);
   return x;
 }
 
@@ -104,7 +96,7 @@ export const completions = new Hono<AppEnv>().post('/completions', doc('Completi
   if (b.best_of != null && b.best_of !== n) throw badRequest(`best_of (${b.best_of}) must equal n (${n}): this server does not rank candidates.`, 'best_of');
   if (b.stream_options && !b.stream) throw badRequest("'stream_options' is only allowed when 'stream' is true.", 'stream_options');
   const { vocabSize, contextLength } = model.config;
-  const list = promptList(b.prompt);
+  const list = inputList(b.prompt);
   const logprobs = b.logprobs ?? undefined;
   const echo = b.echo ?? false;
   const scoresPrompt = echo && logprobs !== undefined;

@@ -8,10 +8,10 @@
 import { Hono } from 'hono';
 import { z } from 'zod';
 import { POOLINGS, type EmbedRow } from '../model/embedding.js';
-import { encode, minTokens, VOCAB_SIZE } from '../model/tokenizer.js';
-import { fitContext, tooLongToEncode } from './admission.js';
+import { encode, minTokens } from '../model/tokenizer.js';
+import { checkTokenIds, fitContext, inputList, tooLongToEncode } from './admission.js';
 import type { AppEnv } from './env.js';
-import { apiError, badRequest } from './errors.js';
+import { apiError, badRequest, requireReady, serverOverloaded } from './errors.js';
 import { EmbedUnavailable } from './embed-requests.js';
 import { OverloadedError } from './model-worker.js';
 import { doc } from './openapi.js';
@@ -36,20 +36,11 @@ export const embeddingRequest = z.strictObject({
   pooling: z.enum(POOLINGS).nullish(),
 });
 
-type EmbeddingRequest = z.infer<typeof embeddingRequest>;
-
-/** Every input form OpenAI accepts, as a list of inputs. */
-function inputList(x: EmbeddingRequest['input']): (string | number[])[] {
-  return typeof x === 'string' ? [x] : typeof x[0] === 'number' ? [x as number[]] : (x as (string | number[])[]);
-}
-
 /** One input's tokens, or the 400 for a text or id list that cannot fit the context, or an id outside the vocabulary. */
 function tokenizeInput(x: string | number[], i: number, count: number, vocabSize: number, contextLength: number): number[] {
-  const which = count > 1 ? ` ${i}` : '';
   if (typeof x === 'string') tooLongToEncode(minTokens(x), contextLength, 'input');
   const tokens = typeof x === 'string' ? encode(x) : x;
-  const bad = tokens.find((t) => t >= Math.min(vocabSize, VOCAB_SIZE));
-  if (bad !== undefined) throw badRequest(`Invalid token id ${bad} in input${which}: the vocabulary has ${vocabSize} tokens.`, 'input');
+  checkTokenIds(tokens, vocabSize, 'input', i, count);
   fitContext(tokens.length, 0, contextLength, 'input');
   return tokens;
 }
@@ -67,8 +58,7 @@ export const embeddings = new Hono<AppEnv>().post('/embeddings', doc('Embeddings
   if (model.kind === 'classifier') {
     throw badRequest(`The model '${model.id}' is a classifier: embeddings come from language models. Use POST /v1/classifications with it.`, 'model', 'model_not_generative');
   }
-  if (model.state === 'loading') throw apiError(503, `The model '${model.id}' is still loading; retry shortly.`, { code: 'model_loading', headers: { 'Retry-After': '5' } });
-  if (model.state === 'failed') throw apiError(503, `The model '${model.id}' is unavailable: ${model.failure}`, { code: 'model_unavailable' });
+  requireReady(model);
   const { nEmbd, vocabSize, contextLength } = model.config;
   if (b.dimensions != null && b.dimensions !== nEmbd) {
     throw badRequest(`This model's embeddings have ${nEmbd} dimensions; 'dimensions' ${b.dimensions} is not supported.`, 'dimensions', 'invalid_value');
@@ -80,9 +70,7 @@ export const embeddings = new Hono<AppEnv>().post('/embeddings', doc('Embeddings
   try {
     data = await model.embed(rows);
   } catch (e) {
-    if (e instanceof OverloadedError) {
-      throw apiError(429, 'The server is overloaded: too many requests are waiting. Retry after a moment.', { code: 'server_overloaded', headers: { 'Retry-After': '1' } });
-    }
+    if (e instanceof OverloadedError) throw serverOverloaded();
     if (e instanceof EmbedUnavailable) throw apiError(503, e.message, { code: e.code });
     throw apiError(500, `Embedding failed: ${(e as Error).message}`);
   }

@@ -40,6 +40,16 @@ export class ContextLengthExceeded extends ContextLengthError {
 export const modelNotFound = (model: string): HTTPException =>
   apiError(404, `The model '${model}' does not exist.`, { param: 'model', code: 'model_not_found' });
 
+/** The 503 a client sees while a model loads or after it failed to; nothing while it serves. */
+export function requireReady(model: { id: string; state: string; failure?: string }): void {
+  if (model.state === 'loading') throw apiError(503, `The model '${model.id}' is still loading; retry shortly.`, { code: 'model_loading', headers: { 'Retry-After': '5' } });
+  if (model.state === 'failed') throw apiError(503, `The model '${model.id}' is unavailable: ${model.failure}`, { code: 'model_unavailable' });
+}
+
+/** The 429 for a model whose queue is full (OverloadedError). */
+export const serverOverloaded = (): HTTPException =>
+  apiError(429, 'The server is overloaded: too many requests are waiting. Retry after a moment.', { code: 'server_overloaded', headers: { 'Retry-After': '1' } });
+
 /** The default `type` for a status, as OpenAI uses them. */
 function typeFor(status: number): string {
   if (status === 429) return 'rate_limit_error';
