@@ -2,37 +2,18 @@
 // killed by the crash point between a line's durable append and its commit (the worst moment), then
 // by a plain kill -9 while in progress; each restart goes on from the lines on disk, and the
 // batch completes with every custom_id exactly once and the same results as direct requests.
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
-import { randomInit } from '../src/model/gpt.js';
-import { startChildServer } from './helpers/child-server.js';
+import { childServersOnData } from './helpers/child-server.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 
-let tmp: string;
+let servers: ReturnType<typeof childServersOnData>;
 let dataDir: string;
-let modelDir: string;
-let child: ChildProcess | undefined;
-let log = '';
-
-interface Server {
-  child: ChildProcess;
-  client: OpenAI;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
-
-async function serve(env: NodeJS.ProcessEnv = {}): Promise<Server> {
-  const args = ['--model', modelDir, '--data-dir', dataDir, '--port', '0', '--threads', '1', '--slots', '2'];
-  const s = await startChildServer(args, { env: { ...process.env, ...env }, onLog: (text) => (log += text) });
-  child = s.child;
-  return { child: s.child, client: new OpenAI({ baseURL: `${s.url}/v1`, apiKey: 'unused', maxRetries: 0 }), exited: s.exited };
-}
+const serve = (env?: NodeJS.ProcessEnv) => servers.serve(env);
 
 /** Polls without a deadline of its own (the test's timeout bounds it). */
 async function until(check: () => Promise<boolean>): Promise<void> {
@@ -40,16 +21,11 @@ async function until(check: () => Promise<boolean>): Promise<void> {
 }
 
 beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'batches-restart-'));
-  dataDir = path.join(tmp, 'data');
-  modelDir = path.join(tmp, 'tiny');
-  saveCheckpoint(modelDir, cfg, randomInit(cfg, 5));
+  servers = childServersOnData('batches-restart', cfg, 5);
+  dataDir = servers.dataDir;
 });
 
-afterAll(() => {
-  child?.kill('SIGKILL');
-  fs.rmSync(tmp, { recursive: true, force: true });
-});
+afterAll(() => servers?.close());
 
 const LINES = 40;
 const body = (i: number) => ({ model: 'tiny', prompt: `Line ${i}:`, max_tokens: 48, temperature: 0 });
@@ -69,7 +45,7 @@ it('a batch survives a kill between append and commit and a kill -9 mid-line, ru
   // 2. the restart counts the third line from the part instead of running it again; then a plain kill -9 mid-batch
   s = await serve();
   await until(async () => (await s.client.batches.retrieve(batch.id)).request_counts!.completed >= 8);
-  expect(log).toMatch(new RegExp(`batch ${batch.id}: recovered 1 finished line`));
+  expect(servers.log()).toMatch(new RegExp(`batch ${batch.id}: recovered 1 finished line`));
   const firstLines = partLines(batch.id).slice(0, 3);
   s.child.kill('SIGKILL');
   await s.exited;
