@@ -10,6 +10,7 @@ import path from 'node:path';
 import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FineTuning } from '../src/jobs/service.js';
+import Database from 'better-sqlite3';
 import { JobStore } from '../src/jobs/store.js';
 import type { ServedModels } from '../src/jobs/served-models.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
@@ -240,6 +241,7 @@ describe('the batch runner', () => {
   const noModels: ServedModels = {
     info: () => undefined,
     has: () => false,
+    isFinetuned: () => false,
     find: () => ({ ready: Promise.resolve() }),
     add: () => ({ ready: Promise.resolve() }),
     addOnDemand: () => {},
@@ -248,9 +250,9 @@ describe('the batch runner', () => {
 
   it('starts a line only while its model has room, so interactive requests go first', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'runner-'));
-    const ft = FineTuning.open(noModels, { dataDir: dir, log: () => {} });
+    const ft = await FineTuning.open(noModels, { dataDir: dir, log: () => {} });
     try {
-      const input = ft.saveFile(new TextEncoder().encode(jsonl([0, 1, 2].map((i) => completionLine(`r-${i}`, { prompt: 'x' })))), { filename: 'in.jsonl', purpose: 'batch', format: 'jsonl', records: 3, labels: null });
+      const input = await ft.saveFile(new TextEncoder().encode(jsonl([0, 1, 2].map((i) => completionLine(`r-${i}`, { prompt: 'x' })))), { filename: 'in.jsonl', purpose: 'batch', format: 'jsonl', records: 3, labels: null });
       let busy = true;
       const sent: string[] = [];
       let busyChecks = 0;
@@ -266,19 +268,19 @@ describe('the batch runner', () => {
           return Response.json({ ok: (body as { prompt: string }).prompt }, { headers: { 'x-request-id': 'req-1' } });
         },
       });
-      const b = ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAB', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 3600 });
+      const b = await ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAB', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 3600 });
       ft.batches.kick();
       while (busyChecks < 10) await new Promise((r) => setTimeout(r, 5));
-      expect([sent, ft.store.getBatch(b.id)!.status]).toEqual([[], 'in_progress']);
+      expect([sent, (await ft.store.getBatch(b.id))!.status]).toEqual([[], 'in_progress']);
       // a batch queued behind the running one is cancelled at once, not when its turn comes
-      const queued = ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAC', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 3600 });
+      const queued = await ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAC', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 3600 });
       ft.batches.kick();
-      while (ft.store.getBatch(queued.id)!.status === 'validating') await new Promise((r) => setTimeout(r, 5));
-      expect(ft.batches.cancel(queued.id)).toMatchObject({ status: 'cancelled', output_file_id: null, error_file_id: null, total: 3, completed: 0 });
+      while ((await ft.store.getBatch(queued.id))!.status === 'validating') await new Promise((r) => setTimeout(r, 5));
+      expect(await ft.batches.cancel(queued.id)).toMatchObject({ status: 'cancelled', output_file_id: null, error_file_id: null, total: 3, completed: 0 });
       busy = false;
-      while (ft.store.getBatch(b.id)!.status !== 'completed') await new Promise((r) => setTimeout(r, 5));
+      while ((await ft.store.getBatch(b.id))!.status !== 'completed') await new Promise((r) => setTimeout(r, 5));
       expect(sent).toEqual(['/v1/completions', '/v1/completions', '/v1/completions']);
-      const out = ft.store.getBatch(b.id)!;
+      const out = (await ft.store.getBatch(b.id))!;
       expect(new TextDecoder().decode(ft.dirs.readFile(out.output_file_id!)).split('\n').filter(Boolean).map((l) => JSON.parse(l).response.request_id)).toEqual(['req-1', 'req-1', 'req-1']);
     } finally {
       await ft.close();
@@ -287,16 +289,16 @@ describe('the batch runner', () => {
 
   it('expires a batch whose window has passed: the lines not run go to the error file as batch_expired', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'expire-'));
-    const ft = FineTuning.open(noModels, { dataDir: dir, log: () => {} });
+    const ft = await FineTuning.open(noModels, { dataDir: dir, log: () => {} });
     try {
-      const input = ft.saveFile(new TextEncoder().encode(jsonl([0, 1, 2].map((i) => completionLine(`r-${i}`, { prompt: 'x' })))), { filename: 'in.jsonl', purpose: 'batch', format: 'jsonl', records: 3, labels: null });
+      const input = await ft.saveFile(new TextEncoder().encode(jsonl([0, 1, 2].map((i) => completionLine(`r-${i}`, { prompt: 'x' })))), { filename: 'in.jsonl', purpose: 'batch', format: 'jsonl', records: 3, labels: null });
       const sent: string[] = [];
       ft.batches.attach({ busy: () => false, request: async (url) => (sent.push(url), Response.json({})) });
       // A window of 0 s has passed before the first line could start.
-      const b = ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAD', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 0 });
+      const b = await ft.store.insertBatch({ id: 'batch_AAAAAAAAAAAAAAAAAAAAAAAD', endpoint: '/v1/completions', input_file_id: input.id, completion_window: '24h', metadata: null, window_seconds: 0 });
       ft.batches.kick();
-      while (!['expired', 'completed', 'failed'].includes(ft.store.getBatch(b.id)!.status)) await new Promise((r) => setTimeout(r, 5));
-      const done = ft.store.getBatch(b.id)!;
+      while (!['expired', 'completed', 'failed'].includes((await ft.store.getBatch(b.id))!.status)) await new Promise((r) => setTimeout(r, 5));
+      const done = (await ft.store.getBatch(b.id))!;
       expect(sent).toEqual([]);
       expect(done).toMatchObject({ status: 'expired', output_file_id: null, total: 3, completed: 0, failed: 3 });
       expect(done.expired_at).not.toBeNull();
@@ -307,21 +309,55 @@ describe('the batch runner', () => {
     }
   });
 
-  it('opens a version-1 store (before batches) keeping its rows and adding the batches table', () => {
+  it('opens a version-1 store (before batches) keeping its rows and adding the batches table', async () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'v1-'));
-    let store = new JobStore(dir);
-    store.insertFile({ id: 'file-AAAAAAAAAAAAAAAAAAAAAAAA', bytes: 1, filename: 'a.jsonl', purpose: 'fine-tune', path: 'files/file-AAAAAAAAAAAAAAAAAAAAAAAA', format: 'alpaca', records: 1, labels: null });
-    store.markFileProcessed('file-AAAAAAAAAAAAAAAAAAAAAAAA');
-    store.db.exec('DROP TABLE batches; DROP INDEX IF EXISTS batches_status');
-    store.db.pragma('user_version = 1');
-    store.close();
-    store = new JobStore(dir, { create: false });
+    const file = path.join(dir, 'scratchgpt.db');
+    // A store as version 1 wrote it: every table but batches.
+    const v1 = new Database(file);
+    v1.exec(`
+      CREATE TABLE files (
+        id TEXT PRIMARY KEY, bytes INTEGER NOT NULL, filename TEXT NOT NULL, purpose TEXT NOT NULL,
+        created_at INTEGER NOT NULL, status TEXT NOT NULL, path TEXT NOT NULL, format TEXT NOT NULL,
+        records INTEGER NOT NULL, labels TEXT
+      );
+      CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, status TEXT NOT NULL,
+        model TEXT NOT NULL, fine_tuned_model TEXT, training_file TEXT NOT NULL, validation_file TEXT,
+        hyperparameters TEXT NOT NULL, method TEXT NOT NULL, seed INTEGER NOT NULL, suffix TEXT,
+        metadata TEXT, error TEXT, created_at INTEGER NOT NULL, started_at INTEGER, finished_at INTEGER,
+        trained_tokens INTEGER, estimated_finish INTEGER
+      );
+      CREATE INDEX jobs_status ON jobs(status);
+      CREATE TABLE job_events (
+        job_id TEXT NOT NULL, seq INTEGER NOT NULL, created_at INTEGER NOT NULL, level TEXT NOT NULL,
+        type TEXT NOT NULL, message TEXT NOT NULL, data TEXT, PRIMARY KEY (job_id, seq)
+      );
+      CREATE TABLE job_checkpoints (
+        job_id TEXT NOT NULL, step INTEGER NOT NULL, epoch INTEGER NOT NULL, created_at INTEGER NOT NULL,
+        metrics TEXT NOT NULL, dir TEXT, PRIMARY KEY (job_id, step)
+      );
+      CREATE TABLE models (
+        id TEXT PRIMARY KEY, job_id TEXT NOT NULL, dir TEXT NOT NULL, created_at INTEGER NOT NULL,
+        deleted INTEGER NOT NULL DEFAULT 0
+      );
+    `);
+    v1.pragma('user_version = 1');
+    v1.prepare('INSERT INTO files (id, bytes, filename, purpose, created_at, status, path, format, records, labels) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      'file-AAAAAAAAAAAAAAAAAAAAAAAA', 1, 'a.jsonl', 'fine-tune', 1_700_000_000, 'processed', 'files/file-AAAAAAAAAAAAAAAAAAAAAAAA', 'alpaca', 1, null,
+    );
+    v1.close();
+    const store = await JobStore.open({ dataDir: dir, create: false });
     try {
-      expect(store.db.pragma('user_version', { simple: true })).toBe(2);
-      expect(store.getFile('file-AAAAAAAAAAAAAAAAAAAAAAAA')?.filename).toBe('a.jsonl');
-      expect(store.listBatches({ limit: 10 })).toEqual({ data: [], has_more: false });
+      expect((await store.getFile('file-AAAAAAAAAAAAAAAAAAAAAAAA'))?.filename).toBe('a.jsonl');
+      expect(await store.listBatches({ limit: 10 })).toEqual({ data: [], has_more: false });
     } finally {
-      store.close();
+      await store.close();
+    }
+    const reopened = new Database(file, { readonly: true });
+    try {
+      expect(reopened.pragma('user_version', { simple: true })).toBeGreaterThanOrEqual(2);
+    } finally {
+      reopened.close();
     }
   });
 });

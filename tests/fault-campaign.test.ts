@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KEPT_CHECKPOINTS } from '../src/jobs/runner.js';
+import { KEPT_CHECKPOINTS, PUBLISH_AFTER_STOP, RESUMED } from '../src/jobs/runner.js';
 import { startChildServer, type ChildServer } from './helpers/child-server.js';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
@@ -255,12 +255,13 @@ function checkStore(point: string): void {
  *   - a succeeded job has each of created → validating → validated → started → model created →
  *     completed exactly once, in this order, and nothing after 'completed'; a cancelled job has
  *     'cancelled' exactly once, last;
- *   - the log splits into runs at each 'Server restarted…' event; within a run the metrics steps
- *     are consecutive (0 only first, then +1 each), so a step appears twice only when a resumed
- *     run redid it; a checkpoint event comes after its step's metrics event in the same run, at
- *     most once per run and step, except one whose row a crash cut off, which the restart records
- *     before the run's first step (once); a run that only publishes (training had finished) has no
- *     metrics;
+ *   - the log splits into runs at each RESUMED or PUBLISH_AFTER_STOP event; within a run the
+ *     metrics steps are consecutive (0 only first, then +1 each), and no step is logged twice in
+ *     the whole log (a resumed run redoes the steps after its checkpoint but logs only those not
+ *     logged before); a checkpoint event comes after its step's metrics event (in its run, or an
+ *     earlier one when the resumed run redid that step), at most once per run and step, except one
+ *     whose row a crash cut off, which the restart records before the run's first step (once); a
+ *     run that only publishes (training had finished) has no metrics;
  *   - checkpoint events and checkpoint rows name the same steps (one transaction writes both).
  */
 function checkEvents(where: string, job: { status: string }, events: EventRow[], checkpointRows: number[]): void {
@@ -277,11 +278,12 @@ function checkEvents(where: string, job: { status: string }, events: EventRow[],
 
   const runs: EventRow[][] = [[]];
   for (const e of events) {
-    if (/^Server restarted/.test(e.message)) runs.push([]);
+    if (e.message.startsWith(RESUMED) || e.message === PUBLISH_AFTER_STOP) runs.push([]);
     runs.at(-1)!.push(e);
   }
   const stepOf = (e: EventRow) => (JSON.parse(e.data!) as { step: number }).step;
   const checkpointEvents: number[] = [];
+  const logged = new Set<number>();
   for (const run of runs) {
     const steps: number[] = [];
     const checkpointed = new Set<number>();
@@ -289,17 +291,19 @@ function checkEvents(where: string, job: { status: string }, events: EventRow[],
       if (e.type === 'metrics') {
         const step = stepOf(e);
         if (steps.length) expect([where, 'metrics step', step]).toEqual([where, 'metrics step', steps.at(-1)! + 1]);
+        expect([where, 'metrics step logged before', step, logged.has(step)]).toEqual([where, 'metrics step logged before', step, false]);
         steps.push(step);
       } else if (/^Checkpoint created at step /.test(e.message)) {
         const step = stepOf(e);
         // recorded at a restart: a checkpoint whose row the crash cut off, logged before the run's first step
         const recovered = run !== runs[0] && steps.length === 0 && !checkpointEvents.includes(step);
-        expect([where, 'checkpoint', step, steps.includes(step) || recovered, checkpointed.has(step)]).toEqual([where, 'checkpoint', step, true, false]);
+        expect([where, 'checkpoint', step, steps.includes(step) || logged.has(step) || recovered, checkpointed.has(step)]).toEqual([where, 'checkpoint', step, true, false]);
         checkpointed.add(step);
         checkpointEvents.push(step);
       }
     }
-    if (/^Server restarted after training had finished/.test(run[0]?.message ?? '')) expect([where, 'publishing only', steps]).toEqual([where, 'publishing only', []]);
+    for (const step of steps) logged.add(step);
+    if (run[0]?.message === PUBLISH_AFTER_STOP) expect([where, 'publishing only', steps]).toEqual([where, 'publishing only', []]);
   }
   expect([where, [...new Set(checkpointEvents)].sort((a, b) => a - b)]).toEqual([where, checkpointRows]);
 }

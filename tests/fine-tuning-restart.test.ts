@@ -8,6 +8,7 @@ import OpenAI, { toFile } from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import type { GPTConfig } from '../src/model/config.js';
 import { childServersOnData } from './helpers/child-server.js';
+import { RESUMED } from '../src/jobs/runner.js';
 
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
 
@@ -60,12 +61,15 @@ it('a job survives kill -9 and SIGTERM mid-training, and files and models stay i
   s = await serve();
   expect((await s.client.fineTuning.jobs.retrieve(job.id)).status).toBe('running');
   const lastCheckpoint = Math.max(...(await s.client.fineTuning.jobs.checkpoints.list(job.id)).data.map((c) => c.step_number));
-  await until(async () => (await s.client.fineTuning.jobs.listEvents(job.id)).data.some((e) => /resuming/.test(e.message)));
+  await until(async () => (await s.client.fineTuning.jobs.listEvents(job.id)).data.some((e) => e.message.startsWith(RESUMED)));
   await until(async () => Math.max(...(await metricsSteps(s.client, job.id))) >= lastCheckpoint + 20);
   const events = (await s.client.fineTuning.jobs.listEvents(job.id, { limit: 1000 })).data.reverse();
-  const resumedAt = events.findIndex((e) => /resuming/.test(e.message));
+  const resumedAt = events.findIndex((e) => e.message.startsWith(RESUMED));
+  expect(events[resumedAt]!.data).toEqual({ resumed_from_step: lastCheckpoint }); // from the checkpoint, not from step 0
+  // the steps it redid up to the last one logged before the kill are not logged again
+  const before = events.slice(0, resumedAt).filter((e) => e.type === 'metrics').map((e) => (e.data as { step: number }).step);
   const firstAfter = events.slice(resumedAt).find((e) => e.type === 'metrics')!;
-  expect((firstAfter.data as { step: number }).step).toBe(lastCheckpoint + 1); // from the checkpoint, not from step 0
+  expect((firstAfter.data as { step: number }).step).toBe(Math.max(...before) + 1);
 
   // SIGTERM: the worker stops after its step and checkpoints it; the server exits cleanly
   s.child.kill('SIGTERM');
@@ -80,10 +84,11 @@ it('a job survives kill -9 and SIGTERM mid-training, and files and models stay i
   expect(done.fine_tuned_model).toBe(`ft:tiny:durable:${job.id}`);
   const steps = await metricsSteps(s.client, job.id);
   expect(Math.max(...steps)).toBe(192);
+  expect(steps.slice().sort((a, b) => a - b)).toEqual(Array.from({ length: 193 }, (_, i) => i)); // each step logged once
   // SIGTERM lost no step: the checkpoint it wrote is the last step the stopped server logged,
   // and the third server went on from the next one
   const log3 = (await s.client.fineTuning.jobs.listEvents(job.id, { limit: 1000 })).data.reverse();
-  const resumes = log3.map((e, i) => (/resuming/.test(e.message) ? i : -1)).filter((i) => i >= 0);
+  const resumes = log3.map((e, i) => (e.message.startsWith(RESUMED) ? i : -1)).filter((i) => i >= 0);
   expect(resumes).toHaveLength(2);
   const stepsOf = (events: typeof log3) => events.filter((e) => e.type === 'metrics').map((e) => (e.data as { step: number }).step);
   expect(Math.max(...stepsOf(log3.slice(0, resumes[1])))).toBe(stoppedAt);

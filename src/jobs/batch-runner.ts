@@ -24,6 +24,8 @@ import { parseBatchInput, type BatchLine } from './batch-input.js';
 import { BatchPart, type BatchRecord } from './batch-part.js';
 import type { DataDir } from './files.js';
 import { newBatchRequestId, newFileId } from './ids.js';
+import { DEFAULT_LEASE_SECONDS, Lease, LEASE_OWNER } from './lease.js';
+import { Serial } from './serial.js';
 import type { BatchError, BatchRow, FileRow, JobStore } from './store.js';
 
 export interface BatchDispatch {
@@ -34,12 +36,15 @@ export interface BatchDispatch {
 }
 
 /** FineTuning.saveFile: stores a file under a given id (a restart saves it under the same one). */
-export type SaveFile = (content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>, id: string) => FileRow;
+export type SaveFile = (content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>, id: string) => Promise<FileRow>;
 
 interface Running {
   batch: string;
   abort: AbortController;
   cancelled: boolean;
+  /** This process's hold on the batch; another process took it over when `lost`. */
+  lease: Lease;
+  lost?: boolean;
 }
 
 interface Counts {
@@ -83,17 +88,30 @@ export class BatchRunner {
   private closed = false;
   private scheduled = false;
   private loop: Promise<void> | undefined;
+  private poll: NodeJS.Timeout | undefined;
+  /**
+   * The sections that read a batch's state and write what depends on it (validation, picking the
+   * next batch, each state change, a cancel) run one at a time, so that none writes over what
+   * another decided between its read and its write. Never await serial.run inside another section.
+   */
+  private readonly serial = new Serial();
 
   constructor(
     private readonly store: JobStore,
     private readonly dirs: DataDir,
     private readonly saveFile: SaveFile,
     private readonly log: (line: string) => void,
+    private readonly leaseMs = DEFAULT_LEASE_SECONDS * 1000,
   ) {}
 
-  /** Starts running batches through `d` (the app exists only after the service that holds this runner). */
+  /**
+   * Starts running batches through `d` (the app exists only after the service that holds this
+   * runner), and looks again every quarter lease: for batches other replicas queued, and for those
+   * whose runner died (their lease ran out).
+   */
   attach(d: BatchDispatch): void {
     this.dispatch = d;
+    this.poll = setInterval(() => this.kick(), Math.max(250, this.leaseMs / 4)).unref();
     this.kick();
   }
 
@@ -104,48 +122,73 @@ export class BatchRunner {
     setImmediate(() => {
       this.scheduled = false;
       if (this.closed) return;
-      try {
-        for (const b of this.store.batchesIn('validating')) this.validate(b);
-      } catch (e) {
-        this.log(`batch validation error: ${(e as Error).stack ?? e}`);
-      }
-      // A batch created while the loop runs is validated above and found by the loop's next look
-      // (it looks again after every batch, and nothing else runs between its last look and this reset).
-      this.loop ??= this.drain()
-        .catch((e) => this.log(`batch scheduler error: ${(e as Error).stack ?? e}`))
-        .finally(() => (this.loop = undefined));
+      void this.serial
+        .run(async () => {
+          try {
+            for (const b of await this.store.batchesIn('validating')) await this.validate(b);
+          } catch (e) {
+            this.log(`batch validation error: ${(e as Error).stack ?? e}`);
+          }
+          // A batch created while the loop runs is validated above and found by the loop's next look
+          // (it looks again after every batch; its last look, which finds none, ends the loop in the
+          // same section, so a section after it starts a new loop).
+          if (this.loop) return;
+          const loop: Promise<void> = this.drain()
+            .catch((e) => this.log(`batch scheduler error: ${(e as Error).stack ?? e}`))
+            .finally(() => {
+              if (this.loop === loop) this.loop = undefined;
+            });
+          this.loop = loop;
+        })
+        .catch((e) => this.log(`batch scheduler error: ${(e as Error).stack ?? e}`));
     });
   }
 
-  private pending(): BatchRow[] {
-    return this.store.batchesIn('finalizing', 'cancelling', 'in_progress');
-  }
-
-  private validate(b: BatchRow): void {
-    const f = this.store.getFile(b.input_file_id);
+  private async validate(b: BatchRow): Promise<void> {
+    const f = await this.store.getFile(b.input_file_id);
     const input = f ? parseBatchInput(this.dirs.readFile(f.id), b.endpoint) : undefined;
     if (!input || !input.ok) {
       const errors: BatchError[] = input?.errors ?? [{ code: 'invalid_file', message: `File ${b.input_file_id} no longer exists.`, param: 'input_file_id', line: null }];
-      this.store.updateBatch(b.id, { status: 'failed', failed_at: unix(), errors });
+      if (!(await this.store.moveBatch(b.id, 'validating', { status: 'failed', failed_at: unix(), errors }))) return; // another replica did it
       this.log(`batch ${b.id}: failed validation (${errors[0]!.message}${errors.length > 1 ? ` and ${errors.length - 1} more` : ''})`);
       return;
     }
-    this.store.updateBatch(b.id, { status: 'in_progress', in_progress_at: unix(), total: input.lines.length });
+    await this.store.moveBatch(b.id, 'validating', { status: 'in_progress', in_progress_at: unix(), total: input.lines.length });
   }
 
   /** Runs batches oldest first until none is left (or the server closes). */
   private async drain(): Promise<void> {
-    for (let next = this.pending()[0]; next && !this.closed; next = this.pending()[0]) {
-      const run: Running = { batch: next.id, abort: new AbortController(), cancelled: next.status === 'cancelling' };
-      this.current = run;
+    for (;;) {
+      // Picked in a section, so a cancel sees either no run of this batch (and finishes it itself) or this one.
+      const picked = await this.serial.run(async () => {
+        const next = this.closed ? undefined : await this.store.claimBatch(LEASE_OWNER, this.leaseMs);
+        if (!next) {
+          this.loop = undefined; // none left: a kick from here on starts a new loop
+          return undefined;
+        }
+        const run: Running = { batch: next.id, abort: new AbortController(), cancelled: next.status === 'cancelling', lease: undefined! };
+        run.lease = new Lease(this.store, 'batches', next.id, this.leaseMs, {
+          // cancelled on another replica: the line in flight is aborted and the batch finishes as cancelled
+          status: (st) => st === 'cancelling' && !run.cancelled && ((run.cancelled = true), run.abort.abort()),
+          lost: () => {
+            run.lost = run.cancelled = true;
+            run.abort.abort();
+          },
+        }, (l) => this.log(`batch ${l}`));
+        this.current = run;
+        return { next, run };
+      });
+      if (!picked) return;
+      const { next, run } = picked;
       try {
         await this.run(next, run);
       } catch (e) {
         // A full disk or a vanished folder fails the batch, not the server.
         this.log(`batch ${next.id}: ${(e as Error).stack ?? e}`);
-        if (!this.closed) this.fail(next.id, `The batch could not run: ${(e as Error).message}`);
+        if (!this.closed) await this.serial.run(() => this.fail(next.id, `The batch could not run: ${(e as Error).message}`));
       } finally {
         this.current = undefined;
+        await run.lease.release().catch((e) => this.log(`batch ${next.id}: could not give its lease back (it runs out by itself): ${(e as Error).message}`));
       }
     }
   }
@@ -159,21 +202,26 @@ export class BatchRunner {
 
   private async run(b: BatchRow, run: Running): Promise<void> {
     const { out, err } = this.parts(b.id);
-    const { done, counts } = this.reconcile(b, out, err);
+    const { done, counts } = await this.reconcile(b, out, err);
     if (b.status === 'in_progress') {
-      const f = this.store.getFile(b.input_file_id);
+      const f = await this.store.getFile(b.input_file_id);
       const input = f && parseBatchInput(this.dirs.readFile(f.id), b.endpoint);
-      if (!input?.ok) return this.fail(b.id, `The input file ${b.input_file_id} is gone or changed.`);
+      if (!input?.ok) return this.serial.run(() => this.fail(b.id, `The input file ${b.input_file_id} is gone or changed.`));
       const left = input.lines.filter((l) => !done.has(l.custom_id));
       for (let i = 0; i < left.length && !run.cancelled; i++) {
         const line = left[i]!;
         if (unix() >= b.expires_at) {
-          this.expire(b.id, left.slice(i), err, counts);
+          // A cancel that came first wins, as it did when the check above and this were one step.
+          await this.serial.run(async () => {
+            if (!run.cancelled) await this.expire(b.id, left.slice(i), err, counts);
+          });
           break;
         }
         const finished = await this.execute(line, run, b.expires_at);
-        if (!finished) {
-          if (this.closed) return; // shutting down: the next start runs this line
+        // Appended only while the batch is still this process's: a holder that stalled past its lease must not add a line its successor runs too.
+        if (finished && !(await this.store.renewLease('batches', b.id, LEASE_OWNER, this.leaseMs))) run.lost = true;
+        if (!finished || run.lost) {
+          if (this.closed || run.lost) return; // shutting down: the next start runs this line; lost: the new holder does
           i--; // cancelled (the loop ends) or expired (the next pass says so)
           continue;
         }
@@ -182,16 +230,18 @@ export class BatchRunner {
         const used = usageOf(finished.record);
         if (finished.ok) Object.assign(counts, { completed: counts.completed + 1, input_tokens: counts.input_tokens + used.input, output_tokens: counts.output_tokens + used.output });
         else counts.failed++;
-        this.store.updateBatch(b.id, counts);
+        await this.store.updateBatch(b.id, counts);
       }
-      if (this.closed) return;
-      if (this.store.getBatch(b.id)!.status === 'in_progress') this.store.updateBatch(b.id, { status: 'finalizing', finalizing_at: unix() });
+      if (this.closed || run.lost) return;
+      await this.serial.run(async () => {
+        if ((await this.store.getBatch(b.id))!.status === 'in_progress') await this.store.updateBatch(b.id, { status: 'finalizing', finalizing_at: unix() });
+      });
     }
-    this.finalize(b.id, out, err);
+    await this.finalize(b.id, out, err);
   }
 
   /** The lines the parts hold are done; the store's counts are brought up to them (a kill can leave them one behind). */
-  private reconcile(b: BatchRow, out: BatchPart, err: BatchPart): { done: Set<string>; counts: Counts } {
+  private async reconcile(b: BatchRow, out: BatchPart, err: BatchPart): Promise<{ done: Set<string>; counts: Counts }> {
     const ok = out.recover();
     const failed = err.recover();
     const counts: Counts = { completed: ok.length, failed: failed.length, input_tokens: 0, output_tokens: 0 };
@@ -203,7 +253,7 @@ export class BatchRunner {
     if (counts.completed !== b.completed || counts.failed !== b.failed) {
       this.log(`batch ${b.id}: recovered ${counts.completed + counts.failed - b.completed - b.failed} finished line(s) the store had not counted`);
     }
-    this.store.updateBatch(b.id, counts);
+    await this.store.updateBatch(b.id, counts);
     return { done: new Set([...ok, ...failed].map((r) => r.custom_id)), counts };
   }
 
@@ -245,34 +295,34 @@ export class BatchRunner {
   }
 
   /** The completion window has passed: the lines not run go to the error file as OpenAI's batch_expired, then the batch finishes as expired. */
-  private expire(id: string, left: BatchLine[], err: BatchPart, counts: Counts): void {
+  private async expire(id: string, left: BatchLine[], err: BatchPart, counts: Counts): Promise<void> {
     const message = 'This request could not be executed before the completion window expired.';
     err.append(left.map((l) => ({ id: newBatchRequestId(), custom_id: l.custom_id, response: null, error: { code: 'batch_expired', message } })));
     counts.failed += left.length;
-    this.store.updateBatch(id, { ...counts, status: 'finalizing', finalizing_at: unix(), expired_at: unix() });
+    await this.store.updateBatch(id, { ...counts, status: 'finalizing', finalizing_at: unix(), expired_at: unix() });
     this.log(`batch ${id}: expired with ${left.length} line(s) not run`);
   }
 
   /** Stores the parts as files (purpose 'batch_output') and makes the batch terminal; safe to redo after a crash at any point. */
-  private finalize(id: string, out: BatchPart, err: BatchPart): void {
-    let b = this.store.getBatch(id)!;
+  private async finalize(id: string, out: BatchPart, err: BatchPart): Promise<void> {
+    let b = (await this.store.getBatch(id))!;
     const outcome = b.status === 'cancelling' ? 'cancelled' : b.expired_at !== null ? 'expired' : 'completed';
     const parts = { output: out.read(), error: err.read() };
     if (!b.result_files) {
-      this.store.updateBatch(id, { result_files: { output: parts.output.length ? newFileId() : null, error: parts.error.length ? newFileId() : null } });
-      b = this.store.getBatch(id)!;
+      await this.store.updateBatch(id, { result_files: { output: parts.output.length ? newFileId() : null, error: parts.error.length ? newFileId() : null } });
+      b = (await this.store.getBatch(id))!;
     }
     const files = b.result_files!;
     for (const kind of ['output', 'error'] as const) {
       const fileId = files[kind];
-      if (!fileId || this.store.getFile(fileId)) continue;
+      if (!fileId || (await this.store.getFile(fileId))) continue;
       const bytes = parts[kind];
       const records = bytes.reduce((n, c) => n + (c === 10 ? 1 : 0), 0);
-      this.saveFile(bytes, { filename: `${id}_${kind}.jsonl`, purpose: 'batch_output', format: 'jsonl', records, labels: null }, fileId);
+      await this.saveFile(bytes, { filename: `${id}_${kind}.jsonl`, purpose: 'batch_output', format: 'jsonl', records, labels: null }, fileId);
     }
     crashPoint('batch.files-saved');
     const at = unix();
-    this.store.updateBatch(id, {
+    await this.store.updateBatch(id, {
       status: outcome,
       ...(outcome === 'completed' ? { completed_at: at } : outcome === 'cancelled' ? { cancelled_at: at } : {}),
       output_file_id: files.output,
@@ -282,8 +332,8 @@ export class BatchRunner {
     this.cleanup(id);
   }
 
-  private fail(id: string, message: string): void {
-    this.store.updateBatch(id, { status: 'failed', failed_at: unix(), errors: [{ code: 'internal_error', message, param: null, line: null }] });
+  private async fail(id: string, message: string): Promise<void> {
+    await this.store.updateBatch(id, { status: 'failed', failed_at: unix(), errors: [{ code: 'internal_error', message, param: null, line: null }] });
     this.log(`batch ${id}: failed: ${message}`);
     this.cleanup(id);
   }
@@ -303,26 +353,37 @@ export class BatchRunner {
    * now when it is not the batch running (nothing else writes its parts), else once the line in
    * flight is aborted.
    */
-  cancel(id: string): BatchRow {
-    const b = this.store.getBatch(id)!;
-    if (b.status !== 'validating' && b.status !== 'in_progress') return b;
-    this.store.updateBatch(id, { status: 'cancelling', cancelling_at: unix() });
-    const run = this.current;
-    this.log(`batch ${id}: cancelling`);
-    if (run?.batch === id) {
-      run.cancelled = true;
-      run.abort.abort();
-    } else if (!this.closed) {
-      const { out, err } = this.parts(id);
-      this.reconcile(this.store.getBatch(id)!, out, err); // a part a crash left behind may end torn
-      this.finalize(id, out, err);
-    }
-    return this.store.getBatch(id)!;
+  cancel(id: string): Promise<BatchRow> {
+    return this.serial.run(async () => {
+      const b = (await this.store.getBatch(id))!;
+      if (b.status !== 'validating' && b.status !== 'in_progress') return b;
+      if (!(await this.store.moveBatch(id, b.status, { status: 'cancelling', cancelling_at: unix() }))) return (await this.store.getBatch(id))!; // another replica moved it first
+      const run = this.current;
+      this.log(`batch ${id}: cancelling`);
+      if (run?.batch === id) {
+        run.cancelled = true;
+        run.abort.abort();
+      } else if (!this.closed) {
+        // Finished here unless another process runs it (that one sees the cancel at its next lease renewal and finishes it).
+        const held = await this.store.claimBatch(LEASE_OWNER, this.leaseMs, id);
+        if (held) {
+          try {
+            const { out, err } = this.parts(id);
+            await this.reconcile(held, out, err); // a part a crash left behind may end torn
+            await this.finalize(id, out, err);
+          } finally {
+            await this.store.releaseLease('batches', id, LEASE_OWNER);
+          }
+        }
+      }
+      return (await this.store.getBatch(id))!;
+    });
   }
 
   /** Server shutdown: the line in flight is aborted (it runs again at the next start), and no other starts. */
   async close(): Promise<void> {
     this.closed = true;
+    clearInterval(this.poll);
     this.current?.abort.abort();
     await this.loop;
   }

@@ -89,14 +89,16 @@ export class DataDir {
 
   /**
    * Startup cleanup of what a crash can leave, where the name or the store proves it is garbage:
-   * half-written temp files, folders of deleted models, trash, folders a replaceDir set aside. An upload file that no store row
+   * half-written temp files (older than `tempAgeMs`), folders of deleted models, trash, folders a replaceDir set aside. An upload file that no store row
    * names is kept (its row may be lost, not the file unwanted) and returned for a warning.
    */
-  sweep(hasRow: (id: string) => boolean, deletedModelDirs: string[]): { removed: string[]; unaccounted: string[] } {
+  sweep(hasRow: (id: string) => boolean, deletedModelDirs: string[], tempAgeMs = 0): { removed: string[]; unaccounted: string[] } {
     const removed: string[] = [];
     const unaccounted: string[] = [];
     for (const name of fs.readdirSync(this.files)) {
       if (name.includes('.tmp-')) {
+        // A younger one may be another replica's upload in progress (a shared folder).
+        if (tempAgeMs > 0 && Date.now() - fs.statSync(path.join(this.files, name)).mtimeMs < tempAgeMs) continue;
         fs.rmSync(path.join(this.files, name), { force: true });
         removed.push(`files/${name}`);
       } else if (!FILE_ID.test(name) || !hasRow(name)) unaccounted.push(`files/${name}`);

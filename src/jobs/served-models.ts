@@ -4,6 +4,8 @@ export interface ServedModels {
   /** What is known of a served model without starting it; undefined when none has this id. */
   info(id: string): { dir: string; lora?: string; kind: 'generator' | 'classifier' } | undefined;
   has(id: string): boolean;
+  /** Whether `id` is a finetuned model (added while running), not a base model. */
+  isFinetuned(id: string): boolean;
   find(id: string): { ready: Promise<void> };
   /** Serves a finetuned model from now on; `ready` settles when it has loaded or failed. */
   add(id: string, dir: string): { ready: Promise<void> };

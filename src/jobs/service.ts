@@ -11,12 +11,18 @@ import { BatchRunner } from './batch-runner.js';
 import { DataDir } from './files.js';
 import { isCheckpointModelId, newFileId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
-import { BATCH_TERMINAL, JobStore, StoreError, storeFailure, TERMINAL, type FileRow } from './store.js';
+import { ModelSync } from './model-sync.js';
+import { BATCH_TERMINAL, JobStore, MODELS_CHANNEL, StoreError, storeFailure, TERMINAL, type FileRow } from './store.js';
+
+/** On a shared database, how long an upload or delete may be under way on another replica before a start takes it for a crash's leftover. */
+const SETTLE_SECONDS = 3600;
 
 export const DEFAULT_MAX_FILE_BYTES = 50 * 1024 * 1024;
 
 export interface FineTuningOptions extends RunnerOptions {
   dataDir: string;
+  /** A PostgreSQL connection string: the store lives there instead of `<dataDir>/scratchgpt.db`. */
+  databaseUrl?: string;
   /** Upload limit of POST /v1/files (default 50 MiB). */
   maxFileBytes?: number;
 }
@@ -25,34 +31,41 @@ export class FineTuning {
   readonly store: JobStore;
   readonly dirs: DataDir;
   readonly runner: JobRunner;
+  /** Serves the store's finetuned models, following other processes' publishes and deletes. */
+  readonly sync: ModelSync;
   /** Runs batches once the app is there to run their lines (server.ts attaches it). */
   readonly batches: BatchRunner;
   readonly maxFileBytes: number;
 
-  /** The store file as opened, to notice when the folder is removed or replaced under us. */
-  private readonly opened: fs.Stats;
+  /** The store file as opened (SQLite only), to notice when the folder is removed or replaced under us. */
+  private readonly opened: fs.Stats | undefined;
 
   private constructor(
     readonly models: ServedModels,
     o: FineTuningOptions,
+    dirs: DataDir,
+    store: JobStore,
   ) {
-    this.dirs = openWritable(o.dataDir);
-    this.store = new JobStore(this.dirs.root, { create: !this.dirs.holdsData() });
-    this.opened = fs.statSync(this.store.file);
+    this.dirs = dirs;
+    this.store = store;
+    this.opened = store.file === undefined ? undefined : fs.statSync(store.file);
     this.runner = new JobRunner(this.store, this.dirs, models, o);
+    this.sync = new ModelSync(store, dirs, models, o.log ?? ((l: string) => console.error(`scratchgpt models: ${l}`)));
     const batchLog = o.log ?? ((l: string) => console.error(`scratchgpt batches: ${l}`));
-    this.batches = new BatchRunner(this.store, this.dirs, (content, f, id) => this.saveFile(content, f, id), batchLog);
+    this.batches = new BatchRunner(this.store, this.dirs, (content, f, id) => this.saveFile(content, f, id), batchLog, o.leaseMs);
     this.maxFileBytes = o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   }
 
   /**
    * What is wrong with the data folder now, or undefined when it is the one opened at start.
    * SQLite keeps writing to a deleted file, so a removed folder would otherwise lose every write.
+   * With PostgreSQL (no store file) only the folders are checked.
    */
   storageProblem(): string | undefined {
     try {
-      const now = fs.statSync(this.store.file);
+      const now = this.store.file === undefined ? undefined : fs.statSync(this.store.file);
       for (const d of this.dirs.folders) fs.statSync(d);
+      if (!now || !this.opened) return undefined; // PostgreSQL: no store file to compare
       if (now.ino === this.opened.ino && now.dev === this.opened.dev) return undefined;
     } catch {
       // missing: same answer as replaced
@@ -64,48 +77,50 @@ export class FineTuning {
    * Opens the data folder: sweeps crash leftovers, serves every finetuned model again (they load in
    * the background), and starts the runner (a job that was running resumes).
    */
-  static open(models: ServedModels, o: FineTuningOptions): FineTuning {
-    const ft = new FineTuning(models, o);
+  static async open(models: ServedModels, o: FineTuningOptions): Promise<FineTuning> {
+    const dirs = openWritable(o.dataDir);
+    const store = await JobStore.open({ dataDir: dirs.root, create: !dirs.holdsData(), databaseUrl: o.databaseUrl });
+    let ft: FineTuning;
+    try {
+      ft = new FineTuning(models, o, dirs, store);
+      await ft.recover(o);
+      await ft.sync.start();
+    } catch (e) {
+      await store.close().catch(() => {}); // the error that stopped the start is the one to report
+      throw e;
+    }
+    await ft.runner.start();
+    return ft;
+  }
+
+  /** Sweeps what a crash left behind and serves the finetuned models again (open, before the runner starts). */
+  private async recover(o: FineTuningOptions): Promise<void> {
     const log = o.log ?? ((l: string) => console.error(`scratchgpt fine-tuning: ${l}`));
-    const s = ft.store;
-    for (const f of s.unsettledFiles()) {
-      ft.dirs.removeFile(f.id); // an upload or delete cut short: its row proves the bytes are not wanted
-      s.deleteFile(f.id);
+    const s = this.store;
+    // On a shared database another replica may be uploading or deleting right now: only what has
+    // been unsettled for an hour is a crash's.
+    const shared = s.engine === 'postgres';
+    for (const f of await s.unsettledFiles(shared ? Math.floor(Date.now() / 1000) - SETTLE_SECONDS : undefined)) {
+      this.dirs.removeFile(f.id); // an upload or delete cut short: its row proves the bytes are not wanted
+      await s.deleteFile(f.id);
       log(`removed ${f.status === 'uploading' ? 'unfinished upload' : 'deleted file'} files/${f.id}`);
     }
-    const { removed, unaccounted } = ft.dirs.sweep((id) => s.hasFileRow(id), s.listModels(true).map((m) => m.dir));
+    // The ids of the file rows, read first: the sweep asks about each file synchronously.
+    const rows = new Set<string>();
+    for (const name of fs.readdirSync(this.dirs.files)) if (!name.includes('.tmp-') && (await s.hasFileRow(name))) rows.add(name);
+    const { removed, unaccounted } = this.dirs.sweep((id) => rows.has(id), (await s.listModels(true)).map((m) => m.dir), shared ? SETTLE_SECONDS * 1000 : 0);
     for (const rel of removed) log(`removed leftover ${rel}`);
     for (const rel of unaccounted) log(`warning: ${rel} is not in the store; kept (move it away if it is not needed)`);
     // Job folders of finished jobs (their removal was cut short) and stray trash.
-    for (const name of fs.readdirSync(ft.dirs.jobs)) {
-      const job = /^ftjob-/.test(name) ? s.getJob(name) : undefined;
-      if (name.startsWith('.trash-') || (job && TERMINAL.includes(job.status))) removeDir(`${ft.dirs.jobs}/${name}`);
+    for (const name of fs.readdirSync(this.dirs.jobs)) {
+      const job = /^ftjob-/.test(name) ? await s.getJob(name) : undefined;
+      if (name.startsWith('.trash-') || (job && TERMINAL.includes(job.status))) removeDir(`${this.dirs.jobs}/${name}`);
     }
     // Batch folders of finished batches (their removal was cut short) and stray trash.
-    for (const name of fs.readdirSync(ft.dirs.batches)) {
-      const batch = /^batch_/.test(name) ? s.getBatch(name) : undefined;
-      if (name.startsWith('.trash-') || (batch && BATCH_TERMINAL.includes(batch.status))) removeDir(`${ft.dirs.batches}/${name}`);
+    for (const name of fs.readdirSync(this.dirs.batches)) {
+      const batch = /^batch_/.test(name) ? await s.getBatch(name) : undefined;
+      if (name.startsWith('.trash-') || (batch && BATCH_TERMINAL.includes(batch.status))) removeDir(`${this.dirs.batches}/${name}`);
     }
-    for (const m of s.listModels(false)) {
-      const dir = ft.dirs.abs(m.dir);
-      if (!fs.existsSync(`${dir}/config.json`)) {
-        log(`model ${m.id}: its folder ${dir} is gone; no longer serving it`);
-        s.markModelDeleted(m.id);
-        continue;
-      }
-      if (models.has(m.id)) {
-        log(`model ${m.id}: a base model has the same id; the finetuned one is not served`);
-        continue;
-      }
-      if (isCheckpointModelId(m.id)) {
-        models.addOnDemand(m.id, dir); // loads at its first request
-        continue;
-      }
-      const served = models.add(m.id, dir);
-      served.ready.catch((e) => log(`model ${m.id} failed to load: ${(e as Error).message}`));
-    }
-    ft.runner.kick();
-    return ft;
   }
 
   /**
@@ -113,19 +128,19 @@ export class FineTuning {
    * 'processed'. A crash in between leaves a row that proves what open() may remove. `id` is given
    * for a batch's result file, whose id was stored before it was saved (a redo keeps it).
    */
-  saveFile(content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>, id = newFileId()): FileRow {
-    this.store.insertFile({ ...f, id, bytes: content.byteLength, path: this.dirs.rel(this.dirs.filePath(id)) });
+  async saveFile(content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>, id = newFileId()): Promise<FileRow> {
+    await this.store.insertFile({ ...f, id, bytes: content.byteLength, path: this.dirs.rel(this.dirs.filePath(id)) });
     this.dirs.writeFile(id, content);
     crashPoint('upload.stored');
-    return this.store.markFileProcessed(id);
+    return await this.store.markFileProcessed(id);
   }
 
   /** Deletes a stored file: hidden first ('deleting'), then its bytes, then its row (open() finishes a cut-short delete). */
-  deleteFile(id: string): void {
-    this.store.markFileDeleting(id);
+  async deleteFile(id: string): Promise<void> {
+    await this.store.markFileDeleting(id);
     crashPoint('file-delete.marked');
     this.dirs.removeFile(id);
-    this.store.deleteFile(id);
+    await this.store.deleteFile(id);
   }
 
   /**
@@ -133,16 +148,19 @@ export class FineTuning {
    * first, so a crash mid-delete leaves no live row without a folder; the next start removes the folders).
    */
   async deleteModel(id: string): Promise<void> {
-    const rows = this.store.listModels(false).filter((m) => m.id === id || (!isCheckpointModelId(id) && m.id.startsWith(`${id}:ckpt-step-`)));
-    this.store.transaction(() => rows.forEach((m) => this.store.markModelDeleted(m.id)));
+    const rows = (await this.store.listModels(false)).filter((m) => m.id === id || (!isCheckpointModelId(id) && m.id.startsWith(`${id}:ckpt-step-`)));
+    await this.store.transaction(async (tx) => {
+      for (const m of rows) await tx.markModelDeleted(m.id);
+      await tx.notify(MODELS_CHANNEL, id); // the other replicas stop serving it (model-sync.ts)
+    });
     crashPoint('model-delete.marked');
     await Promise.all(rows.map((m) => this.models.remove(m.id)));
     for (const m of rows) removeDir(this.dirs.abs(m.dir));
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.runner.close(), this.batches.close()]);
-    this.store.close();
+    await Promise.all([this.runner.close(), this.batches.close(), this.sync.close()]);
+    await this.store.close();
   }
 }
 

@@ -39,8 +39,8 @@ const pageQuery = z.object({
 
 const batchNotFound = (id: string) => apiError(404, `No batch found with id '${id}'.`, { param: 'batch_id', code: 'batch_not_found' });
 
-function findBatch(ft: FineTuning, id: string): BatchRow {
-  const b = BATCH_ID.test(id) ? ft.store.getBatch(id) : undefined;
+async function findBatch(ft: FineTuning, id: string): Promise<BatchRow> {
+  const b = BATCH_ID.test(id) ? await ft.store.getBatch(id) : undefined;
   if (!b) throw batchNotFound(id);
   return b;
 }
@@ -80,14 +80,14 @@ export function batchObject(b: BatchRow) {
 const BATCH_ID_PARAM = pathParam('id', 'The batch id (batch_…)');
 
 export const batches = new Hono<AppEnv>()
-  .post('/batches', doc('Batches', 'Create a batch from an uploaded file of requests'), json(createBatchRequest), (c) => {
+  .post('/batches', doc('Batches', 'Create a batch from an uploaded file of requests'), json(createBatchRequest), async (c) => {
     const ft = service(c);
     const b = c.req.valid('json');
     if (b.output_expires_after !== undefined) throw badRequest("'output_expires_after' is not supported: result files are kept until deleted.", 'output_expires_after');
-    const f = FILE_ID.test(b.input_file_id) ? ft.store.getFile(b.input_file_id) : undefined;
+    const f = FILE_ID.test(b.input_file_id) ? await ft.store.getFile(b.input_file_id) : undefined;
     if (!f) throw badRequest(`Invalid input_file_id: no file with id '${b.input_file_id}' (upload it with POST /v1/files, purpose 'batch').`, 'input_file_id', 'file_not_found');
     if (f.purpose !== 'batch') throw badRequest(`Invalid input_file_id: file ${f.id} has purpose '${f.purpose}', not 'batch'.`, 'input_file_id', 'invalid_file_purpose');
-    const row = ft.store.insertBatch({
+    const row = await ft.store.insertBatch({
       id: newBatchId(),
       endpoint: b.endpoint,
       input_file_id: f.id,
@@ -98,18 +98,18 @@ export const batches = new Hono<AppEnv>()
     ft.batches.kick();
     return c.json(batchObject(row));
   })
-  .get('/batches', doc('Batches', 'List batches, newest first'), query(pageQuery), (c) => {
+  .get('/batches', doc('Batches', 'List batches, newest first'), query(pageQuery), async (c) => {
     const q = c.req.valid('query');
-    const page = service(c).store.listBatches(q);
+    const page = await service(c).store.listBatches(q);
     const data = page.data.map(batchObject);
     return c.json({ object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.has_more });
   })
-  .get('/batches/:id', doc('Batches', 'Describe a batch', { parameters: [BATCH_ID_PARAM] }), (c) => c.json(batchObject(findBatch(service(c), c.req.param('id')))))
-  .post('/batches/:id/cancel', doc('Batches', 'Cancel a batch', { parameters: [BATCH_ID_PARAM] }), (c) => {
+  .get('/batches/:id', doc('Batches', 'Describe a batch', { parameters: [BATCH_ID_PARAM] }), async (c) => c.json(batchObject(await findBatch(service(c), c.req.param('id')))))
+  .post('/batches/:id/cancel', doc('Batches', 'Cancel a batch', { parameters: [BATCH_ID_PARAM] }), async (c) => {
     const ft = service(c);
-    const b = findBatch(ft, c.req.param('id'));
+    const b = await findBatch(ft, c.req.param('id'));
     if (BATCH_TERMINAL.includes(b.status) || b.status === 'finalizing') {
       throw apiError(409, `Batch ${b.id} is ${b.status}: only a batch that is validating or in progress can be cancelled.`, { param: 'batch_id', code: 'batch_not_cancellable' });
     }
-    return c.json(batchObject(ft.batches.cancel(b.id)));
+    return c.json(batchObject(await ft.batches.cancel(b.id)));
   });

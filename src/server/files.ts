@@ -36,8 +36,8 @@ export function fileObject(f: FileRow) {
 const fileNotFound = (id: string) => apiError(404, `No such File object: ${id}`, { param: 'file_id', code: 'file_not_found' });
 
 /** The stored file `id`, or a 404 (ids are checked against the id pattern before any lookup). */
-export function findFile(ft: FineTuning, id: string): FileRow {
-  const f = FILE_ID.test(id) ? ft.store.getFile(id) : undefined;
+export async function findFile(ft: FineTuning, id: string): Promise<FileRow> {
+  const f = FILE_ID.test(id) ? await ft.store.getFile(id) : undefined;
   if (!f) throw fileNotFound(id);
   return f;
 }
@@ -145,27 +145,27 @@ export function files(maxFileBytes: number) {
       if (file.size > maxFileBytes) throw tooLarge();
       const filename = cleanName(file.name);
       const bytes = new Uint8Array(await file.arrayBuffer());
-      const row = ft.saveFile(bytes, { filename, purpose, ...(purpose === 'batch' ? batchInputFields(bytes) : datasetFields(bytes, filename)) });
+      const row = await ft.saveFile(bytes, { filename, purpose, ...(purpose === 'batch' ? batchInputFields(bytes) : datasetFields(bytes, filename)) });
       return c.json(fileObject(row));
     })
-    .get('/files', doc('Files', 'List the uploaded files'), query(listQuery), (c) => {
+    .get('/files', doc('Files', 'List the uploaded files'), query(listQuery), async (c) => {
       const q = c.req.valid('query');
-      const page = service(c).store.listFiles(q);
+      const page = await service(c).store.listFiles(q);
       const data = page.data.map(fileObject);
       return c.json({ object: 'list' as const, data, first_id: data[0]?.id ?? null, last_id: data.at(-1)?.id ?? null, has_more: page.has_more });
     })
-    .get('/files/:id', doc('Files', 'Describe a file', { parameters: [FILE_ID_PARAM] }), (c) => c.json(fileObject(findFile(service(c), c.req.param('id')))))
-    .get('/files/:id/content', doc('Files', "Download a file's content", { parameters: [FILE_ID_PARAM], responses: { 200: { description: 'The file as uploaded', content: { 'application/octet-stream': {} } } } }), (c) => {
+    .get('/files/:id', doc('Files', 'Describe a file', { parameters: [FILE_ID_PARAM] }), async (c) => c.json(fileObject(await findFile(service(c), c.req.param('id')))))
+    .get('/files/:id/content', doc('Files', "Download a file's content", { parameters: [FILE_ID_PARAM], responses: { 200: { description: 'The file as uploaded', content: { 'application/octet-stream': {} } } } }), async (c) => {
       const ft = service(c);
-      const f = findFile(ft, c.req.param('id'));
+      const f = await findFile(ft, c.req.param('id'));
       const bytes = ft.dirs.readFile(f.id);
       return c.body(bytes, 200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': attachment(f.filename) });
     })
-    .delete('/files/:id', doc('Files', 'Delete a file', { parameters: [FILE_ID_PARAM] }), (c) => {
+    .delete('/files/:id', doc('Files', 'Delete a file', { parameters: [FILE_ID_PARAM] }), async (c) => {
       const ft = service(c);
-      const f = findFile(ft, c.req.param('id'));
-      const users = ft.store.jobsUsingFile(f.id);
-      const batchUsers = ft.store.batchesUsingFile(f.id);
+      const f = await findFile(ft, c.req.param('id'));
+      const users = await ft.store.jobsUsingFile(f.id);
+      const batchUsers = await ft.store.batchesUsingFile(f.id);
       if (users.length || batchUsers.length) {
         const what = users.length ? `fine-tuning job ${users.join(', ')}` : `batch ${batchUsers.join(', ')}`;
         throw apiError(409, `File ${f.id} is used by ${what}, which has not finished; cancel it or wait for it to end first.`, {
@@ -173,7 +173,7 @@ export function files(maxFileBytes: number) {
           code: 'file_in_use',
         });
       }
-      ft.deleteFile(f.id);
+      await ft.deleteFile(f.id);
       return c.json({ id: f.id, object: 'file' as const, deleted: true });
     });
 }

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { CHECKPOINT_ID, checkpointId, checkpointModelId, cursorSeq, EVENT_ID, eventId, FILE_ID, fineTunedModelId, JOB_ID, newJobId } from '../jobs/ids.js';
 import type { ScratchSettings } from '../jobs/runner.js';
 import type { FineTuning } from '../jobs/service.js';
-import { TERMINAL, type CheckpointRow, type EventRow, type FileRow, type JobRow } from '../jobs/store.js';
+import { JOBS_CHANNEL, TERMINAL, type CheckpointRow, type EventRow, type FileRow, type JobRow } from '../jobs/store.js';
 import { FINETUNE_DEFAULTS as D } from '../train/finetune-defaults.js';
 import type { AppEnv } from './env.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
@@ -77,8 +77,8 @@ function pageBefore(ids: RegExp, after: string | undefined, job: JobRow, noun: s
   return seq;
 }
 
-function findJob(ft: FineTuning, id: string): JobRow {
-  const j = JOB_ID.test(id) ? ft.store.getJob(id) : undefined;
+async function findJob(ft: FineTuning, id: string): Promise<JobRow> {
+  const j = JOB_ID.test(id) ? await ft.store.getJob(id) : undefined;
   if (!j) throw jobNotFound(id);
   return j;
 }
@@ -129,15 +129,15 @@ function list<T extends { id: string }>(data: T[], has_more: boolean) {
 }
 
 /** A file named in the request: it must exist and hold fine-tuning data. */
-function requestFile(ft: FineTuning, id: string, param: 'training_file' | 'validation_file'): FileRow {
-  const f = FILE_ID.test(id) ? ft.store.getFile(id) : undefined;
+async function requestFile(ft: FineTuning, id: string, param: 'training_file' | 'validation_file'): Promise<FileRow> {
+  const f = FILE_ID.test(id) ? await ft.store.getFile(id) : undefined;
   if (!f) throw badRequest(`Invalid ${param}: no file with id '${id}' (upload it with POST /v1/files first).`, param, 'file_not_found');
   if (f.purpose !== 'fine-tune') throw badRequest(`Invalid ${param}: file ${id} has purpose '${f.purpose}', not 'fine-tune'.`, param, 'invalid_file_purpose');
   return f;
 }
 
 /** The request, checked against the files and the base model, as the row to store. */
-function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
+async function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
   if (b.integrations?.length) throw badRequest('Integrations (Weights & Biases) are not supported by this server.', 'integrations');
   const m = b.method;
   if (m && m.type !== 'supervised') throw badRequest(`Only supervised fine-tuning is supported; method.type '${m.type}' is not.`, 'method.type');
@@ -153,8 +153,8 @@ function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
   if (!base) throw modelNotFound(b.model);
   if (base.kind === 'classifier') throw badRequest(`The model '${b.model}' is a classifier; fine-tune a language model instead.`, 'model', 'invalid_base_model');
 
-  const train = requestFile(ft, b.training_file, 'training_file');
-  const valid = b.validation_file ? requestFile(ft, b.validation_file, 'validation_file') : undefined;
+  const train = await requestFile(ft, b.training_file, 'training_file');
+  const valid = b.validation_file ? await requestFile(ft, b.validation_file, 'validation_file') : undefined;
   const isClassification = (f: FileRow) => f.format === 'classification';
   const task = s.task ?? (isClassification(train) ? 'classification' : 'instruction');
   const kind = (f: FileRow) => (isClassification(f) ? 'classification records ({"text", "label"})' : `instruction records (${f.format})`);
@@ -218,44 +218,44 @@ function resolveJob(ft: FineTuning, models: ModelRegistry, b: CreateJob) {
 const JOB_ID_PARAM = pathParam('id', 'The fine-tuning job id (ftjob-…)');
 
 export const fineTuning = new Hono<AppEnv>()
-  .post('/fine_tuning/jobs', doc('Fine-tuning', 'Create a fine-tuning job'), json(createJobRequest), (c) => {
+  .post('/fine_tuning/jobs', doc('Fine-tuning', 'Create a fine-tuning job'), json(createJobRequest), async (c) => {
     const ft = service(c);
-    const row = resolveJob(ft, c.var.models, c.req.valid('json'));
+    const row = await resolveJob(ft, c.var.models, c.req.valid('json'));
     const id = newJobId();
-    const job = ft.store.transaction(() => {
-      const j = ft.store.insertJob({ id, status: 'validating_files', ...row });
-      ft.store.addEvent(id, { message: `Created fine-tuning job: ${id}` });
-      ft.store.addEvent(id, { message: `Validating training file: ${row.training_file}${row.validation_file ? ` and validation file: ${row.validation_file}` : ''}` });
+    const job = await ft.store.transaction(async (tx) => {
+      const j = await tx.insertJob({ id, status: 'validating_files', ...row });
+      await tx.addEvent(id, { message: `Created fine-tuning job: ${id}` });
+      await tx.addEvent(id, { message: `Validating training file: ${row.training_file}${row.validation_file ? ` and validation file: ${row.validation_file}` : ''}` });
+      await tx.notify(JOBS_CHANNEL, id); // every runner sharing the store looks for work
       return j;
     });
-    ft.runner.kick();
     return c.json(jobObject(job));
   })
-  .get('/fine_tuning/jobs', doc('Fine-tuning', 'List fine-tuning jobs'), query(pageQuery.extend({ metadata: z.unknown().optional() })), (c) => {
+  .get('/fine_tuning/jobs', doc('Fine-tuning', 'List fine-tuning jobs'), query(pageQuery.extend({ metadata: z.unknown().optional() })), async (c) => {
     const q = c.req.valid('query');
-    const page = service(c).store.listJobs(q);
+    const page = await service(c).store.listJobs(q);
     return c.json(list(page.data.map(jobObject), page.has_more));
   })
-  .get('/fine_tuning/jobs/:id', doc('Fine-tuning', 'Describe a fine-tuning job', { parameters: [JOB_ID_PARAM] }), (c) => c.json(jobObject(findJob(service(c), c.req.param('id')))))
-  .post('/fine_tuning/jobs/:id/cancel', doc('Fine-tuning', 'Cancel a fine-tuning job', { parameters: [JOB_ID_PARAM] }), (c) => {
+  .get('/fine_tuning/jobs/:id', doc('Fine-tuning', 'Describe a fine-tuning job', { parameters: [JOB_ID_PARAM] }), async (c) => c.json(jobObject(await findJob(service(c), c.req.param('id')))))
+  .post('/fine_tuning/jobs/:id/cancel', doc('Fine-tuning', 'Cancel a fine-tuning job', { parameters: [JOB_ID_PARAM] }), async (c) => {
     const ft = service(c);
-    const job = findJob(ft, c.req.param('id'));
+    const job = await findJob(ft, c.req.param('id'));
     if (TERMINAL.includes(job.status)) {
       throw badRequest(`Job ${job.id} has already ${job.status === 'cancelled' ? 'been cancelled' : job.status}: only a job that has not finished can be cancelled.`, 'fine_tuning_job_id', 'job_not_cancellable');
     }
-    return c.json(jobObject(ft.runner.cancel(job.id)));
+    return c.json(jobObject(await ft.runner.cancel(job.id)));
   })
-  .get('/fine_tuning/jobs/:id/events', doc('Fine-tuning', "List a job's events", { parameters: [JOB_ID_PARAM] }), query(pageQuery), (c) => {
+  .get('/fine_tuning/jobs/:id/events', doc('Fine-tuning', "List a job's events", { parameters: [JOB_ID_PARAM] }), query(pageQuery), async (c) => {
     const ft = service(c);
-    const job = findJob(ft, c.req.param('id'));
+    const job = await findJob(ft, c.req.param('id'));
     const q = c.req.valid('query');
-    const page = ft.store.listEvents(job.id, { before: pageBefore(EVENT_ID, q.after, job, 'an event'), limit: q.limit });
+    const page = await ft.store.listEvents(job.id, { before: pageBefore(EVENT_ID, q.after, job, 'an event'), limit: q.limit });
     return c.json(list(page.data.map(eventObject), page.has_more));
   })
-  .get('/fine_tuning/jobs/:id/checkpoints', doc('Fine-tuning', "List a job's checkpoints", { parameters: [JOB_ID_PARAM] }), query(pageQuery), (c) => {
+  .get('/fine_tuning/jobs/:id/checkpoints', doc('Fine-tuning', "List a job's checkpoints", { parameters: [JOB_ID_PARAM] }), query(pageQuery), async (c) => {
     const ft = service(c);
-    const job = findJob(ft, c.req.param('id'));
+    const job = await findJob(ft, c.req.param('id'));
     const q = c.req.valid('query');
-    const page = ft.store.listCheckpoints(job.id, { before: pageBefore(CHECKPOINT_ID, q.after, job, 'a checkpoint'), limit: q.limit });
+    const page = await ft.store.listCheckpoints(job.id, { before: pageBefore(CHECKPOINT_ID, q.after, job, 'a checkpoint'), limit: q.limit });
     return c.json(list(page.data.map((cp) => checkpointObject(job, cp)), page.has_more));
   });

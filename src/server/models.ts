@@ -1,5 +1,6 @@
 // GET /v1/models and /v1/models/:id: every served model (base models: id = folder name or Hub id;
-// finetuned: 'ft:…'; a job's checkpoints, 'ft:…:ckpt-step-N', are found by id but not listed,
+// finetuned: 'ft:…', listed also while one published by another replica's worker waits to load
+// here at its first request; a job's checkpoints, 'ft:…:ckpt-step-N', are found by id but not listed,
 // as they are listed per job at /v1/fine_tuning/jobs/{id}/checkpoints). DELETE /v1/models/:id deletes a finetuned model. Ids contain ':', so the
 // routes take the rest of the path ({.+}).
 import { Hono } from 'hono';
@@ -27,8 +28,7 @@ const MODEL_ID = pathParam('id', "The model id (finetuned: 'ft:…'); a Hub id's
 
 export const models = new Hono<AppEnv>()
   .get('/models', doc('Models', 'List the served models'), (c) => {
-    const served = c.var.models.list().filter((m) => !c.var.models.isOnDemand(m.id));
-    return c.json({ object: 'list' as const, data: served.map((m) => describe(m, c.var.models.isFinetuned(m.id))) });
+    return c.json({ object: 'list' as const, data: c.var.models.listed().map((m) => describe(m, c.var.models.isFinetuned(m.id))) });
   })
   .get('/models/:id{.+}', doc('Models', 'Describe a model', { parameters: [MODEL_ID] }), (c) => {
     const id = c.req.param('id');
@@ -39,14 +39,14 @@ export const models = new Hono<AppEnv>()
   .delete('/models/:id{.+}', doc('Models', 'Delete a finetuned model', { parameters: [MODEL_ID] }), async (c) => {
     const id = c.req.param('id');
     const ft = c.var.finetuning && service(c); // service(): a 503 when the data folder is gone
-    const row = ft?.store.getModel(id);
+    const row = await ft?.store.getModel(id);
     if (!row || row.deleted) {
       if (c.var.models.has(id)) {
         throw apiError(403, `The model '${id}' is a base model served from a folder; only finetuned models can be deleted.`, { param: 'model', code: 'model_not_deletable' });
       }
       throw modelNotFound(id);
     }
-    const users = ft!.store.jobsUsingModel(id);
+    const users = await ft!.store.jobsUsingModel(id);
     if (users.length) {
       throw apiError(409, `The model '${id}' is the base of fine-tuning job ${users.join(', ')}, which has not finished; cancel it or wait for it to end first.`, {
         param: 'model',

@@ -11,6 +11,7 @@ import type { GPTConfig } from '../model/config.js';
 import { ClassifierWorker } from './classifier-worker.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
 import type { Metrics } from './metrics.js';
+import { isCheckpointModelId } from '../jobs/ids.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { ModelWorker, type ModelOptions } from './model-worker.js';
 
@@ -184,7 +185,17 @@ export class ModelRegistry {
     return [...this.models.values()];
   }
 
-  /** Whether `id` is served on demand (a checkpoint): /v1/models leaves these out. */
+  /**
+   * What /v1/models lists: the running models, then the finetuned ones served on demand (published
+   * by another replica's worker); not checkpoints, which are listed per job.
+   */
+  listed(): ModelInfo[] {
+    const running = this.list().filter((m) => !this.onDemand.has(m.id));
+    const onDemand = [...this.onDemand.keys()].filter((id) => !isCheckpointModelId(id)).map((id) => this.info(id)!);
+    return [...running, ...onDemand];
+  }
+
+  /** Whether `id` is served on demand (a checkpoint, or a model another process published): /v1/models lists only the latter. */
   isOnDemand(id: string): boolean {
     return this.onDemand.has(id);
   }

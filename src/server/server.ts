@@ -28,6 +28,12 @@ export interface ServerOptions extends ModelOptions {
   shutdownTimeoutMs?: number;
   /** Data folder for files, fine-tuning jobs and finetuned models; none: fine-tuning is off. */
   dataDir?: string;
+  /** PostgreSQL URL shared with other replicas and workers (default: SQLite in dataDir). */
+  databaseUrl?: string;
+  /** Lease length of a claimed job or batch (lease.ts). */
+  leaseMs?: number;
+  /** Whether this server trains fine-tuning jobs (default true; false: only workers and other replicas do). */
+  train?: boolean;
   /** Upload limit of POST /v1/files (default 50 MiB). */
   maxFileBytes?: number;
   /** ORT threads for training (default: all cores). */
@@ -65,7 +71,15 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   let finetuning: FineTuning | undefined;
   try {
     if (o.dataDir !== undefined) {
-      finetuning = FineTuning.open(models, { dataDir: o.dataDir, maxFileBytes: o.maxFileBytes, threads: o.finetuneThreads, device: o.finetuneDevice ?? o.device });
+      finetuning = await FineTuning.open(models, {
+        dataDir: o.dataDir,
+        databaseUrl: o.databaseUrl,
+        leaseMs: o.leaseMs,
+        train: o.train,
+        maxFileBytes: o.maxFileBytes,
+        threads: o.finetuneThreads,
+        device: o.finetuneDevice ?? o.device,
+      });
     }
   } catch (e) {
     await models.close();
