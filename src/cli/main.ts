@@ -10,6 +10,7 @@ const COMMANDS: Record<string, { about: string; load: () => Promise<{ run: (argv
   chat: { about: 'talk to a chat model in the terminal (streamed, multi-turn)', load: () => import('./chat.js') },
   generate: { about: 'stream a completion from a GPT-2 checkpoint', load: () => import('./generate.js') },
   serve: { about: 'serve models over an OpenAI-compatible HTTP API', load: () => import('./serve.js') },
+  worker: { about: "train the fine-tuning jobs of servers that share a --database, without serving", load: () => import('./worker.js') },
   finetune: { about: 'finetune a GPT-2 on instructions or labelled texts (full, last blocks, LoRA)', load: () => import('./finetune.js') },
   pretrain: { about: 'train a GPT-2 on raw text files', load: () => import('./pretrain.js') },
   convert: { about: 'rewrite a GPT-2 folder in another dtype (F32, F16, BF16)', load: () => import('./convert.js') },

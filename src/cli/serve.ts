@@ -1,31 +1,18 @@
 // scratchgpt serve: the OpenAI-compatible HTTP server (src/server) for one or more model folders.
-import path from 'node:path';
-import { DEFAULT_CHAT_MODEL_DIR } from '../model/default-model.js';
-import { isPeftAdapterFolder } from '../model/peft-adapter.js';
 import { DEFAULT_PREFIX_CACHE_MB } from '../model/prefix-cache.js';
-import { resolveModel, type ResolvedModel } from '../model/resolve.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../jobs/service.js';
 import { DEFAULT_MAX_BODY_BYTES } from '../server/app.js';
 import { startServer } from '../server/server.js';
 import { DEFAULT_PREFILL_CALL_TOKENS } from '../server/scheduler.js';
-import { RUNTIME_OPTIONS } from './common-options.js';
-import { DEVICES, type Device } from '../model/runtime.js';
-import { choice, csv, flag, int, list, parseCommand, str } from './options.js';
-import { downloadProgress } from './progress.js';
+import { MODEL_LIST_OPTIONS, RUNTIME_OPTIONS, STORAGE_OPTIONS, TRAINING_OPTIONS } from './common-options.js';
+import { resolveModelList } from './model-list.js';
+import { csv, flag, int, parseCommand, str } from './options.js';
 
 const SERVE = {
   name: 'serve',
   usage: 'usage: scratchgpt serve [--model DIR]... [options]',
   options: {
-    model: list({
-      arg: 'DIR',
-      defaultText: 'the embedded models in weights/, the base and its instruction-tuned adapter scratchgpt-brown-instruct',
-      help: 'Hugging Face GPT-2 folder to serve (repeatable; id = folder name), or a Hub id ORG/NAME[@REV] (id = as given; downloaded once into the Hugging Face cache)',
-    }),
-    lora: list({
-      arg: 'DIR',
-      help: "also serve a PEFT LoRA adapter folder (or Hub id) applied to the --model (one --model; default the embedded base), whatever base it names; id = the adapter's folder name (repeatable)",
-    }),
+    ...MODEL_LIST_OPTIONS,
     host: str({ arg: 'H', env: 'HOST', default: '127.0.0.1', help: 'address to bind (the container image binds 0.0.0.0)' }),
     port: int({ arg: 'P', min: 0, env: 'PORT', default: 8080, help: 'port' }),
     allowedHosts: csv({
@@ -51,10 +38,11 @@ const SERVE = {
     threads: { ...RUNTIME_OPTIONS.threads, help: 'ORT intra-op threads per model' },
     maxBodyBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_BODY_BYTES, help: 'request body limit' }),
     shutdownTimeout: int({ arg: 'S', min: 0, default: 10, help: 'seconds in-flight requests may finish after SIGTERM' }),
-    dataDir: str({ arg: 'DIR', env: 'SCRATCHGPT_DATA_DIR', default: 'data', help: 'files, fine-tuning jobs and finetuned models; created if missing' }),
+    ...STORAGE_OPTIONS,
     maxFileBytes: int({ arg: 'N', min: 1, default: DEFAULT_MAX_FILE_BYTES, help: 'upload limit of POST /v1/files' }),
-    finetuneThreads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'ORT threads for the training worker' }),
-    finetuneDevice: choice(DEVICES as readonly Device[], { defaultText: '--device', help: "where fine-tuning jobs' forward and backward passes run (AdamW stays on the host)" }),
+    ...TRAINING_OPTIONS,
+    finetuneDevice: { ...TRAINING_OPTIONS.finetuneDevice, defaultText: '--device' },
+    noTrain: flag({ help: 'never train here: fine-tuning jobs are created and queued, and `scratchgpt worker` processes (or replicas without --no-train) on the same --database train them' }),
     noAccessLog: flag({ help: 'do not log a line per request (method, path, status, duration, request id) to stderr' }),
     noConsole: flag({ help: 'do not serve the web console at / (the API reference stays at /docs)' }),
   },
@@ -68,8 +56,6 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(SERVE, argv);
   if (!parsed) return 0; // --help
   const a = parsed.values;
-  // Every option is checked before anything is downloaded.
-  if (a.lora?.length && (a.model?.length ?? 0) > 1) throw new Error('--lora applies its adapters to one --model: give a single --model with --lora');
   const apiKeys = (process.env.SCRATCHGPT_API_KEYS ?? '').split(',').map((k) => k.trim()).filter(Boolean);
   // Set but empty (' , ') must not quietly mean "no auth".
   if (process.env.SCRATCHGPT_API_KEYS !== undefined && apiKeys.length === 0) {
@@ -94,6 +80,9 @@ export async function run(argv: string[]): Promise<number> {
     maxBodyBytes: a.maxBodyBytes,
     shutdownTimeoutMs: 1000 * a.shutdownTimeout,
     dataDir: a.dataDir,
+    databaseUrl: a.database,
+    leaseMs: 1000 * a.leaseSeconds,
+    train: !a.noTrain,
     maxFileBytes: a.maxFileBytes,
     finetuneThreads: a.finetuneThreads,
     finetuneDevice: a.finetuneDevice,
@@ -101,16 +90,8 @@ export async function run(argv: string[]): Promise<number> {
     console: !a.noConsole,
   };
 
-  const dirs: ResolvedModel[] = [];
-  for (const m of a.model?.length ? a.model : [undefined]) dirs.push(await resolveModel(m, { onProgress: downloadProgress() }));
-  // The embedded chat model is served beside the embedded base (chat out of the box).
-  if (!a.model?.length && isPeftAdapterFolder(DEFAULT_CHAT_MODEL_DIR)) dirs.push({ id: path.basename(DEFAULT_CHAT_MODEL_DIR), dir: DEFAULT_CHAT_MODEL_DIR });
-  const adapters: { id: string; dir: string; lora: string }[] = [];
-  for (const l of a.lora ?? []) {
-    const { id, dir } = await resolveModel(l, { onProgress: downloadProgress(), withoutBase: true });
-    adapters.push({ id, dir: dirs[0]!.dir, lora: dir });
-  }
-  const server = await startServer({ modelDirs: [...dirs, ...adapters], ...options });
+  const listed = await resolveModelList(a.model, a.lora);
+  const server = await startServer({ modelDirs: listed, ...options });
   console.error(`scratchgpt serve: listening on ${server.url} (${apiKeys.length ? 'API keys required' : 'no auth'}); loading ${server.models.list().map((m) => m.id).join(', ')}…${server.finetuning ? `; data in ${server.finetuning.dirs.root}` : ''}`);
 
   const stopped = new Promise<number>((resolve) => {

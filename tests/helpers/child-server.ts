@@ -1,5 +1,6 @@
-// `node bin/scratchgpt.js serve …` as a child process, for tests that kill or signal the server:
-// resolves once it listens and its models are ready, with its URL and its exit.
+// `node bin/scratchgpt.js serve …` (or `worker …`) as a child process, for tests that kill or
+// signal it: resolves once it listens and its models are ready (a worker: once its health
+// endpoint listens), with its URL and its exit.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,17 +19,21 @@ export interface ChildServer {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Starts `serve` with `args` (add '--port', '0'); every line it writes to stderr goes to `onLog`. */
-export async function startChildServer(args: string[], o: { env?: NodeJS.ProcessEnv; onLog?: (text: string) => void } = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, ['bin/scratchgpt.js', 'serve', ...args], { cwd: root, env: o.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Starts `serve` (or `worker`) with `args` (add '--port', '0'); every line it writes to stderr goes to `onLog`. */
+export async function startChildServer(
+  args: string[],
+  o: { env?: NodeJS.ProcessEnv; onLog?: (text: string) => void; command?: 'serve' | 'worker' } = {},
+): Promise<ChildServer> {
+  const command = o.command ?? 'serve';
+  const child = spawn(process.execPath, ['bin/scratchgpt.js', command, ...args], { cwd: root, env: o.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   let log = '';
   const url = await new Promise<string>((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => {
       log += d.toString();
       o.onLog?.(d.toString());
-      const m = /listening on (http:\/\/\S+?) /.exec(log);
-      if (m && /ready/.test(log)) resolve(m[1]!);
+      const m = command === 'serve' ? /listening on (http:\/\/\S+?) /.exec(log) : /health on (http:\/\/\S+?)\/health/.exec(log);
+      if (m && (command === 'worker' || /ready/.test(log))) resolve(m[1]!);
     });
     void exited.then((e) => reject(new Error(`server exited (${e.code ?? e.signal}) before it was ready:\n${log}`)));
   });
