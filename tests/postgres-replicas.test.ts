@@ -13,7 +13,7 @@ import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
 import { startChildServer, type ChildServer } from './helpers/child-server.js';
-import { freshDatabase, postgresMissing } from './helpers/postgres.js';
+import { ADMIN_URL, freshDatabase, postgresMissing } from './helpers/postgres.js';
 
 const pgMissing = await postgresMissing();
 const cfg: GPTConfig = { vocabSize: 50257, contextLength: 128, nEmbd: 32, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
@@ -232,4 +232,28 @@ describe.skipIf(pgMissing !== undefined)('replicas and training workers on one P
     // both workers took part (the queue hands jobs to whoever is free)
     for (const w of workers) expect(ids.some((id) => w.seen(`job ${id}: started`) !== undefined)).toBe(true);
   }, 660_000);
+
+  it('while the database refuses connections, its routes answer 503 database_unavailable and completions go on; then all comes back', async () => {
+    const admin = new pg.Client({ connectionString: ADMIN_URL });
+    await admin.connect();
+    const name = new URL(db.url).pathname.slice(1);
+    const worker = procs.find((p) => p.name.startsWith('W') && p.child.exitCode === null && p.child.signalCode === null)!;
+    try {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS false`);
+      await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1', [name]);
+      await expect(a.client.files.list()).rejects.toMatchObject({ status: 503, code: 'database_unavailable' });
+      await expect(b.client.fineTuning.jobs.list()).rejects.toMatchObject({ status: 503, code: 'database_unavailable' });
+      expect((await fetch(`${worker.url}/health`)).status).toBe(503);
+      const r = await a.client.completions.create({ model: 'tiny', prompt: 'Repeat after me', max_tokens: 2, temperature: 0 });
+      expect(r.usage!.completion_tokens).toBe(2);
+    } finally {
+      await admin.query(`ALTER DATABASE ${name} ALLOW_CONNECTIONS true`);
+      await admin.end();
+    }
+    for (const p of [a, b]) expect((await p.client.files.list()).data.map((f) => f.id)).toContain(fileId);
+    expect((await fetch(`${worker.url}/health`)).status).toBe(200);
+    // the LISTEN connections came back too: a job created now is heard and trained
+    const job = await a.client.fineTuning.jobs.create({ model: 'tiny', training_file: fileId, suffix: 'after', hyperparameters: { n_epochs: 1, batch_size: 16 } });
+    await until('the job after the outage to succeed', async () => (await b.client.fineTuning.jobs.retrieve(job.id)).status === 'succeeded');
+  }, 240_000);
 });

@@ -42,3 +42,6 @@ export interface Db {
 
 /** The database cannot be used as it is; the message says what to do. */
 export class StoreError extends Error {}
+
+/** The database does not answer now (down, restarting, unreachable): worth trying again later. */
+export class StoreUnavailable extends Error {}

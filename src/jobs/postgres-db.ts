@@ -3,7 +3,7 @@
 // PostgreSQL's NOTIFY, heard on one more connection that LISTENs and comes back when it drops.
 import os from 'node:os';
 import pg from 'pg';
-import { StoreError, type Db, type Migration, type Raw } from './db.js';
+import { StoreError, StoreUnavailable, type Db, type Migration, type Raw } from './db.js';
 
 /** Every process that migrates takes this advisory lock first, so one migrates and the others wait and find it done. */
 const MIGRATION_LOCK = 0x5c7a7c6;
@@ -27,6 +27,17 @@ export function redact(url: string): string {
   }
 }
 
+/**
+ * The error as a StoreUnavailable when it says the database cannot be reached (no connection, a
+ * dropped one, a server shutting down or refusing connections), else as it is. A pooled query's
+ * connect errors carry no SQLSTATE of their own, so a missing code on a non-query error counts too.
+ */
+function unavailable(e: unknown): unknown {
+  const code = (e as { code?: string }).code;
+  const network = code === undefined ? !(e instanceof pg.DatabaseError) : /^(E[A-Z]+|08...|57P0[123]|55000|53300)$/.test(code);
+  return network ? new StoreUnavailable(`cannot reach the database: ${(e as Error).message}`) : e;
+}
+
 // Counts, ids and unix times are BIGINT; they all fit a double, so they come back as numbers.
 const types = { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === INT8_OID ? Number : pg.types.getTypeParser(oid, format as 'text')) };
 
@@ -42,17 +53,30 @@ class Handle implements Db {
     private readonly inTransaction: boolean,
   ) {}
 
+  private async query(sql: string, args: unknown[]): Promise<pg.QueryResult> {
+    try {
+      return await this.client.query(sql, args);
+    } catch (e) {
+      throw unavailable(e);
+    }
+  }
+
   async all(sql: string, args: unknown[] = []): Promise<Raw[]> {
-    return (await this.client.query(numbered(sql), args)).rows as Raw[];
+    return (await this.query(numbered(sql), args)).rows as Raw[];
   }
 
   async run(sql: string, args: unknown[] = []): Promise<number> {
-    return (await this.client.query(numbered(sql), args)).rowCount ?? 0;
+    return (await this.query(numbered(sql), args)).rowCount ?? 0;
   }
 
   async transaction<T>(fn: (tx: Db) => Promise<T>): Promise<T> {
     if (this.inTransaction) return fn(this);
-    const client = await (this.client as pg.Pool).connect();
+    let client: pg.PoolClient;
+    try {
+      client = await (this.client as pg.Pool).connect();
+    } catch (e) {
+      throw new StoreUnavailable(`cannot reach the database: ${(e as Error).message}`);
+    }
     try {
       await client.query('BEGIN');
       const result = await fn(new Handle(client, this.listener, true));
@@ -67,7 +91,7 @@ class Handle implements Db {
   }
 
   async notify(channel: string, payload: string): Promise<void> {
-    await this.client.query('SELECT pg_notify($1, $2)', [channel, payload]);
+    await this.query('SELECT pg_notify($1, $2)', [channel, payload]);
   }
 
   listen(channel: string, fn: (payload: string) => void): Promise<void> {

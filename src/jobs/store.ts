@@ -56,7 +56,7 @@ import type { Db, Migration, Raw } from './db.js';
 import { PostgresDb } from './postgres-db.js';
 import { SqliteDb } from './sqlite-db.js';
 
-export { StoreError } from './db.js';
+export { StoreError, StoreUnavailable } from './db.js';
 export { storeFailure } from './sqlite-db.js';
 
 export type JobStatus = 'validating_files' | 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';

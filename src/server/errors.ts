@@ -6,6 +6,7 @@ import type { Context } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ContextLengthError } from '../model/errors.js';
+import { StoreUnavailable } from '../jobs/db.js';
 
 export interface ErrorInfo {
   type?: string;
@@ -70,6 +71,12 @@ export function onError(err: Error, c: Context): Response {
     return c.json(errorBody(err.status, err.message || 'Request failed', info), err.status as ContentfulStatusCode);
   }
   if (err instanceof ContextLengthExceeded) return c.json(errorBody(400, err.message, { param: err.param, code: err.code }), 400);
+  if (err instanceof StoreUnavailable) {
+    // PostgreSQL is down or unreachable: files, jobs and batches wait for it; completions go on.
+    console.error(`[${c.get('requestId') ?? '-'}] ${c.req.method} ${c.req.path}: ${err.message}`);
+    c.header('Retry-After', '5');
+    return c.json(errorBody(503, 'The database is unreachable; try again shortly.', { code: 'database_unavailable' }), 503);
+  }
   console.error(`[${c.get('requestId') ?? '-'}] ${c.req.method} ${c.req.path}:`, err);
   return c.json(errorBody(500, 'The server had an error while processing your request.'), 500);
 }
