@@ -14,13 +14,14 @@
 //
 //   --jobs N           queued jobs per run (default 2000)
 //   --claimers 1,4,16  the values of W for PostgreSQL (default 1,4,16)
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { JobStore, type JobRow, type JobStatus } from '../src/jobs/store.js';
+import { jobId, jobRow } from '../tests/helpers/job-rows.js';
+import { ADMIN_URL, freshDatabase } from '../tests/helpers/postgres.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -30,41 +31,10 @@ const { values: args } = parseArgs({
 });
 const N = Number(args.jobs);
 const WS = args.claimers.split(',').map(Number);
-const ADMIN_URL = process.env.SCRATCHGPT_TEST_DATABASE_URL ?? 'postgres://scratchgpt:scratchgpt@127.0.0.1:5432/postgres';
 const LEASE_MS = 60_000;
 const quiet = () => {};
 
-/** An empty database of its own (as tests/helpers/postgres.ts makes); its URL and how to drop it. */
-async function freshDatabase(): Promise<{ url: string; drop: () => Promise<void> }> {
-  const name = `scratchgpt_bench_${randomBytes(6).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: ADMIN_URL });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  const drop = async () => {
-    const c = new pg.Client({ connectionString: ADMIN_URL });
-    await c.connect();
-    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await c.end();
-  };
-  return { url: url.toString(), drop };
-}
-
-// A queued job as the service writes one (see the job() helper of tests/store.test.ts).
-const job = (n: number) => ({
-  id: `ftjob-${String(n).padStart(24, '0')}`,
-  status: 'queued' as const,
-  model: 'base',
-  training_file: 'file-AAAAAAAAAAAAAAAAAAAAAAAA',
-  validation_file: null,
-  hyperparameters: { n_epochs: 1, batch_size: 1, learning_rate_multiplier: 1 },
-  method: { type: 'supervised' },
-  seed: 1,
-  suffix: null,
-  metadata: null,
-});
+const job = (n: number) => jobRow(jobId(n));
 
 /** A claim: the id of the job whose lease `owner` now holds, or undefined when none is left. */
 type Claim = (owner: string) => Promise<string | undefined>;

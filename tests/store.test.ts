@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { JobStore, JOBS_CHANNEL, type JobRow } from '../src/jobs/store.js';
+import { JobStore, JOBS_CHANNEL } from '../src/jobs/store.js';
+import { jobId, jobRow } from './helpers/job-rows.js';
 import { freshDatabase, postgresMissing } from './helpers/postgres.js';
 
 const pgMissing = await postgresMissing();
@@ -24,19 +25,7 @@ async function postgres(): Promise<Engine & { url: string }> {
   return { url: db.url, open: () => JobStore.open({ dataDir: '', databaseUrl: db.url, log: () => {} }), cleanup: db.drop };
 }
 
-const job = (id: string, status: JobRow['status'] = 'queued') => ({
-  id,
-  status,
-  model: 'base',
-  training_file: 'file-AAAAAAAAAAAAAAAAAAAAAAAA',
-  validation_file: null,
-  hyperparameters: { n_epochs: 1, batch_size: 1, learning_rate_multiplier: 1 },
-  method: { type: 'supervised' },
-  seed: 1,
-  suffix: null,
-  metadata: { k: 'v' },
-});
-const jobId = (n: number) => `ftjob-${String(n).padStart(24, '0')}`;
+const job = jobRow;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 for (const [name, make, skip] of [
