@@ -29,6 +29,7 @@ export function fineTuningSuite(engine: 'sqlite' | 'postgres'): void {
 
   let tmp: string;
   let dataDir: string;
+  let database: { url: string; drop: () => Promise<void> } | undefined;
   let tinyDir: string;
   let server: RunningServer;
   let client: OpenAI;
@@ -36,7 +37,7 @@ export function fineTuningSuite(engine: 'sqlite' | 'postgres'): void {
   const MAX_FILE_BYTES = 64 * 1024;
 
   async function start(): Promise<void> {
-    server = await startServer({ modelDirs: [tinyDir], port: 0, slots: 2, queue: 8, threads: 1, finetuneThreads: 1, dataDir, maxFileBytes: MAX_FILE_BYTES });
+    server = await startServer({ modelDirs: [tinyDir], port: 0, slots: 2, queue: 8, threads: 1, finetuneThreads: 1, dataDir, databaseUrl: database?.url, maxFileBytes: MAX_FILE_BYTES });
     await server.ready;
     client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   }
@@ -44,12 +45,14 @@ export function fineTuningSuite(engine: 'sqlite' | 'postgres'): void {
   beforeAll(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'fine-tuning-test-'));
     dataDir = path.join(tmp, 'data');
+    if (engine === 'postgres') database = await freshDatabase();
     tinyDir = tinyModel(path.join(tmp, 'tiny'));
     await start();
   });
 
   afterAll(async () => {
     await server?.shutdown();
+    await database?.drop();
     fs.rmSync(tmp, { recursive: true, force: true });
   });
 
@@ -423,8 +426,19 @@ export function fineTuningSuite(engine: 'sqlite' | 'postgres'): void {
   });
 
   describe('the data folder', () => {
-    it('serves one server at a time: a second one on the same folder refuses to start', async () => {
+    it.runIf(engine === 'sqlite')('serves one server at a time: a second one on the same folder refuses to start', async () => {
       await expect(startServer({ modelDirs: [tinyDir], port: 0, slots: 1, queue: 1, threads: 1, dataDir })).rejects.toThrow(/in use by another scratchgpt server/);
+    });
+
+    it.runIf(engine === 'postgres')('a second server on the same database and folder starts beside it and sees the same files and jobs', async () => {
+      const replica = await startServer({ modelDirs: [tinyDir], port: 0, slots: 1, queue: 1, threads: 1, dataDir, databaseUrl: database!.url, train: false });
+      try {
+        const other = new OpenAI({ baseURL: `${replica.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+        expect((await other.files.list()).data.map((f) => f.id)).toEqual((await client.files.list()).data.map((f) => f.id));
+        expect((await other.fineTuning.jobs.list()).data.map((j) => j.id)).toEqual((await client.fineTuning.jobs.list()).data.map((j) => j.id));
+      } finally {
+        await replica.shutdown();
+      }
     });
 
 
