@@ -160,3 +160,12 @@ describe.skipIf(pgMissing !== undefined)('PostgreSQL across processes', () => {
     }
   });
 });
+
+describe('opening PostgreSQL', () => {
+  it('a database it cannot reach stops the start with the URL in the message, its password hidden', async () => {
+    const err = await JobStore.open({ dataDir: '', databaseUrl: 'postgres://u:s3cret@127.0.0.1:1/x', log: () => {} }).catch((e: Error) => e);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).message).toMatch(/^cannot use the database postgres:\/\/u:\*\*\*@127\.0\.0\.1:1\/x: connect ECONNREFUSED/);
+    expect((err as Error).message).not.toContain('s3cret');
+  });
+});

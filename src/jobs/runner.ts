@@ -238,7 +238,7 @@ export class JobRunner {
     }
     const base = this.models.info(job.model);
     if (!base || base.kind !== 'generator') {
-      await this.fail(job.id, { code: 'model_not_found', message: `The base model '${job.model}' is no longer served by this server.`, param: 'model' });
+      await this.fail(job.id, { code: 'model_not_found', message: `The base model '${job.model}' is not among the models (--model) of the process that took the job to train it.`, param: 'model' });
       this.release();
       return undefined;
     }
