@@ -22,6 +22,7 @@ import { crashPoint } from '../faults/crash-point.js';
 import { removeDir } from '../model/durable.js';
 import { parseBatchInput, type BatchLine } from './batch-input.js';
 import { BatchPart, type BatchRecord } from './batch-part.js';
+import type { FileBlobs } from './blobs.js';
 import type { DataDir } from './files.js';
 import { newBatchRequestId, newFileId } from './ids.js';
 import { DEFAULT_LEASE_SECONDS, Lease, LEASE_OWNER } from './lease.js';
@@ -99,6 +100,7 @@ export class BatchRunner {
   constructor(
     private readonly store: JobStore,
     private readonly dirs: DataDir,
+    private readonly blobs: FileBlobs,
     private readonly saveFile: SaveFile,
     private readonly log: (line: string) => void,
     private readonly leaseMs = DEFAULT_LEASE_SECONDS * 1000,
@@ -146,7 +148,7 @@ export class BatchRunner {
 
   private async validate(b: BatchRow): Promise<void> {
     const f = await this.store.getFile(b.input_file_id);
-    const input = f ? parseBatchInput(this.dirs.readFile(f.id), b.endpoint) : undefined;
+    const input = f ? parseBatchInput(await this.blobs.read(f.id), b.endpoint) : undefined;
     if (!input || !input.ok) {
       const errors: BatchError[] = input?.errors ?? [{ code: 'invalid_file', message: `File ${b.input_file_id} no longer exists.`, param: 'input_file_id', line: null }];
       if (!(await this.store.moveBatch(b.id, 'validating', { status: 'failed', failed_at: unix(), errors }))) return; // another replica did it
@@ -205,7 +207,7 @@ export class BatchRunner {
     const { done, counts } = await this.reconcile(b, out, err);
     if (b.status === 'in_progress') {
       const f = await this.store.getFile(b.input_file_id);
-      const input = f && parseBatchInput(this.dirs.readFile(f.id), b.endpoint);
+      const input = f && parseBatchInput(await this.blobs.read(f.id), b.endpoint);
       if (!input?.ok) return this.serial.run(() => this.fail(b.id, `The input file ${b.input_file_id} is gone or changed.`));
       const left = input.lines.filter((l) => !done.has(l.custom_id));
       for (let i = 0; i < left.length && !run.cancelled; i++) {

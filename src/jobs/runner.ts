@@ -19,6 +19,7 @@ import type { Worker } from 'node:worker_threads';
 import { removeDir, replaceDir, writeFileAtomic } from '../model/durable.js';
 import type { ServedModels } from './served-models.js';
 import type { FinetuneSpec } from '../train/finetune.js';
+import type { FileBlobs } from './blobs.js';
 import type { DataDir } from './files.js';
 import { startThread } from '../threads/start.js';
 import { stopWorker } from '../threads/stop.js';
@@ -110,6 +111,7 @@ export class JobRunner {
   constructor(
     private readonly store: JobStore,
     private readonly dirs: DataDir,
+    private readonly blobs: FileBlobs,
     private readonly models: ServedModels,
     private readonly o: RunnerOptions = {},
   ) {}
@@ -186,7 +188,7 @@ export class JobRunner {
     for (const [param, id] of [['training_file', job.training_file], ['validation_file', job.validation_file]] as const) {
       if (!id) continue;
       const f = await this.store.getFile(id);
-      if (!f || !fs.existsSync(this.dirs.abs(f.path))) {
+      if (!f || !(await this.blobs.has(f.id))) {
         await this.fail(job.id, { code: param === 'training_file' ? 'invalid_training_file' : 'invalid_validation_file', message: `File ${id} no longer exists.`, param });
         return;
       }
@@ -245,7 +247,7 @@ export class JobRunner {
     const files = async (id: string | null) => {
       if (!id) return undefined;
       const f = await this.store.getFile(id);
-      return f && { path: this.dirs.abs(f.path), name: f.filename };
+      return f && { path: await this.blobs.localPath(f.id), name: f.filename };
     };
     const trainingFile = await files(job.training_file);
     const validationFile = await files(job.validation_file);

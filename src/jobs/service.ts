@@ -8,6 +8,7 @@ import type { ServedModels } from './served-models.js';
 import { crashPoint } from '../faults/crash-point.js';
 import { removeDir } from '../model/durable.js';
 import { BatchRunner } from './batch-runner.js';
+import { FolderBlobs, type FileBlobs } from './blobs.js';
 import { DataDir } from './files.js';
 import { isCheckpointModelId, newFileId } from './ids.js';
 import { JobRunner, type RunnerOptions } from './runner.js';
@@ -30,6 +31,8 @@ export interface FineTuningOptions extends RunnerOptions {
 export class FineTuning {
   readonly store: JobStore;
   readonly dirs: DataDir;
+  /** The bytes of stored files (uploads, batch results). */
+  readonly blobs: FileBlobs;
   readonly runner: JobRunner;
   /** Serves the store's finetuned models, following other processes' publishes and deletes. */
   readonly sync: ModelSync;
@@ -49,10 +52,11 @@ export class FineTuning {
     this.dirs = dirs;
     this.store = store;
     this.opened = store.file === undefined ? undefined : fs.statSync(store.file);
-    this.runner = new JobRunner(this.store, this.dirs, models, o);
+    this.blobs = new FolderBlobs(dirs);
+    this.runner = new JobRunner(this.store, this.dirs, this.blobs, models, o);
     this.sync = new ModelSync(store, dirs, models, o.log ?? ((l: string) => console.error(`scratchgpt models: ${l}`)));
     const batchLog = o.log ?? ((l: string) => console.error(`scratchgpt batches: ${l}`));
-    this.batches = new BatchRunner(this.store, this.dirs, (content, f, id) => this.saveFile(content, f, id), batchLog, o.leaseMs);
+    this.batches = new BatchRunner(this.store, this.dirs, this.blobs, (content, f, id) => this.saveFile(content, f, id), batchLog, o.leaseMs);
     this.maxFileBytes = o.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
   }
 
@@ -101,7 +105,7 @@ export class FineTuning {
     // been unsettled for an hour is a crash's.
     const shared = s.engine === 'postgres';
     for (const f of await s.unsettledFiles(shared ? Math.floor(Date.now() / 1000) - SETTLE_SECONDS : undefined)) {
-      this.dirs.removeFile(f.id); // an upload or delete cut short: its row proves the bytes are not wanted
+      await this.blobs.remove(f.id); // an upload or delete cut short: its row proves the bytes are not wanted
       await s.deleteFile(f.id);
       log(`removed ${f.status === 'uploading' ? 'unfinished upload' : 'deleted file'} files/${f.id}`);
     }
@@ -130,7 +134,7 @@ export class FineTuning {
    */
   async saveFile(content: Uint8Array, f: Omit<FileRow, 'id' | 'bytes' | 'path' | 'created_at' | 'status'>, id = newFileId()): Promise<FileRow> {
     await this.store.insertFile({ ...f, id, bytes: content.byteLength, path: this.dirs.rel(this.dirs.filePath(id)) });
-    this.dirs.writeFile(id, content);
+    await this.blobs.write(id, content);
     crashPoint('upload.stored');
     return await this.store.markFileProcessed(id);
   }
@@ -139,7 +143,7 @@ export class FineTuning {
   async deleteFile(id: string): Promise<void> {
     await this.store.markFileDeleting(id);
     crashPoint('file-delete.marked');
-    this.dirs.removeFile(id);
+    await this.blobs.remove(id);
     await this.store.deleteFile(id);
   }
 

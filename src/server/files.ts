@@ -158,7 +158,7 @@ export function files(maxFileBytes: number) {
     .get('/files/:id/content', doc('Files', "Download a file's content", { parameters: [FILE_ID_PARAM], responses: { 200: { description: 'The file as uploaded', content: { 'application/octet-stream': {} } } } }), async (c) => {
       const ft = service(c);
       const f = await findFile(ft, c.req.param('id'));
-      const bytes = ft.dirs.readFile(f.id);
+      const bytes = await ft.blobs.read(f.id);
       return c.body(bytes, 200, { 'Content-Type': 'application/octet-stream', 'Content-Disposition': attachment(f.filename) });
     })
     .delete('/files/:id', doc('Files', 'Delete a file', { parameters: [FILE_ID_PARAM] }), async (c) => {
