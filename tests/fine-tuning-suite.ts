@@ -323,6 +323,8 @@ export function fineTuningSuite(engine: 'sqlite' | 'postgres'): void {
       const running = await client.fineTuning.jobs.create({ model: 'tiny', training_file: file.id, hyperparameters: { n_epochs: 50, batch_size: 2 } });
       const queued = await client.fineTuning.jobs.create({ model: 'tiny', training_file: file.id });
       await until(async () => (await client.fineTuning.jobs.retrieve(running.id)).status === 'running');
+      // validated (on PostgreSQL, once the runner hears of it), then it waits: one job trains at a time
+      await until(async () => (await client.fineTuning.jobs.retrieve(queued.id)).status !== 'validating_files');
       expect((await client.fineTuning.jobs.retrieve(queued.id)).status).toBe('queued');
 
       const q = await client.fineTuning.jobs.cancel(queued.id);

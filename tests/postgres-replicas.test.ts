@@ -140,17 +140,17 @@ describe.skipIf(pgMissing !== undefined)('replicas and training workers on one P
 
   it('a worker killed with -9 mid-job loses it to another, which resumes from its last checkpoint: no event, file or checkpoint lost or duplicated', async () => {
     const pair = [procs.find((p) => p.name === 'W1')!, await start('W2', 'worker')];
-    // 32 examples / batch 2 = 16 steps per epoch, × 4 = 64 steps, a checkpoint every 8
+    // 32 examples / batch 2 = 16 steps per epoch, × 8 = 128 steps (long enough to be killed mid-way on a fast machine), a checkpoint every 16
     const job = await a.client.fineTuning.jobs.create({
       model: 'tiny',
       training_file: fileId,
       suffix: 'takeover',
-      method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 4, batch_size: 2 } }, scratchgpt: { checkpoint_every_steps: 8 } } as OpenAI.FineTuning.JobCreateParams.Method,
+      method: { type: 'supervised', supervised: { hyperparameters: { n_epochs: 8, batch_size: 2 } }, scratchgpt: { checkpoint_every_steps: 16 } } as OpenAI.FineTuning.JobCreateParams.Method,
     });
     await until('a checkpoint and a few steps after it', async () => {
       const ev = await events(a.client, job.id);
       const steps = ev.filter((e) => e.type === 'metrics').map((e) => (e.data as { step: number }).step);
-      return ev.some((e) => e.message.startsWith('Checkpoint created')) && Math.max(...steps) >= 11;
+      return ev.some((e) => e.message.startsWith('Checkpoint created')) && Math.max(...steps) >= 19;
     });
     // the one that claimed it dies; the other, idle while the first held the job's lease, takes over
     const victim = pair.find((w) => w.seen(`job ${job.id}: started`) !== undefined)!;
@@ -179,10 +179,10 @@ describe.skipIf(pgMissing !== undefined)('replicas and training workers on one P
       expect([once, log.filter((e) => e.message === once).length]).toEqual([once, 1]);
     }
     const steps = log.filter((e) => e.type === 'metrics').map((e) => (e.data as { step: number }).step);
-    expect(steps).toEqual(Array.from({ length: 65 }, (_, i) => i)); // every step once, in order
+    expect(steps).toEqual(Array.from({ length: 129 }, (_, i) => i)); // every step once, in order
     const checkpointEvents = log.filter((e) => e.message.startsWith('Checkpoint created')).map((e) => (e.data as { step: number }).step);
     const checkpointRows = (await a.client.fineTuning.jobs.checkpoints.list(job.id, { limit: 100 })).data.map((c) => c.step_number).sort((x, y) => x - y);
-    expect(checkpointEvents).toEqual([8, 16, 24, 32, 40, 48, 56, 64]);
+    expect(checkpointEvents).toEqual([16, 32, 48, 64, 80, 96, 112, 128]);
     expect(checkpointRows).toEqual(checkpointEvents.slice(-checkpointRows.length)); // the newest are kept, each once
     expect(await (await b.client.files.content(fileId)).text()).toBe(content);
     expect(await answers(b, done.fine_tuned_model!)).toBeTruthy();
