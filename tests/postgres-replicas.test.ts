@@ -256,4 +256,37 @@ describe.skipIf(pgMissing !== undefined)('replicas and training workers on one P
     const job = await a.client.fineTuning.jobs.create({ model: 'tiny', training_file: fileId, suffix: 'after', hyperparameters: { n_epochs: 1, batch_size: 16 } });
     await until('the job after the outage to succeed', async () => (await b.client.fineTuning.jobs.retrieve(job.id)).status === 'succeeded');
   }, 240_000);
+
+  it('a batch whose replica is killed with -9 mid-batch is finished by another, each line exactly once', async () => {
+    const c = await start('C', 'serve');
+    const LINES = 30;
+    const body = (i: number) => ({ model: 'tiny', prompt: `Line ${i}:`, max_tokens: 24, temperature: 0 });
+    const lines = Array.from({ length: LINES }, (_, i) => JSON.stringify({ custom_id: `line-${i}`, method: 'POST', url: '/v1/completions', body: body(i) }));
+    const input = await c.client.files.create({ file: await toFile(Buffer.from(lines.join('\n')), 'in.jsonl'), purpose: 'batch' });
+    const batch = await c.client.batches.create({ input_file_id: input.id, endpoint: '/v1/completions', completion_window: '24h' });
+    await until('a few lines', async () => (await a.client.batches.retrieve(batch.id)).request_counts!.completed >= 3);
+    // the replica that holds the batch's lease (any of A, B, C may have claimed it) dies
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    const owner = (await admin.query('SELECT lease_owner FROM batches WHERE id = $1', [batch.id])).rows[0].lease_owner as string;
+    await admin.end();
+    const holder = [a, b, c].find((p) => owner.split(':')[1] === String(p.child.pid))!;
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    const survivor = [a, b, c].find((p) => p !== holder)!;
+    const done = await until('the batch to complete on another replica', async () => {
+      const r = await survivor.client.batches.retrieve(batch.id);
+      return r.status === 'completed' && r;
+    });
+    expect(done.request_counts).toEqual({ total: LINES, completed: LINES, failed: 0 });
+    const output = (await (await survivor.client.files.content(done.output_file_id!)).text())
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { custom_id: string; response: { status_code: number; body: OpenAI.Completion } });
+    expect(output.map((l) => l.custom_id).sort()).toEqual(Array.from({ length: LINES }, (_, i) => `line-${i}`).sort()); // each exactly once
+    for (const l of output.slice(0, 5)) {
+      const direct = await survivor.client.completions.create(body(Number(l.custom_id.slice('line-'.length))));
+      expect([l.response.status_code, l.response.body.choices[0]!.text]).toEqual([200, direct.choices[0]!.text]);
+    }
+  }, 240_000);
 });
