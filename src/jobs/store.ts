@@ -148,6 +148,9 @@ export interface BatchRow {
   cancelled_at: number | null;
 }
 
+/** The batch columns kept as JSON text. */
+const BATCH_JSON = ['errors', 'result_files'];
+
 type BatchUpdate = Partial<Omit<BatchRow, 'seq' | 'id' | 'endpoint' | 'input_file_id' | 'completion_window' | 'metadata' | 'created_at' | 'expires_at'>>;
 
 export interface EventRow {
@@ -515,17 +518,22 @@ export class JobStore {
     id: string,
     fields: Partial<Pick<JobRow, 'status' | 'fine_tuned_model' | 'error' | 'started_at' | 'finished_at' | 'trained_tokens' | 'estimated_finish'>>,
   ): Promise<void> {
-    const cols = Object.keys(fields) as (keyof typeof fields)[];
-    if (!cols.length) return;
-    const values = cols.map((k) => (k === 'error' ? json(fields[k]) : fields[k]));
-    await this.db.run(`UPDATE jobs SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, [...values, id]);
+    await this.set('jobs', id, fields, ['error']);
   }
 
   /** Updates a job only if it is still in state `from`; whether it was (another process may have moved it first). */
   async moveJob(id: string, from: JobStatus, fields: Parameters<JobStore['updateJob']>[1]): Promise<boolean> {
-    const cols = Object.keys(fields) as (keyof typeof fields)[];
-    const values = cols.map((k) => (k === 'error' ? json(fields[k]) : fields[k]));
-    return (await this.db.run(`UPDATE jobs SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ? AND status = ?`, [...values, id, from])) > 0;
+    return this.set('jobs', id, fields, ['error'], from);
+  }
+
+  /** Sets `fields` (those named in `jsonColumns` as JSON) on row `id`, only while its status is `from` when given; whether a row changed. */
+  private async set(table: 'jobs' | 'batches', id: string, fields: object, jsonColumns: string[], from?: string): Promise<boolean> {
+    const entries = Object.entries(fields);
+    if (!entries.length) return false;
+    const values = entries.map(([k, v]) => (jsonColumns.includes(k) ? json(v) : v));
+    const only = from === undefined ? '' : ' AND status = ?';
+    const sql = `UPDATE ${table} SET ${entries.map(([k]) => `${k} = ?`).join(', ')} WHERE id = ?${only}`;
+    return (await this.db.run(sql, [...values, id, ...(from === undefined ? [] : [from])])) > 0;
   }
 
   /** Jobs not yet finished that start from this model. */
@@ -691,17 +699,12 @@ export class JobStore {
   }
 
   async updateBatch(id: string, fields: BatchUpdate): Promise<void> {
-    const cols = Object.keys(fields) as (keyof BatchUpdate)[];
-    if (!cols.length) return;
-    const values = cols.map((k) => (k === 'errors' || k === 'result_files' ? json(fields[k]) : fields[k]));
-    await this.db.run(`UPDATE batches SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, [...values, id]);
+    await this.set('batches', id, fields, BATCH_JSON);
   }
 
   /** Updates a batch only if it is still in state `from`; whether it was (another process may have moved it first). */
   async moveBatch(id: string, from: BatchStatus, fields: BatchUpdate): Promise<boolean> {
-    const cols = Object.keys(fields) as (keyof BatchUpdate)[];
-    const values = cols.map((k) => (k === 'errors' || k === 'result_files' ? json(fields[k]) : fields[k]));
-    return (await this.db.run(`UPDATE batches SET ${cols.map((c) => `${c} = ?`).join(', ')} WHERE id = ? AND status = ?`, [...values, id, from])) > 0;
+    return this.set('batches', id, fields, BATCH_JSON, from);
   }
 
   /** Batches not yet finished that read this input file (it must outlive them: a resumed batch reads it again). */
