@@ -1,18 +1,21 @@
 // Runs fine-tuning jobs one at a time, each in its own worker thread (never on the HTTP thread,
 // never in a model's inference worker), and is the only writer of their progress to the store.
+// Several runners may share one store (servers and `scratchgpt worker`s on PostgreSQL): each claims
+// a job with a lease (lease.ts) and writes for it only while it holds that lease.
 //
 //   validating_files ─► queued ─► running ─► succeeded | failed | cancelled
 //
-// Durability: every transition is one SQLite transaction, and the trainer checkpoints into the
-// job's work folder. After a crash (kill -9 included) the server starts the job that was running
-// again with the same work folder, and runFinetune resumes from its last checkpoint; queued jobs
-// stay queued. Publishing a finished model is ordered so that each step can be redone:
+// Durability: every transition is one transaction, and the trainer checkpoints into the job's work
+// folder (in the shared data folder). When the runner of a running job dies (kill -9 included),
+// its lease runs out (SQLite: cleared at the next start) and a runner claims the job again with the
+// same work folder, and runFinetune resumes from its last checkpoint; queued jobs stay queued.
+// Publishing a finished model is ordered so that each step can be redone:
 //   1. runFinetune writes out/ (atomically) → 2. result.json → 3. rename out/ → models/<folder>
 //   → 4. the registry loads it → 5. the newest KEPT_CHECKPOINTS checkpoint folders move to
 //   models/<folder>_ckpt-step-N → 6. one transaction: models rows (final + checkpoints) + job
 //   succeeded → 7. rm the job folder.
-// A restart between 1 and 6 finds the model folder (or out/) and resumes at step 3 or 4; step 5
-// keeps checkpoint folders already moved.
+// A runner that claims the job between 1 and 6 finds the model folder (or out/) and resumes at step
+// 3 or 4; step 5 keeps checkpoint folders already moved.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Worker } from 'node:worker_threads';
