@@ -1,6 +1,9 @@
 // npm run bench:generate — prefill and decode throughput of GPT-2 124M (random weights) on CPU.
-// Prints each figure; with --baseline it also runs PyTorch's reference bench from ../shared/bench
-// in the same run (needs Debian's python3-torch) and prints ratios. The last line is one JSON object.
+// Prints each figure; the last line is one JSON object. --baseline runs other engines on the same
+// weights in the same run and prints ratios: `torch` (PyTorch's reference bench from ../shared/bench,
+// needs Debian's python3-torch), `llamacpp` (llama.cpp's llama-bench and llama-batched-bench, built
+// as ../shared/bench/llamacpp/README.md says; the checkout is $LLAMA_CPP_DIR, /tmp/llama.cpp by
+// default), or both: `--baseline torch,llamacpp`.
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -11,6 +14,7 @@ import { randomInit } from '../src/model/gpt.js';
 import { ModelSession } from '../src/model/session.js';
 import { argmax } from '../src/model/sampling-kernels.js';
 import { printComparison, runTorchBaseline } from './torch-baseline.js';
+import { printLlamaCppComparison, runLlamaCppBaseline } from './llamacpp-baseline.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -19,7 +23,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: '3' },
     prompt: { type: 'string', default: '128' },
     gen: { type: 'string', default: '128' },
-    baseline: { type: 'boolean', default: false },
+    baseline: { type: 'string', default: '' }, // torch, llamacpp or torch,llamacpp
     int8: { type: 'boolean', default: true }, // also measure decode with int8 weights (--no-int8 to skip)
   },
 });
@@ -27,6 +31,8 @@ const reps = Number(args.reps);
 const promptLen = Number(args.prompt);
 const genLen = Number(args.gen);
 const cfg = presetConfig(args.config!);
+const baselines = new Set(args.baseline!.split(',').map((b) => b.trim()).filter(Boolean));
+for (const b of baselines) if (b !== 'torch' && b !== 'llamacpp') throw new Error(`--baseline ${b}: expected torch, llamacpp or torch,llamacpp`);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const now = () => performance.now();
@@ -106,7 +112,7 @@ if (args.int8) {
   report('decode_tok_s_b16_int8', await decode(16, model), 'decode batch 16, int8 weights, aggregate');
 }
 
-if (args.baseline) {
+if (baselines.has('torch')) {
   const torch = runTorchBaseline(['prefill', 'decode'], reps);
   if (typeof torch === 'string') console.log(`baseline skipped: ${torch}`);
   else
@@ -119,6 +125,12 @@ if (args.baseline) {
       decode_tok_s_b1_int8: 'decode+cache B=1: decode-only aggregate',
       decode_tok_s_b16_int8: 'decode+cache B=16: decode-only aggregate',
     }));
+}
+if (baselines.has('llamacpp')) {
+  // Same checkpoint, same thread count as ours (ORT's intra-op pool defaults to all cores).
+  const llama = runLlamaCppBaseline(reps, { checkpoint: dir, threads: threads ?? os.availableParallelism() });
+  if (typeof llama === 'string') console.log(`llama.cpp baseline skipped: ${llama}`);
+  else Object.assign(result, printLlamaCppComparison(result, llama));
 }
 console.log(JSON.stringify(result));
 await model.close();
