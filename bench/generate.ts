@@ -25,6 +25,7 @@ const { values: args } = parseArgs({
     gen: { type: 'string', default: '128' },
     baseline: { type: 'string', default: '' }, // torch, llamacpp or torch,llamacpp
     int8: { type: 'boolean', default: true }, // also measure decode with int8 weights (--no-int8 to skip)
+    int4: { type: 'boolean', default: true }, // and with int4 weights (--no-int4 to skip)
   },
 });
 const reps = Number(args.reps);
@@ -51,7 +52,6 @@ const t0 = now();
 const fp32 = await ModelSession.load(dir, { slots: 16, threads });
 const weightMB = (fs.statSync(path.join(dir, 'model.safetensors')).size / 1e6).toFixed(0);
 console.log(`loaded in ${((now() - t0) / 1000).toFixed(2)} s; peak RSS ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB for ${weightMB} MB of weights${written ? ' (includes writing the checkpoint: rerun for the load-only peak)' : ''}`);
-const model = args.int8 ? await ModelSession.load(dir, { slots: 16, threads, quantize: 'int8' }) : fp32;
 
 async function prefill(T: number, model = fp32): Promise<number> {
   const times: number[] = [];
@@ -105,11 +105,15 @@ report('decode_tok_s_b4', await decode(4), 'decode batch 4, aggregate');
 report('decode_tok_s_b16', await decode(16), 'decode batch 16, aggregate');
 report('decode_nocache_tok_s_b1', await decodeNoCache(), 'decode batch 1 without KV cache');
 console.log(`KV-cache speed-up at batch 1: ${(result.decode_tok_s_b1! / result.decode_nocache_tok_s_b1!).toFixed(1)}×`);
-if (args.int8) {
-  // Opt-in int8 weights for decode steps (prefill stays fp32): not fp32-exact, so reported apart.
-  report('decode_tok_s_b1_int8', await decode(1, model), 'decode batch 1, int8 weights');
-  report('decode_tok_s_b4_int8', await decode(4, model), 'decode batch 4, int8 weights, aggregate');
-  report('decode_tok_s_b16_int8', await decode(16, model), 'decode batch 16, int8 weights, aggregate');
+// Opt-in int8 and int4 weights for decode steps (prefill stays fp32): not fp32-exact, so reported
+// apart; one quantized model loaded at a time.
+for (const bits of [8, 4] as const) {
+  if (!(bits === 8 ? args.int8 : args.int4)) continue;
+  const model = await ModelSession.load(dir, { slots: 16, threads, quantize: `int${bits}` });
+  report(`decode_tok_s_b1_int${bits}`, await decode(1, model), `decode batch 1, int${bits} weights`);
+  report(`decode_tok_s_b4_int${bits}`, await decode(4, model), `decode batch 4, int${bits} weights, aggregate`);
+  report(`decode_tok_s_b16_int${bits}`, await decode(16, model), `decode batch 16, int${bits} weights, aggregate`);
+  await model.close();
 }
 
 if (baselines.has('torch')) {
@@ -133,5 +137,4 @@ if (baselines.has('llamacpp')) {
   else Object.assign(result, printLlamaCppComparison(result, llama));
 }
 console.log(JSON.stringify(result));
-await model.close();
-if (fp32 !== model) await fp32.close();
+await fp32.close();

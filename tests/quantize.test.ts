@@ -1,20 +1,22 @@
-// Opt-in int8 decode weights: the quantizer's error bound, and that ORT's MatMulNBits computes
-// with the weights we think it does (decode logits close to fp32, same greedy tokens).
+// Opt-in int8 and int4 decode weights: the quantizer's error bound, and that ORT's MatMulNBits
+// computes with the weights we think it does (decode logits equal to a plain-TypeScript forward
+// pass on the dequantized weights, and close to fp32).
 import { describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
-import { BLOCK, dequantizeInt8, quantizeInt8 } from '../src/onnx/rewrite.js';
+import { BLOCK, dequantizeBlockwise, quantizeBlockwise, type WeightBits } from '../src/onnx/rewrite.js';
 import { argmax } from '../src/model/sampling-kernels.js';
 import { ModelSession } from '../src/model/session.js';
 import { randomParams } from './reference/gpt-reference.js';
 
-describe('int8 quantization', () => {
+describe.each([8, 4] as WeightBits[])('int%i quantization', (bits) => {
   it('rounds each weight to within half a step of its block scale, in both layouts', () => {
     const [K, N] = [64, 5];
     const w = Float32Array.from({ length: K * N }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 7)));
     for (const layout of ['KN', 'NK'] as const) {
-      const m = quantizeInt8(w, K, N, layout);
-      const back = dequantizeInt8(m, K, N, layout);
+      const m = quantizeBlockwise(w, K, N, layout, bits);
+      expect(m.q.length).toBe((K * N * bits) / 8);
+      const back = dequantizeBlockwise(m, K, N, layout, bits);
       for (let i = 0; i < w.length; i++) {
         const [k, n] = layout === 'KN' ? [Math.floor(i / N), i % N] : [i % K, Math.floor(i / K)];
         const scale = m.scales[n * (K / BLOCK) + Math.floor(k / BLOCK)]!;
@@ -23,24 +25,68 @@ describe('int8 quantization', () => {
     }
   });
 
-  it.each([{ head: 'tied', tied: true }, { head: 'untied', tied: false }])('decode with int8 weights stays within 5% of the logit range of fp32 ($head head)', async ({ tied }) => {
+  /** fp32 and quantized sessions on the same random weights; `dequantized`: fp32 on the weights MatMulNBits computes with. */
+  async function sessions(tied: boolean) {
     const cfg: GPTConfig = { vocabSize: 200, contextLength: 32, nEmbd: 64, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5, ...(tied ? {} : { tieWordEmbeddings: false }) };
     const params = randomParams(cfg, 3, 0.1);
-    const weights = new Map<string, WeightSource>([...params].map(([k, t]) => [k, { kind: 'memory', data: t.data, shape: t.shape }]));
-    const [fp32, int8] = [await ModelSession.create(cfg, weights), await ModelSession.create(cfg, weights, { quantize: 'int8' })];
+    const source = (data: Float32Array, shape: number[]): WeightSource => ({ kind: 'memory', data, shape });
+    const weights = new Map<string, WeightSource>([...params].map(([k, t]) => [k, source(t.data, t.shape)]));
+    // what quantizeGraph rewrites: the blocks' [in, out] weights, and an untied head's [out, in]
+    const rounded = [...params].map(([k, t]): [string, WeightSource] => {
+      const head = k === 'lm_head.weight';
+      if (!(head || (/\.weight$/.test(k) && t.shape.length === 2 && k.startsWith('h.')))) return [k, source(t.data, t.shape)];
+      const [K, N] = head ? [t.shape[1]!, t.shape[0]!] : [t.shape[0]!, t.shape[1]!];
+      const layout = head ? 'NK' : 'KN';
+      return [k, source(dequantizeBlockwise(quantizeBlockwise(t.data, K, N, layout, bits), K, N, layout, bits), t.shape)];
+    });
+    const quantize = bits === 8 ? 'int8' : 'int4';
+    return {
+      fp32: await ModelSession.create(cfg, weights),
+      quantized: await ModelSession.create(cfg, weights, { quantize }),
+      dequantized: await ModelSession.create(cfg, new Map(rounded)),
+    };
+  }
+
+  /**
+   * The largest |difference| of the decode steps' logits over 16 greedy steps (fp32's tokens),
+   * relative to fp32's logit range. `stepwise`: the prompt goes in one token at a time too, so every
+   * position's K/V comes from the quantized weights (a prompt's prefill runs on fp32 weights).
+   */
+  async function decodeErrors(tied: boolean, stepwise = false): Promise<{ vsFp32: number; vsDequantized: number }> {
+    const { fp32, quantized, dequantized } = await sessions(tied);
     const prompt = [5, 17, 42, 99];
-    let [a] = await fp32.forward([{ slot: 0, tokens: prompt, start: 0, logits: 'last' }]);
-    let [b] = await int8.forward([{ slot: 0, tokens: prompt, start: 0, logits: 'last' }]);
-    expect(b).toEqual(a); // prefill runs the fp32 session in both
+    const run = (s: ModelSession, tokens: number[], start: number) => s.forward([{ slot: 0, tokens, start, logits: 'last' }]).then((r) => r[0]!);
+    const feed = async (s: ModelSession) => {
+      if (!stepwise) return run(s, prompt, 0);
+      let last!: Float32Array;
+      for (let t = 0; t < prompt.length; t++) last = await run(s, [prompt[t]!], t);
+      return last;
+    };
+    let [a, b, c] = [await feed(fp32), await feed(quantized), await feed(dequantized)];
+    if (!stepwise) expect(b).toEqual(a); // prefill runs the fp32 session in both
+    let [vsFp32, vsDequantized] = [0, 0];
     for (let t = prompt.length; t < 20; t++) {
-      const next = argmax(a!);
-      [a] = await fp32.forward([{ slot: 0, tokens: [next], start: t, logits: 'last' }]);
-      [b] = await int8.forward([{ slot: 0, tokens: [next], start: t, logits: 'last' }]);
-      const range = Math.max(...a!) - Math.min(...a!);
-      a!.forEach((x, i) => expect(Math.abs(x - b![i]!)).toBeLessThan(0.05 * range));
-      expect(b).not.toEqual(a); // the int8 session did run
+      const next = argmax(a);
+      [a, b, c] = [await run(fp32, [next], t), await run(quantized, [next], t), await run(dequantized, [next], t)];
+      const range = Math.max(...a) - Math.min(...a);
+      expect(b).not.toEqual(a); // the quantized session did run
+      a.forEach((x, i) => (vsFp32 = Math.max(vsFp32, Math.abs(x - b[i]!) / range)));
+      c.forEach((x, i) => (vsDequantized = Math.max(vsDequantized, Math.abs(x - b[i]!) / range)));
     }
-    await fp32.close();
-    await int8.close();
+    await Promise.all([fp32.close(), quantized.close(), dequantized.close()]);
+    return { vsFp32, vsDequantized };
+  }
+
+  it.each([{ head: 'tied', tied: true }, { head: 'untied', tied: false }])('decode stays close to fp32 ($head head)', async ({ tied }) => {
+    const { vsFp32 } = await decodeErrors(tied);
+    expect(vsFp32).toBeLessThan(bits === 8 ? 0.05 : 0.25);
+  });
+
+  it('decode computes with the dequantized weights: within activation rounding (accuracy_level 4) of fp32 on them', async () => {
+    const { vsFp32, vsDequantized } = await decodeErrors(false, true);
+    console.log(`int${bits}: max logit error ${(vsDequantized * 100).toFixed(2)}% of the range against fp32 on the dequantized weights, ${(vsFp32 * 100).toFixed(2)}% against fp32`);
+    expect(vsDequantized).toBeLessThan(0.02);
+    // int4's rounded weights are most of its error (int8's are about as small as the activations' rounding)
+    if (bits === 4) expect(vsDequantized).toBeLessThan(vsFp32 / 4);
   });
 });

@@ -1,5 +1,6 @@
 // Options that several commands take, declared once for all of them.
 import { DEVICES, type Device } from '../model/runtime.js';
+import { QUANTIZE } from '../model/session.js';
 import { DEFAULT_LEASE_SECONDS } from '../jobs/lease.js';
 import { choice, int, list, num, str } from './options.js';
 
@@ -7,7 +8,7 @@ import { choice, int, list, num, str } from './options.js';
 export const RUNTIME_OPTIONS = {
   device: choice(DEVICES as readonly Device[], { default: 'cpu', help: 'where the model runs' }),
   threads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'intra-op threads' }),
-  quantize: choice(['none', 'int8'], { default: 'none', help: 'int8: decode with blockwise int8 weights (faster, not fp32-exact; prefill stays fp32)' }),
+  quantize: choice(QUANTIZE, { default: 'none', help: 'int8 / int4: decode with blockwise int8 / int4 weights (faster, not fp32-exact; prefill stays fp32; perplexity in docs/server.md)' }),
 };
 
 /** Sampling, whose defaults come from the model's generation_config.json: generate and chat. */

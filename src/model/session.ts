@@ -20,11 +20,15 @@ export interface ForwardRow {
   logits: 'last' | 'all'; // which positions' logits to return
 }
 
+/** Weights for decode steps: fp32 as stored, or blockwise int8 / int4 (¼ / ⅛ of the bytes to read per token). */
+export const QUANTIZE = ['none', 'int8', 'int4'] as const;
+export type Quantize = (typeof QUANTIZE)[number];
+
 export interface SessionOptions extends RuntimeOptions {
   /** Sequences that can be in flight at once (KV-cache slots). */
   slots?: number;
-  /** 'int8': decode steps run on blockwise int8 weights (¼ of the bytes to read per token). */
-  quantize?: 'none' | 'int8';
+  /** 'int8' / 'int4': decode steps run on blockwise int8 / int4 weights; prefill stays fp32. */
+  quantize?: Quantize;
   onProgress?: (done: number, total: number) => void;
   /** A PEFT LoRA adapter folder merged into the model's weights at load (instead of into the base it names). */
   lora?: string;
@@ -94,11 +98,12 @@ export class ModelSession {
     const build = (weight: WeightFn) => buildInferenceGraph(config, weight, kvCache);
     const session = await createSession(build, weights, opts, extra);
     let decodeSession: ort.InferenceSession | undefined;
-    if (opts.quantize === 'int8') {
+    if (opts.quantize && opts.quantize !== 'none') {
+      const bits = opts.quantize === 'int4' ? 4 : 8;
       const read = (name: string) => materialize(new Map([[name, weights.get(name)!]])).get(name)!.data;
       decodeSession = await createSession((weight) => {
         const g = build(weight);
-        quantizeGraph(g, read);
+        quantizeGraph(g, read, bits);
         return g;
       }, weights, opts, extra);
     }

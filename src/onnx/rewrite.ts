@@ -1,6 +1,6 @@
 // Rewrites of a built graph, each in place through Graph.replaceNode or by dropping nodes:
 // `prune` (dead backward nodes, after autodiff), `lastAxisCrossEntropy` (the loss node as ops
-// ORT runs fast) and `quantizeGraph` (weight matmuls as blockwise int8 MatMulNBits).
+// ORT runs fast) and `quantizeGraph` (weight matmuls as blockwise int8 or int4 MatMulNBits).
 import type { Graph, Node, Value } from './graph.js';
 import * as op from './ops.js';
 
@@ -67,73 +67,88 @@ function elementwiseLogSoftmax(x: Value): Value {
   return op.sub(shifted, op.log(op.reduceSum(op.exp(shifted), [-1])));
 }
 
-// ---- int8 weights ----
+// ---- blockwise int8 / int4 weights ----
 // Batch-1 decode is bound by reading every weight once per token; blockwise int8 weights read a
-// quarter of the fp32 bytes. ORT's MatMulNBits (com.microsoft) dequantizes 32-value blocks on the
-// fly. Numerics are no longer fp32-exact, so callers opt in.
+// quarter of the fp32 bytes, int4 an eighth. ORT's MatMulNBits (com.microsoft) dequantizes
+// 32-value blocks on the fly. Numerics are no longer fp32-exact, so callers opt in.
 
 export const BLOCK = 32;
 
+export type WeightBits = 4 | 8;
+
 export interface QuantizedMatrix {
-  q: Uint8Array; // [N, K/BLOCK, BLOCK]: each output column's weights, blockwise, offset by 128
+  /** [N, K/BLOCK, BLOCK·bits/8]: each output column's weights, blockwise, offset by 2^(bits−1); int4 packs two per byte, the first in the low nibble */
+  q: Uint8Array;
   scales: Float32Array; // [N · K/BLOCK]
 }
 
+/** MatMulNBits' default zero point: 128 for int8, 8 for int4. */
+const zeroOf = (bits: WeightBits) => 1 << (bits - 1);
+
 /**
- * Symmetric blockwise int8: w ≈ (q − 128) · scale with scale = max|w| / 127 per block of 32
- * consecutive K values of one output column. `layout` says how w is stored: 'KN' ([in, out], a
- * MatMul's weight) or 'NK' ([out, in], a Gemm's weight read transposed).
+ * Symmetric blockwise quantization: w ≈ (q − zero) · scale with zero = 2^(bits−1) and scale =
+ * max|w| / (zero − 1) per block of 32 consecutive K values of one output column (int8: q − 128 in
+ * ±127; int4: q − 8 in ±7). `layout` says how w is stored: 'KN' ([in, out], a MatMul's weight) or
+ * 'NK' ([out, in], a Gemm's weight read transposed).
  */
-export function quantizeInt8(w: Float32Array, K: number, N: number, layout: 'KN' | 'NK'): QuantizedMatrix {
-  if (K % BLOCK) throw new Error(`int8 quantization needs the input width (${K}) to be a multiple of ${BLOCK}`);
+export function quantizeBlockwise(w: Float32Array, K: number, N: number, layout: 'KN' | 'NK', bits: WeightBits): QuantizedMatrix {
+  if (K % BLOCK) throw new Error(`int${bits} quantization needs the input width (${K}) to be a multiple of ${BLOCK}`);
   const blocks = K / BLOCK;
-  const q = new Uint8Array(N * K);
+  const zero = zeroOf(bits);
+  const q = new Uint8Array((N * K * bits) / 8);
   const scales = new Float32Array(N * blocks);
   const at = layout === 'KN' ? (k: number, n: number) => w[k * N + n]! : (k: number, n: number) => w[n * K + k]!;
   for (let n = 0; n < N; n++) {
     for (let b = 0; b < blocks; b++) {
       let max = 0;
       for (let i = 0; i < BLOCK; i++) max = Math.max(max, Math.abs(at(b * BLOCK + i, n)));
-      const scale = max / 127 || 1;
+      const scale = max / (zero - 1) || 1;
       scales[n * blocks + b] = scale;
-      for (let i = 0; i < BLOCK; i++) q[(n * blocks + b) * BLOCK + i] = 128 + Math.round(at(b * BLOCK + i, n) / scale);
+      for (let i = 0; i < BLOCK; i++) {
+        const code = zero + Math.round(at(b * BLOCK + i, n) / scale);
+        const j = (n * blocks + b) * BLOCK + i; // the value's index in [N, K]
+        if (bits === 8) q[j] = code;
+        else q[j >> 1]! |= code << ((j & 1) * 4);
+      }
     }
   }
   return { q, scales };
 }
 
-/** The matrix ORT computes with: (q − 128) · scale, back in the original layout. */
-export function dequantizeInt8(m: QuantizedMatrix, K: number, N: number, layout: 'KN' | 'NK'): Float32Array {
+/** The matrix ORT computes with: (q − zero) · scale, back in the original layout. */
+export function dequantizeBlockwise(m: QuantizedMatrix, K: number, N: number, layout: 'KN' | 'NK', bits: WeightBits): Float32Array {
   const blocks = K / BLOCK;
+  const zero = zeroOf(bits);
   const w = new Float32Array(K * N);
   for (let n = 0; n < N; n++)
     for (let k = 0; k < K; k++) {
-      const v = (m.q[n * K + k]! - 128) * m.scales[n * blocks + Math.floor(k / BLOCK)]!;
-      w[layout === 'KN' ? k * N + n : n * K + k] = v;
+      const j = n * K + k;
+      const code = bits === 8 ? m.q[j]! : (m.q[j >> 1]! >> ((j & 1) * 4)) & 15;
+      w[layout === 'KN' ? k * N + n : n * K + k] = (code - zero) * m.scales[n * blocks + Math.floor(k / BLOCK)]!;
     }
   return w;
 }
 
 /**
  * Rewrites every MatMul, and every Gemm reading its weight transposed, whose weight is a 2-D
- * initializer to MatMulNBits with int8 weights. `read(name)` returns a weight's float32 values.
- * accuracy_level 4 lets ORT use int8 dot products for the activations too.
+ * initializer to MatMulNBits with `bits`-bit weights. `read(name)` returns a weight's float32
+ * values. accuracy_level 4 lets ORT use int8 dot products for the activations too.
  */
-export function quantizeGraph(g: Graph, read: (name: string) => Float32Array): void {
+export function quantizeGraph(g: Graph, read: (name: string) => Float32Array, bits: WeightBits = 8): void {
   for (const node of g.nodes) {
     const isMatMul = node.op === 'MatMul';
     const isHead = node.op === 'Gemm' && node.attrs.transB === 1 && node.inputs.length === 2;
     const weight = g.initializers.get(node.inputs[1] ?? '');
     if (!(isMatMul || isHead) || !weight || weight.dims.length !== 2) continue;
     const [K, N] = isHead ? [weight.dims[1]!, weight.dims[0]!] : [weight.dims[0]!, weight.dims[1]!];
-    const { q, scales } = quantizeInt8(read(weight.name), K, N, isHead ? 'NK' : 'KN');
-    const qv = g.initializer({ name: `${weight.name}.int8`, dtype: 'uint8', dims: [N, K / BLOCK, BLOCK], data: q });
+    const { q, scales } = quantizeBlockwise(read(weight.name), K, N, isHead ? 'NK' : 'KN', bits);
+    const qv = g.initializer({ name: `${weight.name}.int${bits}`, dtype: 'uint8', dims: [N, K / BLOCK, (BLOCK * bits) / 8], data: q });
     const sv = g.initializer({ name: `${weight.name}.scales`, dtype: 'float32', dims: [N * (K / BLOCK)], data: scales });
     Object.assign(node, {
       op: 'MatMulNBits',
       domain: 'com.microsoft',
       inputs: [node.inputs[0]!, qv.name, sv.name],
-      attrs: { K, N, bits: 8, block_size: BLOCK, accuracy_level: 4 },
+      attrs: { K, N, bits, block_size: BLOCK, accuracy_level: 4 },
     });
   }
   // fp32 copies no longer read by any node would still be loaded by ORT: drop them

@@ -4,7 +4,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { loadCheckpoint } from '../model/checkpoint.js';
 import { Embedder } from '../model/embedding.js';
 import type { Device } from '../model/runtime.js';
-import { ModelSession } from '../model/session.js';
+import { ModelSession, type Quantize } from '../model/session.js';
 import type { FromModelThread, ToModelThread } from './protocol.js';
 import { EmbeddingQueue } from './embedding-queue.js';
 import { Scheduler, type SchedulerOptions } from './scheduler.js';
@@ -19,7 +19,7 @@ export interface ModelThreadConfig extends SchedulerOptions {
   slots: number;
   device?: Device;
   threads?: number;
-  quantize?: 'none' | 'int8';
+  quantize?: Quantize;
 }
 
 const port = parentPort!;

@@ -13,6 +13,7 @@ import { isFinal, type FromModelThread, type SeqEvent, type SeqSpec, type ToMode
 import { ServingWorker } from '../threads/serving-worker.js';
 import type { ModelThreadConfig } from './model-thread.js';
 import { EmbedRequests } from './embed-requests.js';
+import type { Quantize } from '../model/session.js';
 
 export interface ModelOptions {
   /** KV-cache slots: the largest running batch. */
@@ -22,7 +23,7 @@ export interface ModelOptions {
   device?: Device;
   threads?: number;
   /** 'int8': decode steps run on blockwise int8 weights (faster, not fp32-exact; see src/onnx/rewrite.ts). */
-  quantize?: 'none' | 'int8';
+  quantize?: Quantize;
   prefillTokens?: number;
   /** Prompt tokens per prefill call (SchedulerOptions.prefillCallTokens). */
   prefillCallTokens?: number;
