@@ -25,7 +25,7 @@ import { BatchPart, type BatchRecord } from './batch-part.js';
 import type { FileBlobs } from './blobs.js';
 import type { DataDir } from './files.js';
 import { newBatchRequestId, newFileId } from './ids.js';
-import { DEFAULT_LEASE_SECONDS, Lease, LEASE_OWNER } from './lease.js';
+import { DEFAULT_LEASE_SECONDS, Lease, LEASE_OWNER, lookAgainMs } from './lease.js';
 import { Serial } from './serial.js';
 import type { BatchError, BatchRow, FileRow, JobStore } from './store.js';
 
@@ -113,7 +113,7 @@ export class BatchRunner {
    */
   attach(d: BatchDispatch): void {
     this.dispatch = d;
-    this.poll = setInterval(() => this.kick(), Math.max(250, this.leaseMs / 4)).unref();
+    this.poll = setInterval(() => this.kick(), lookAgainMs(this.leaseMs)).unref();
     this.kick();
   }
 

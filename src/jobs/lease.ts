@@ -11,6 +11,9 @@ export const LEASE_OWNER = `${os.hostname()}:${process.pid}:${randomBytes(3).toS
 
 export const DEFAULT_LEASE_SECONDS = 30;
 
+/** How often an idle runner looks for rows whose lease ran out (and for work it did not hear of): a quarter lease. */
+export const lookAgainMs = (leaseMs: number): number => Math.max(250, leaseMs / 4);
+
 export interface LeaseEvents {
   /** The row's status changed under the holder (a cancel from another process). */
   status?: (status: string) => void;

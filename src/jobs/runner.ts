@@ -34,7 +34,7 @@ import type { CheckpointReport } from '../train/fit.js';
 import type { Device } from '../model/runtime.js';
 import { STATE_FILE } from '../train/state.js';
 import { Serial } from './serial.js';
-import { DEFAULT_LEASE_SECONDS, Lease, LEASE_OWNER } from './lease.js';
+import { DEFAULT_LEASE_SECONDS, Lease, LEASE_OWNER, lookAgainMs } from './lease.js';
 import { JOBS_CHANNEL, MODELS_CHANNEL, TERMINAL, type JobError, type JobRow, type JobStore } from './store.js';
 
 export interface RunnerOptions {
@@ -134,7 +134,7 @@ export class JobRunner {
       const run = this.current;
       if (run?.job === cancelled) this.track(this.serial.run(() => this.stopCancelled(run)));
     });
-    if (this.o.train !== false) this.poll = setInterval(() => this.kick(), Math.max(250, this.leaseMs / 4)).unref();
+    if (this.o.train !== false) this.poll = setInterval(() => this.kick(), lookAgainMs(this.leaseMs)).unref();
     this.kick();
   }
 

@@ -97,7 +97,7 @@ export class FineTuning {
     return ft;
   }
 
-  /** Sweeps what a crash left behind and serves the finetuned models again (open, before the runner starts). */
+  /** Sweeps what a crash left behind (open, before the models are served and the runner starts). */
   private async recover(o: FineTuningOptions): Promise<void> {
     const log = o.log ?? ((l: string) => console.error(`scratchgpt fine-tuning: ${l}`));
     const s = this.store;
@@ -109,9 +109,7 @@ export class FineTuning {
       await s.deleteFile(f.id);
       log(`removed ${f.status === 'uploading' ? 'unfinished upload' : 'deleted file'} files/${f.id}`);
     }
-    // The ids of the file rows, read first: the sweep asks about each file synchronously.
-    const rows = new Set<string>();
-    for (const name of fs.readdirSync(this.dirs.files)) if (!name.includes('.tmp-') && (await s.hasFileRow(name))) rows.add(name);
+    const rows = await s.fileRowIds(); // one query, not one per file: the sweep asks about each synchronously
     const { removed, unaccounted } = this.dirs.sweep((id) => rows.has(id), (await s.listModels(true)).map((m) => m.dir), shared ? SETTLE_SECONDS * 1000 : 0);
     for (const rel of removed) log(`removed leftover ${rel}`);
     for (const rel of unaccounted) log(`warning: ${rel} is not in the store; kept (move it away if it is not needed)`);

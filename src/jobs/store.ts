@@ -434,9 +434,9 @@ export class JobStore {
     return r && fileRow(r);
   }
 
-  /** Whether any row, in whatever state, names this file id. */
-  async hasFileRow(id: string): Promise<boolean> {
-    return (await this.one('SELECT 1 AS one FROM files WHERE id = ?', [id])) !== undefined;
+  /** The ids of every file row, in whatever state (what the start-up sweep may keep). */
+  async fileRowIds(): Promise<Set<string>> {
+    return new Set((await this.db.all('SELECT id FROM files')).map((r) => r.id as string));
   }
 
   /**
