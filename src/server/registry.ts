@@ -42,6 +42,8 @@ export class ModelRegistry {
   private readonly finetuned = new Set<string>();
   /** Models served on demand (checkpoints): id → folder, whether running now or not. */
   private readonly onDemand = new Map<string, string>();
+  /** What each on-demand model's folder says, read at the first info() (GET /v1/models lists them all). */
+  private readonly described = new Map<string, ModelInfo>();
   /** The on-demand models running or loading now, least recently used first. */
   private readonly awake: string[] = [];
   /** On-demand models asked for and waiting to start, in order. */
@@ -99,6 +101,7 @@ export class ModelRegistry {
   async remove(id: string, graceMs = 5000): Promise<void> {
     if (this.has(id) && !this.finetuned.has(id)) throw new Error(`'${id}' is a base model and cannot be removed`);
     this.onDemand.delete(id);
+    this.described.delete(id);
     this.finetuned.delete(id);
     await this.stop(id, graceMs);
   }
@@ -213,8 +216,13 @@ export class ModelRegistry {
     if (m) return m;
     const dir = this.onDemand.get(id);
     if (!dir) return undefined;
-    const { config, created } = readModelFolder(dir);
-    return { id, dir, kind: config.labels ? 'classifier' : 'generator', config, created, ...(config.labels ? { labels: config.labels } : {}) };
+    let info = this.described.get(id);
+    if (!info) {
+      const { config, created } = readModelFolder(dir);
+      info = { id, dir, kind: config.labels ? 'classifier' : 'generator', config, created, ...(config.labels ? { labels: config.labels } : {}) };
+      this.described.set(id, info);
+    }
+    return info;
   }
 
   /** The language model named `id`: a 404 when unknown, a 400 when it is a classifier. */
