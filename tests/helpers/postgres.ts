@@ -41,8 +41,21 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
     drop: async () => {
       const c = new pg.Client({ connectionString: ADMIN_URL });
       await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await c.end();
+      try {
+        // FORCE ends our own connections; an autovacuum worker that just started on the new
+        // database is the server's (42501: not ours to end), and leaves in a moment: ask again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+            return;
+          } catch (e) {
+            if ((e as { code?: string }).code !== '42501' || attempt === 50) throw e;
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      } finally {
+        await c.end();
+      }
     },
   };
 }
