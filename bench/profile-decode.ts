@@ -1,27 +1,30 @@
-// npm run bench:profile — where a batch-1 decode step of GPT-2 124M (random weights, fp32, host KV
+// npm run bench:profile — where a batch-1 decode step of GPT-2 124M (random weights, host KV
 // cache) spends its time, from ONNX Runtime's own profiler: per op type (time, nodes, µs per node),
 // the weight GEMVs' effective bandwidth (weight bytes read / their kernel time), the small ops, and
 // ORT's overhead around the kernels (model_run less the kernels); beside the step's wall time, timed
 // on a second session without the profiler.
 //
-//   --config gpt2   --past 128 (cached positions)   --steps 64   --threads N
+//   --config gpt2   --past 128 (cached positions)   --steps 64   --threads N   --quantize none|int8|int4
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { loadCheckpoint, saveCheckpoint } from '../src/model/checkpoint.js';
+import { loadCheckpoint, materialize, saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig, type GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
 import { createSession } from '../src/model/runtime.js';
-import { buildInferenceGraph } from '../src/model/session.js';
+import { buildInferenceGraph, QUANTIZE, type Quantize } from '../src/model/session.js';
+import { blockFor, quantizeGraph } from '../src/onnx/rewrite.js';
 
 const { values: args } = parseArgs({
-  options: { config: { type: 'string', default: 'gpt2' }, past: { type: 'string', default: '128' }, steps: { type: 'string', default: '64' }, threads: { type: 'string' } },
+  options: { config: { type: 'string', default: 'gpt2' }, past: { type: 'string', default: '128' }, steps: { type: 'string', default: '64' }, threads: { type: 'string' }, quantize: { type: 'string', default: 'none' } },
 });
 const P = Number(args.past);
 const N = Number(args.steps);
 const threads = args.threads ? Number(args.threads) : undefined;
+const quantize = args.quantize as Quantize;
+if (!QUANTIZE.includes(quantize)) throw new Error(`--quantize ${quantize}: expected one of ${QUANTIZE.join(', ')}`);
 const dir = path.join(os.tmpdir(), `scratchgpt-bench-${args.config}`); // the checkpoint bench:generate writes
 if (!fs.existsSync(path.join(dir, 'config.json'))) saveCheckpoint(dir, presetConfig(args.config!), randomInit(presetConfig(args.config!), 1));
 const { config: cfg, weights } = loadCheckpoint(dir);
@@ -39,7 +42,21 @@ function feeds(c: GPTConfig): Record<string, ort.Tensor> {
   return f;
 }
 
-const build = (w: Parameters<Parameters<typeof createSession>[0]>[0]) => buildInferenceGraph(cfg, w, 'host');
+const read = (name: string) => materialize(new Map([[name, weights.get(name)!]])).get(name)!.data;
+// The nodes that read a weight matrix, by the names serialize.ts gives them (op_index): the layers' and the head's.
+const layerNodes = new Set<string>();
+let headNode = '';
+const build = (w: Parameters<Parameters<typeof createSession>[0]>[0]) => {
+  const g = buildInferenceGraph(cfg, w, 'host');
+  if (quantize !== 'none') quantizeGraph(g, read, quantize === 'int4' ? 4 : 8); // as ModelSession's decode session
+  g.nodes.forEach((n, k) => {
+    const weight = g.initializers.get(n.inputs[1] ?? '');
+    if (!weight || !['MatMul', 'Gemm', 'MatMulNBits'].includes(n.op)) return;
+    if (weight.name.startsWith('wte.weight') || weight.name.startsWith('lm_head.weight')) headNode = `${n.op}_${k}`;
+    else if (weight.dims.length >= 2) layerNodes.add(`${n.op}_${k}`);
+  });
+  return g;
+};
 const prefix = path.join(os.tmpdir(), `scratchgpt-profile-${process.pid}`);
 const plain = await createSession(build, weights, { threads });
 const profiled = await createSession(build, weights, { threads }, { enableProfiling: true, profileFilePrefix: prefix });
@@ -63,7 +80,11 @@ const runUs = events.filter((e) => e.cat === 'Session' && e.name === 'model_run'
 const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
 const perRun = kernels.length / (WARM + N);
 const byOp = new Map<string, { us: number; nodes: number }>();
+let [layerUs, headUs] = [0, 0];
 for (const e of kernels.slice(-perRun * N)) {
+  const node = e.name.slice(0, -'_kernel_time'.length);
+  if (layerNodes.has(node)) layerUs += e.dur / N;
+  if (node === headNode) headUs += e.dur / N;
   const op = e.args?.op_name ?? '?';
   const v = byOp.get(op) ?? { us: 0, nodes: 0 };
   v.us += e.dur / N;
@@ -72,19 +93,18 @@ for (const e of kernels.slice(-perRun * N)) {
 }
 const kernelUs = [...byOp.values()].reduce((a, v) => a + v.us, 0);
 const { nEmbd: C, nLayer: L, vocabSize: V } = cfg;
-const layerWeights = L * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) * 4; // c_attn, c_proj, c_fc, mlp.c_proj
-const headWeights = V * C * 4; // the tied lm head
-const gemvUs = (byOp.get('MatMul')?.us ?? 0) + (byOp.get('FusedMatMul')?.us ?? 0); // includes the attention matmuls (small)
-const headUs = byOp.get('Gemm')?.us ?? 0;
+const bytesPerWeight = quantize === 'none' ? 4 : (quantize === 'int4' ? 0.5 + 4 / blockFor(C, 4) : 1 + 4 / blockFor(C, 8)); // codes plus a float scale per block (4C's block is C's)
+const layerWeights = L * (C * 3 * C + C * C + C * 4 * C + 4 * C * C) * bytesPerWeight; // c_attn, c_proj, c_fc, mlp.c_proj
+const headWeights = V * C * bytesPerWeight; // the lm head
 
 const ms = (us: number) => (us / 1000).toFixed(2);
-console.log(`${args.config}: ${L} layers, ${C} wide; decode batch 1 after ${P} positions; ${threads ?? 'all'} threads; ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()})`);
+console.log(`${args.config}: ${L} layers, ${C} wide; decode batch 1 after ${P} positions, ${quantize === 'none' ? 'fp32' : quantize} weights; ${threads ?? 'all'} threads; ${os.cpus().length} cores (${os.cpus()[0]?.model.trim()})`);
 console.log(`step, wall (no profiler)      ${ms(wallMs * 1000).padStart(7)} ms   ${(1000 / wallMs).toFixed(1)} tok/s`);
 console.log(`  model_run (profiled)        ${ms(runUs).padStart(7)} ms`);
 console.log(`  kernels                     ${ms(kernelUs).padStart(7)} ms   ${Math.round(perRun)} nodes`);
-console.log(`    weight matmuls + attention ${ms(gemvUs).padStart(6)} ms   ${(layerWeights / 1e6).toFixed(0)} MB of weights: ${(layerWeights / gemvUs / 1e3).toFixed(1)} GB/s`);
-console.log(`    lm head (Gemm)            ${ms(headUs).padStart(7)} ms   ${(headWeights / 1e6).toFixed(0)} MB: ${(headWeights / headUs / 1e3).toFixed(1)} GB/s`);
-console.log(`    everything else           ${ms(kernelUs - gemvUs - headUs).padStart(7)} ms`);
+console.log(`    layers' weight matmuls    ${ms(layerUs).padStart(7)} ms   ${layerNodes.size} nodes, ${(layerWeights / 1e6).toFixed(0)} MB of weights: ${(layerWeights / layerUs / 1e3).toFixed(1)} GB/s`);
+console.log(`    lm head                   ${ms(headUs).padStart(7)} ms   ${(headWeights / 1e6).toFixed(0)} MB: ${(headWeights / headUs / 1e3).toFixed(1)} GB/s`);
+console.log(`    everything else           ${ms(kernelUs - layerUs - headUs).padStart(7)} ms   ${Math.round(perRun) - layerNodes.size - 1} nodes`);
 console.log(`  ORT around the kernels      ${ms(runUs - kernelUs).padStart(7)} ms`);
 console.log(`  (the profiler's own cost: model_run − wall ≈ ${ms(runUs - wallMs * 1000)} ms)`);
 console.log('\nop type                 ms/step  nodes  µs/node');
