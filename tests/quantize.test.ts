@@ -4,22 +4,35 @@
 import { describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
-import { BLOCK, dequantizeBlockwise, quantizeBlockwise, type WeightBits } from '../src/onnx/rewrite.js';
+import { blockFor, dequantizeBlockwise, quantizeBlockwise, type WeightBits } from '../src/onnx/rewrite.js';
 import { argmax } from '../src/model/sampling-kernels.js';
 import { ModelSession } from '../src/model/session.js';
 import { randomParams } from './reference/gpt-reference.js';
 
+describe('block sizes', () => {
+  it('int8: the largest of 128, 64, 32 that divides the input width; int4: 32', () => {
+    const widths = [768, 1024, 1280, 1600, 3072, 6400, 96];
+    expect(widths.map((K) => blockFor(K, 8))).toEqual([128, 128, 128, 64, 128, 128, 32]);
+    expect(widths.map((K) => blockFor(K, 4))).toEqual(widths.map(() => 32));
+    expect(() => blockFor(100, 8)).toThrow(/multiple of 32/);
+    expect(() => blockFor(100, 4)).toThrow(/multiple of 32/);
+  });
+});
+
 describe.each([8, 4] as WeightBits[])('int%i quantization', (bits) => {
-  it('rounds each weight to within half a step of its block scale, in both layouts', () => {
-    const [K, N] = [64, 5];
+  it.each([96, 64, 384])('rounds each weight to within half a step of its block scale, in both layouts (K %i)', (K) => {
+    const block = blockFor(K, bits);
+    const N = 5;
     const w = Float32Array.from({ length: K * N }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 7)));
     for (const layout of ['KN', 'NK'] as const) {
       const m = quantizeBlockwise(w, K, N, layout, bits);
+      expect(m.block).toBe(block);
       expect(m.q.length).toBe((K * N * bits) / 8);
+      expect(m.scales.length).toBe((N * K) / block);
       const back = dequantizeBlockwise(m, K, N, layout, bits);
       for (let i = 0; i < w.length; i++) {
         const [k, n] = layout === 'KN' ? [Math.floor(i / N), i % N] : [i % K, Math.floor(i / K)];
-        const scale = m.scales[n * (K / BLOCK) + Math.floor(k / BLOCK)]!;
+        const scale = m.scales[n * (K / block) + Math.floor(k / block)]!;
         expect(Math.abs(back[i]! - w[i]!)).toBeLessThanOrEqual(scale / 2 + 1e-7);
       }
     }

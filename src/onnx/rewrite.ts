@@ -70,16 +70,29 @@ function elementwiseLogSoftmax(x: Value): Value {
 // ---- blockwise int8 / int4 weights ----
 // Batch-1 decode is bound by reading every weight once per token; blockwise int8 weights read a
 // quarter of the fp32 bytes, int4 an eighth. ORT's MatMulNBits (com.microsoft) dequantizes
-// 32-value blocks on the fly. Numerics are no longer fp32-exact, so callers opt in.
+// blocks on the fly. Numerics are no longer fp32-exact, so callers opt in.
 
-export const BLOCK = 32;
+/**
+ * Block sizes, preferred first. int8: ORT's kernels run 128-value blocks fastest (fewer scales per
+ * dot product), and with 255 levels the block's width barely moves accuracy. int4: 32, as
+ * llama.cpp's Q4_0; with 15 levels a wider block's larger maximum costs accuracy (docs/server.md).
+ */
+export const BLOCKS: Record<WeightBits, readonly number[]> = { 8: [128, 64, 32], 4: [32] };
+
+/** The block size for input width K: the first of BLOCKS[bits] that divides it (gpt2-xl's 1600 takes 64 at int8). */
+export function blockFor(K: number, bits: WeightBits): number {
+  const block = BLOCKS[bits].find((b) => K % b === 0);
+  if (!block) throw new Error(`int${bits} quantization needs the input width (${K}) to be a multiple of ${BLOCKS[bits].at(-1)}`);
+  return block;
+}
 
 export type WeightBits = 4 | 8;
 
 export interface QuantizedMatrix {
-  /** [N, K/BLOCK, BLOCK·bits/8]: each output column's weights, blockwise, offset by 2^(bits−1); int4 packs two per byte, the first in the low nibble */
+  block: number; // values per block, along K
+  /** [N, K/block, block·bits/8]: each output column's weights, blockwise, offset by 2^(bits−1); int4 packs two per byte, the first in the low nibble */
   q: Uint8Array;
-  scales: Float32Array; // [N · K/BLOCK]
+  scales: Float32Array; // [N · K/block]
 }
 
 /** MatMulNBits' default zero point: 128 for int8, 8 for int4. */
@@ -87,13 +100,13 @@ const zeroOf = (bits: WeightBits) => 1 << (bits - 1);
 
 /**
  * Symmetric blockwise quantization: w ≈ (q − zero) · scale with zero = 2^(bits−1) and scale =
- * max|w| / (zero − 1) per block of 32 consecutive K values of one output column (int8: q − 128 in
- * ±127; int4: q − 8 in ±7). `layout` says how w is stored: 'KN' ([in, out], a MatMul's weight) or
- * 'NK' ([out, in], a Gemm's weight read transposed).
+ * max|w| / (zero − 1) per block of `block` consecutive K values of one output column (int8: q − 128
+ * in ±127; int4: q − 8 in ±7). `layout` says how w is stored: 'KN' ([in, out], a MatMul's weight)
+ * or 'NK' ([out, in], a Gemm's weight read transposed).
  */
-export function quantizeBlockwise(w: Float32Array, K: number, N: number, layout: 'KN' | 'NK', bits: WeightBits): QuantizedMatrix {
-  if (K % BLOCK) throw new Error(`int${bits} quantization needs the input width (${K}) to be a multiple of ${BLOCK}`);
-  const blocks = K / BLOCK;
+export function quantizeBlockwise(w: Float32Array, K: number, N: number, layout: 'KN' | 'NK', bits: WeightBits, block = blockFor(K, bits)): QuantizedMatrix {
+  if (K % block) throw new Error(`int${bits} quantization in blocks of ${block} needs the input width (${K}) to be a multiple of it`);
+  const blocks = K / block;
   const zero = zeroOf(bits);
   const q = new Uint8Array((N * K * bits) / 8);
   const scales = new Float32Array(N * blocks);
@@ -101,30 +114,30 @@ export function quantizeBlockwise(w: Float32Array, K: number, N: number, layout:
   for (let n = 0; n < N; n++) {
     for (let b = 0; b < blocks; b++) {
       let max = 0;
-      for (let i = 0; i < BLOCK; i++) max = Math.max(max, Math.abs(at(b * BLOCK + i, n)));
+      for (let i = 0; i < block; i++) max = Math.max(max, Math.abs(at(b * block + i, n)));
       const scale = max / (zero - 1) || 1;
       scales[n * blocks + b] = scale;
-      for (let i = 0; i < BLOCK; i++) {
-        const code = zero + Math.round(at(b * BLOCK + i, n) / scale);
-        const j = (n * blocks + b) * BLOCK + i; // the value's index in [N, K]
+      for (let i = 0; i < block; i++) {
+        const code = zero + Math.round(at(b * block + i, n) / scale);
+        const j = (n * blocks + b) * block + i; // the value's index in [N, K]
         if (bits === 8) q[j] = code;
         else q[j >> 1]! |= code << ((j & 1) * 4);
       }
     }
   }
-  return { q, scales };
+  return { block, q, scales };
 }
 
 /** The matrix ORT computes with: (q − zero) · scale, back in the original layout. */
 export function dequantizeBlockwise(m: QuantizedMatrix, K: number, N: number, layout: 'KN' | 'NK', bits: WeightBits): Float32Array {
-  const blocks = K / BLOCK;
+  const blocks = K / m.block;
   const zero = zeroOf(bits);
   const w = new Float32Array(K * N);
   for (let n = 0; n < N; n++)
     for (let k = 0; k < K; k++) {
       const j = n * K + k;
       const code = bits === 8 ? m.q[j]! : (m.q[j >> 1]! >> ((j & 1) * 4)) & 15;
-      w[layout === 'KN' ? k * N + n : n * K + k] = (code - zero) * m.scales[n * blocks + Math.floor(k / BLOCK)]!;
+      w[layout === 'KN' ? k * N + n : n * K + k] = (code - zero) * m.scales[n * blocks + Math.floor(k / m.block)]!;
     }
   return w;
 }
@@ -141,14 +154,14 @@ export function quantizeGraph(g: Graph, read: (name: string) => Float32Array, bi
     const weight = g.initializers.get(node.inputs[1] ?? '');
     if (!(isMatMul || isHead) || !weight || weight.dims.length !== 2) continue;
     const [K, N] = isHead ? [weight.dims[1]!, weight.dims[0]!] : [weight.dims[0]!, weight.dims[1]!];
-    const { q, scales } = quantizeBlockwise(read(weight.name), K, N, isHead ? 'NK' : 'KN', bits);
-    const qv = g.initializer({ name: `${weight.name}.int${bits}`, dtype: 'uint8', dims: [N, K / BLOCK, (BLOCK * bits) / 8], data: q });
-    const sv = g.initializer({ name: `${weight.name}.scales`, dtype: 'float32', dims: [N * (K / BLOCK)], data: scales });
+    const { block, q, scales } = quantizeBlockwise(read(weight.name), K, N, isHead ? 'NK' : 'KN', bits);
+    const qv = g.initializer({ name: `${weight.name}.int${bits}`, dtype: 'uint8', dims: [N, K / block, (block * bits) / 8], data: q });
+    const sv = g.initializer({ name: `${weight.name}.scales`, dtype: 'float32', dims: [N * (K / block)], data: scales });
     Object.assign(node, {
       op: 'MatMulNBits',
       domain: 'com.microsoft',
       inputs: [node.inputs[0]!, qv.name, sv.name],
-      attrs: { K, N, bits, block_size: BLOCK, accuracy_level: 4 },
+      attrs: { K, N, bits, block_size: block, accuracy_level: 4 },
     });
   }
   // fp32 copies no longer read by any node would still be loaded by ORT: drop them
