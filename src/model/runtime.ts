@@ -45,6 +45,13 @@ export function sessionOptions(opts: RuntimeOptions): ort.InferenceSession.Sessi
 }
 
 /**
+ * Session config for runs made of many short parallel sections (a decode step: a hundred small
+ * matmuls): the pool's threads spin between them instead of sleeping and being woken for each,
+ * and stop spinning when the run ends, so nothing burns a core between runs.
+ */
+export const SPIN_WITHIN_RUNS: ort.InferenceSession.SessionOptions = { extra: { session: { 'intra_op.allow_spinning': '1', force_spinning_stop: '1' } } };
+
+/**
  * Places weights for a graph. `weight(g, name, shape)` returns an initializer that points into a
  * file in `dir`: checkpoint files are hard-linked there (ORT refuses external data outside the
  * model's folder, symlinks included); tensors held in memory are written to one packed file.
@@ -121,11 +128,14 @@ export async function createSession(
   }
 }
 
+const sessionConfig = (o: ort.InferenceSession.SessionOptions) => (o.extra?.session ?? {}) as Record<string, string>;
+
 export async function openSession(model: string | Uint8Array, opts: RuntimeOptions = {}, extra: ort.InferenceSession.SessionOptions = {}): Promise<ort.InferenceSession> {
   const device = opts.device ?? 'cpu';
   if (!DEVICES.includes(device)) throw new DeviceError(`unknown device '${device}' (use ${DEVICES.join(', ')})`);
   try {
-    const options = { ...sessionOptions(opts), ...extra };
+    const base = sessionOptions(opts);
+    const options = { ...base, ...extra, extra: { ...base.extra, ...extra.extra, session: { ...sessionConfig(base), ...sessionConfig(extra) } } }; // extra's config keys over ours, key by key
     const create = () => (typeof model === 'string' ? ort.InferenceSession.create(model, options) : ort.InferenceSession.create(model, options));
     // WebGPU sessions share one device context that is not thread-safe: one call at a time (device-lock.ts).
     return device === 'webgpu' ? lockWebGpuSession(await withWebGpuLock(create)) : await create();

@@ -11,7 +11,7 @@ import type { GPTConfig } from './config.js';
 import { DeviceKVCache } from './device-cache.js';
 import { cachedAttention, HIDDEN, lmHead, placeParams, transformer, type DeviceCache, type WeightFn } from './gpt.js';
 import { KVCache } from './kv-cache.js';
-import { createSession, type Device, type RuntimeOptions } from './runtime.js';
+import { createSession, SPIN_WITHIN_RUNS, type Device, type RuntimeOptions } from './runtime.js';
 
 export interface ForwardRow {
   slot: number; // KV-cache slot this sequence owns
@@ -94,7 +94,7 @@ export class ModelSession {
     const kvCache = opts.kvCache ?? (device === 'webgpu' ? 'device' : 'host');
     if (kvCache === 'device' && device !== 'webgpu') throw new Error(`a device-resident KV cache needs the webgpu device (the ${device} provider returns every output to the host)`);
     // The next cache stays where the run left it; only the logits come back.
-    const extra: ort.InferenceSession.SessionOptions = kvCache === 'device' ? { preferredOutputLocation: outputLocations(config) } : {};
+    const extra: ort.InferenceSession.SessionOptions = { ...SPIN_WITHIN_RUNS, ...(kvCache === 'device' ? { preferredOutputLocation: outputLocations(config) } : {}) };
     const build = (weight: WeightFn) => buildInferenceGraph(config, weight, kvCache);
     const session = await createSession(build, weights, opts, extra);
     let decodeSession: ort.InferenceSession | undefined;
