@@ -139,7 +139,7 @@ function pytorchInit(shapes: Map<string, number[]>): InitFn {
 /** Looks up a parameter by its GPT-2 checkpoint name (an initializer or a graph input). */
 export type ParamFn = (name: string) => Value;
 
-/** Attention over what layer `layer` may see: q, k, v [B, T, C] for the new tokens → [B, T, C]. */
+/** Attention over what layer `layer` may see: q, k, v [B, H, T, hd] for the new tokens → [B, T, C]. */
 export type AttendFn = (layer: number, q: Value, k: Value, v: Value) => Value;
 
 /** Dropout hook (identity outside training); `site` names where it applies, as in the book. */
@@ -169,8 +169,7 @@ function block(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn
 }
 
 function attention(cfg: GPTConfig, x: Value, p: ParamFn, l: number, attend: AttendFn, dropout: DropoutFn, adapt?: AdaptFn): Value {
-  const C = cfg.nEmbd;
-  const [q, k, v] = op.split(linear(x, p, `h.${l}.attn.c_attn`, cfg.qkvBias, adapt), [C, C, C], -1) as [Value, Value, Value];
+  const [q, k, v] = splitHeads(linear(x, p, `h.${l}.attn.c_attn`, cfg.qkvBias, adapt), cfg.nHead, cfg.nEmbd / cfg.nHead);
   const y = attend(l, q, k, v); // [B, T, C], heads merged
   return dropout(linear(y, p, `h.${l}.attn.c_proj`, true, adapt), `h.${l}.resid_attn`);
 }
@@ -228,8 +227,7 @@ export function causalMask(T: number): Float32Array {
 export function causalAttention(cfg: GPTConfig, mask: Value, dropout = noDropout): AttendFn {
   const [C, H] = [cfg.nEmbd, cfg.nHead];
   const hd = C / H;
-  return (l, q, k, v) => {
-    const [qh, kh, vh] = [splitHeads(q, H, hd), splitHeads(k, H, hd), splitHeads(v, H, hd)]; // [B, H, T, hd]
+  return (l, qh, kh, vh) => {
     const kT = op.transpose(kh, [0, 1, 3, 2]);
     const scores = op.add(op.matmul(op.mul(qh, op.scalar(qh, 1 / Math.sqrt(hd))), kT), mask); // [B, H, T, T]
     const y = op.matmul(dropout(op.softmax(scores, -1), `h.${l}.attn_weights`), vh); // [B, H, T, hd]
@@ -255,18 +253,18 @@ export interface DeviceCache {
  * Attention over a KV cache plus the new tokens (generation); `mask` [B, 1, T, P+T] hides what
  * each row may not see. On the host (no `device`), layer l's cache arrives as graph inputs
  * past_k.l, past_v.l [B, H, P, hd], already in the layout attention reads, and the new tokens' k
- * and v ([B, T, C]) are pushed to `presents` (k, v per layer) for the caller to return and store.
- * With `device`, `presents` gets the updated caches instead (DeviceCache). Scores against the
- * cache and against the new tokens are computed apart and joined, so the cache itself is never
+ * and v ([B, H, T, hd]) are pushed to `presents` (k, v per layer) for the caller to return and
+ * store. With `device`, `presents` gets the updated caches instead (DeviceCache). Scores against
+ * the cache and against the new tokens are computed apart and joined, so the cache itself is never
  * concatenated or transposed (copies that cost more than the matmuls at large batches).
  */
 export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[], device?: DeviceCache): AttendFn {
   const [C, H] = [cfg.nEmbd, cfg.nHead];
   const hd = C / H;
-  return (l, q, k, v) => {
+  let pastAndNew: Value | undefined; // [P, T]: where the joined scores split, the same in every layer
+  return (l, q, kh, vh) => {
     const g = q.graph;
-    const qh = op.mul(splitHeads(q, H, hd), op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
-    const [kh, vh] = [splitHeads(k, H, hd), splitHeads(v, H, hd)];
+    const qh = op.mul(q, op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
     let pastK: Value, pastV: Value;
     if (device) {
       const [cacheK, cacheV] = (['k', 'v'] as const).map((kind) => g.input(`cache_${kind}.${l}`, 'float32', ['S', H, 'P', hd]));
@@ -274,22 +272,22 @@ export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[], 
       [pastK, pastV] = [read(cacheK!), read(cacheV!)];
       presents.push(op.scatterND(cacheK!, device.writeAt, kh, 'none'), op.scatterND(cacheV!, device.writeAt, vh, 'none'));
     } else {
-      presents.push(k, v);
+      presents.push(kh, vh);
       pastK = g.input(`past_k.${l}`, 'float32', ['B', H, 'P', hd]);
       pastV = g.input(`past_v.${l}`, 'float32', ['B', H, 'P', hd]);
     }
     const scores = op.concat([op.matmul(qh, op.transpose(pastK, [0, 1, 3, 2])), op.matmul(qh, op.transpose(kh, [0, 1, 3, 2]))], -1);
     const probs = op.softmax(op.add(scores, mask), -1); // [B, H, T, P+T]
-    const P = op.shapeOf(pastK, 2, 3); // [P]
-    const probsPast = op.sliceDynamic(probs, op.ints(g, [0]), P, -1); // [B, H, T, P]
-    const probsNew = op.sliceDynamic(probs, P, op.ints(g, [2 ** 31]), -1); // [B, H, T, T]
-    return mergeHeads(op.add(op.matmul(probsPast, pastV), op.matmul(probsNew, vh)), C);
+    pastAndNew ??= op.concat([op.shapeOf(pastK, 2, 3), op.shapeOf(kh, 2, 3)], 0);
+    const [probsPast, probsNew] = op.splitDynamic(probs, pastAndNew, -1, [pastK.shape[2]!, kh.shape[2]!]); // [B, H, T, P], [B, H, T, T]
+    return mergeHeads(op.add(op.matmul(probsPast!, pastV), op.matmul(probsNew!, vh)), C);
   };
 }
 
-/** Split [B, T, C] into heads: [B, H, T, hd]. */
-function splitHeads(x: Value, nHead: number, headDim: number): Value {
-  return op.transpose(op.reshape(x, [0, 0, nHead, headDim]), [0, 2, 1, 3]);
+/** [B, T, 3C] (q, k, v side by side) → q, k, v [B, H, T, hd]: one reshape, transpose and split for the three. */
+function splitHeads(qkv: Value, nHead: number, headDim: number): [Value, Value, Value] {
+  const heads = op.transpose(op.reshape(qkv, [0, 0, 3 * nHead, headDim]), [0, 2, 1, 3]); // [B, 3H, T, hd]
+  return op.split(heads, [nHead, nHead, nHead], 1) as [Value, Value, Value];
 }
 
 /** Merge heads back: [B, H, T, hd] → [B, T, C]. */

@@ -108,16 +108,16 @@ export class KVCache {
     }
   }
 
-  /** Writes rows [count, C] (from row `from` of `src`) at positions start.. of `slot`. */
-  write(kind: 'k' | 'v', layer: number, slot: number, start: number, src: Float32Array, from: number, count: number): void {
+  /**
+   * Writes the first `count` positions of batch row `b` of `src` ([B, H, T, hd], the layout the
+   * graph returns new K/V in) at positions start.. of `slot`: one copy per head.
+   */
+  write(kind: 'k' | 'v', layer: number, slot: number, start: number, src: Float32Array, b: number, T: number, count: number): void {
     const [H, hd, cap] = [this.heads, this.headDim, this.capacity];
     const dst = this[kind][layer]!;
-    for (let t = 0; t < count; t++) {
-      const row = (from + t) * H * hd;
-      for (let h = 0; h < H; h++) {
-        const at = ((slot * H + h) * cap + start + t) * hd;
-        dst.set(src.subarray(row + h * hd, row + (h + 1) * hd), at);
-      }
+    for (let h = 0; h < H; h++) {
+      const from = (b * H + h) * T * hd;
+      dst.set(src.subarray(from, from + count * hd), ((slot * H + h) * cap + start) * hd);
     }
   }
 }

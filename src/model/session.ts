@@ -53,7 +53,7 @@ export interface Transfer {
  *          logit_rows int64 [N] (rows of the flattened [B·T] batch whose logits to return);
  *          host: past_k.l, past_v.l float [B, H, P, hd] (P = cache capacity, or 0 for a fresh batch);
  *          device: cache_k.l, cache_v.l [S, H, P', hd], slots [B], read_len [1] (= P), write_at [B, H, T, 3].
- * Outputs: logits [N, V]; host: present_k.l, present_v.l [B, T, C]; device: next_k.l, next_v.l [S, H, P', hd].
+ * Outputs: logits [N, V]; host: present_k.l, present_v.l [B, H, T, hd]; device: next_k.l, next_v.l [S, H, P', hd].
  */
 export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn, kvCache: 'host' | 'device' = 'host'): Graph {
   const g = new Graph('gpt2_infer');
@@ -223,8 +223,8 @@ function hostCacheFeeds(cache: KVCache, cfg: GPTConfig, rows: ForwardRow[], P: n
 function storePresents(cache: KVCache, cfg: GPTConfig, rows: ForwardRow[], T: number, out: ort.InferenceSession.OnnxValueMapType): void {
   for (let l = 0; l < cfg.nLayer; l++) {
     for (const kind of ['k', 'v'] as const) {
-      const present = out[`present_${kind}.${l}`]!.data as Float32Array; // [B, T, C]
-      rows.forEach((r, b) => cache.write(kind, l, r.slot, r.start, present, b * T, r.tokens.length));
+      const present = out[`present_${kind}.${l}`]!.data as Float32Array; // [B, H, T, hd]
+      rows.forEach((r, b) => cache.write(kind, l, r.slot, r.start, present, b, T, r.tokens.length));
     }
   }
 }

@@ -87,10 +87,26 @@ export class Graph {
     return this.initializer({ name: this.fresh(prefix), dtype: dtypeOf(data), dims, data });
   }
 
+  /**
+   * Declares `v` an output, named `name` if given. A value that only a node made (not an input, an
+   * initializer or an output already) takes the name itself, since an Identity node would cost a
+   * kernel call every run; Value objects holding the old name are then stale and node() refuses them.
+   */
   output(v: Value, name?: string): Value {
-    if (name && name !== v.name) v = this.node('Identity', [v], {}, [{ dtype: v.dtype, shape: v.shape }], [name])[0]!;
+    if (name && name !== v.name) v = this.producer.has(v.name) && !this.outputs.includes(v) ? this.rename(v, name) : this.node('Identity', [v], {}, [{ dtype: v.dtype, shape: v.shape }], [name])[0]!;
     this.outputs.push(v);
     return v;
+  }
+
+  private rename(v: Value, name: string): Value {
+    const renamed = this.define(name, v.dtype, v.shape);
+    const node = this.producer.get(v.name)!;
+    node.outputs = node.outputs.map((o) => (o === v.name ? name : o));
+    for (const n of this.nodes) n.inputs = n.inputs.map((i) => (i === v.name ? name : i));
+    this.values.delete(v.name);
+    this.producer.delete(v.name);
+    this.producer.set(name, node);
+    return renamed;
   }
 
   /** Append a node; outTypes gives each output's dtype and shape (computed by the op helper). */
@@ -102,7 +118,10 @@ export class Graph {
     outNames?: string[],
     domain = '',
   ): Value[] {
-    for (const i of inputs) if (i && i.graph !== this) throw new Error(`${op}: input '${i.name}' belongs to another graph`);
+    for (const i of inputs) {
+      if (i && i.graph !== this) throw new Error(`${op}: input '${i.name}' belongs to another graph`);
+      if (i && this.values.get(i.name) !== i) throw new Error(`${op}: input '${i.name}' is no longer in the graph (renamed as an output, or pruned)`);
+    }
     const outputs = outTypes.map((t, k) => this.define(outNames?.[k] ?? this.fresh(op.toLowerCase()), t.dtype, t.shape));
     const node: Node = { op, domain, inputs: inputs.map((i) => i?.name ?? ''), outputs: outputs.map((o) => o.name), attrs };
     this.nodes.push(node);
@@ -125,11 +144,16 @@ export class Graph {
     this.nodes.splice(at, 1, ...added);
     const rename = new Map(node.outputs.map((o, i) => [o, outs[i]!]));
     for (const n of this.nodes) n.inputs = n.inputs.map((i) => rename.get(i)?.name ?? i);
+    for (const o of node.outputs) this.producer.delete(o);
+    // a graph output keeps its name: the value replacing it takes the name (output() renames)
     this.outputs.forEach((o, i) => {
       const r = rename.get(o.name);
-      if (r) this.outputs[i] = r;
+      if (!r) return;
+      this.values.delete(o.name);
+      this.outputs.splice(i, 1);
+      this.output(r, o.name);
+      this.outputs.splice(i, 0, this.outputs.pop()!);
     });
-    for (const o of node.outputs) this.producer.delete(o);
   }
 }
 

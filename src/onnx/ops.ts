@@ -175,6 +175,12 @@ export function split(x: Value, sizes: number[], axis: number): Value[] {
   return x.graph.node('Split', [x, ints(x.graph, sizes)], { axis: ax }, outs);
 }
 
+/** Split along `axis` into pieces whose sizes arrive at run time (`sizes`: int64 [pieces]); `dims` names each piece's size along it. */
+export function splitDynamic(x: Value, sizes: Value, axis: number, dims: Dim[]): Value[] {
+  const ax = normAxis(axis, x.rank);
+  return x.graph.node('Split', [x, sizes], { axis: ax }, dims.map((s) => ({ dtype: x.dtype, shape: x.shape.map((d, i) => (i === ax ? s : d)) })));
+}
+
 /** Slice with constant starts/ends on the given axes (ONNX clamping semantics). */
 export function slice(x: Value, starts: number[], ends: number[], axes: number[]): Value {
   const ax = axes.map((a) => normAxis(a, x.rank));
