@@ -13,7 +13,7 @@ import * as ort from 'onnxruntime-node';
 import { loadCheckpoint, materialize, saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig, type GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
-import { createSession } from '../src/model/runtime.js';
+import { createSession, SPIN_WITHIN_RUNS } from '../src/model/runtime.js';
 import { buildInferenceGraph, QUANTIZE, type Quantize } from '../src/model/session.js';
 import { blockFor, quantizeGraph } from '../src/onnx/rewrite.js';
 
@@ -58,8 +58,8 @@ const build = (w: Parameters<Parameters<typeof createSession>[0]>[0]) => {
   return g;
 };
 const prefix = path.join(os.tmpdir(), `scratchgpt-profile-${process.pid}`);
-const plain = await createSession(build, weights, { threads });
-const profiled = await createSession(build, weights, { threads }, { enableProfiling: true, profileFilePrefix: prefix });
+const plain = await createSession(build, weights, { threads }, SPIN_WITHIN_RUNS); // the session options ModelSession uses
+const profiled = await createSession(build, weights, { threads }, { ...SPIN_WITHIN_RUNS, enableProfiling: true, profileFilePrefix: prefix });
 const f = feeds(cfg);
 const WARM = 8;
 

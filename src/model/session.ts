@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { Graph, type Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
-import { quantizeGraph } from '../onnx/rewrite.js';
+import { fuseSkipLayerNorm, quantizeGraph } from '../onnx/rewrite.js';
 import { loadCheckpoint, materialize, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
 import { DeviceKVCache } from './device-cache.js';
@@ -72,6 +72,7 @@ export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn, kvCache: '
   g.output(lmHead(cfg, p, rows), 'logits');
   const prefix = device ? 'next_' : 'present_';
   presents.forEach((x, i) => g.output(x, `${prefix}${i % 2 ? 'v' : 'k'}.${i >> 1}`));
+  fuseSkipLayerNorm(g);
   return g;
 }
 

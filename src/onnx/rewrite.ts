@@ -1,6 +1,7 @@
 // Rewrites of a built graph, each in place through Graph.replaceNode or by dropping nodes:
 // `prune` (dead backward nodes, after autodiff), `lastAxisCrossEntropy` (the loss node as ops
-// ORT runs fast) and `quantizeGraph` (weight matmuls as blockwise int8 or int4 MatMulNBits).
+// ORT runs fast), `fuseSkipLayerNorm` (residual sums and their LayerNorms as one node) and
+// `quantizeGraph` (weight matmuls as blockwise int8 or int4 MatMulNBits).
 import type { Graph, Node, Value } from './graph.js';
 import * as op from './ops.js';
 
@@ -65,6 +66,31 @@ export function lastAxisCrossEntropy(g: Graph, opts: { elementwiseLogSoftmax?: b
 function elementwiseLogSoftmax(x: Value): Value {
   const shifted = op.sub(x, op.reduceMax(x, [-1]));
   return op.sub(shifted, op.log(op.reduceSum(op.exp(shifted), [-1])));
+}
+
+/**
+ * Each LayerNormalization over a residual sum (Add of two [B, T, C] values) becomes one
+ * SkipLayerNormalization (com.microsoft) that returns both the normalized values and the sum,
+ * which the next residual Add reads: a node less per sum. ORT's own fusion skips a sum that
+ * other nodes read too, which is every residual sum but the last. Inference graphs only: the
+ * gradient table has no rule for it.
+ */
+export function fuseSkipLayerNorm(g: Graph): void {
+  for (const ln of [...g.nodes]) {
+    const add = g.producer.get(ln.inputs[0] ?? '');
+    if (ln.op !== 'LayerNormalization' || ln.attrs.axis !== -1 || ln.outputs.length !== 1 || add?.op !== 'Add') continue;
+    const [a, b] = add.inputs.map((n) => g.get(n)) as [Value, Value];
+    if (a.rank !== 3 || b.rank !== 3) continue;
+    let normalized: Value | undefined;
+    g.replaceNode(add, () => {
+      const [y, mean, invStd, sum] = g.node('SkipLayerNormalization', [a, b, g.get(ln.inputs[1]!), g.get(ln.inputs[2]!)], { epsilon: ln.attrs.epsilon! }, Array(4).fill({ dtype: a.dtype, shape: a.shape }), undefined, 'com.microsoft') as [Value, Value, Value, Value];
+      for (const unused of [mean, invStd]) [g.values, g.producer].forEach((m) => m.delete(unused.name));
+      g.producer.get(y.name)!.outputs.splice(1, 2, '', ''); // the optional mean and 1/σ: not computed
+      normalized = y;
+      return [sum];
+    });
+    g.replaceNode(ln, () => [normalized!]);
+  }
 }
 
 // ---- blockwise int8 / int4 weights ----
