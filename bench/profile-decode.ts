@@ -47,7 +47,7 @@ const read = (name: string) => materialize(new Map([[name, weights.get(name)!]])
 const layerNodes = new Set<string>();
 let headNode = '';
 const build = (w: Parameters<Parameters<typeof createSession>[0]>[0]) => {
-  const g = buildInferenceGraph(cfg, w, 'host');
+  const g = buildInferenceGraph(cfg, w, 'host', quantize !== 'none');
   if (quantize !== 'none') quantizeGraph(g, read, quantize === 'int4' ? 4 : 8); // as ModelSession's decode session
   g.nodes.forEach((n, k) => {
     const weight = g.initializers.get(n.inputs[1] ?? '');

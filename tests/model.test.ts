@@ -3,10 +3,13 @@ import { describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { parameterCount, presetConfig } from '../src/model/config.js';
-import { parameterSpecs } from '../src/model/gpt.js';
 import type { Params } from '../src/model/params.js';
 import { numel } from '../src/model/params.js';
-import { ModelSession } from '../src/model/session.js';
+import * as ort from 'onnxruntime-node';
+import { HIDDEN, parameterSpecs } from '../src/model/gpt.js';
+import type { KVCache } from '../src/model/kv-cache.js';
+import { createSession } from '../src/model/runtime.js';
+import { buildInferenceGraph, ModelSession } from '../src/model/session.js';
 import { randomParams, referenceForward } from './reference/gpt-reference.js';
 
 const asWeights = (params: Params) => new Map<string, WeightSource>([...params].map(([k, t]) => [k, { kind: 'memory', data: t.data, shape: t.shape }]));
@@ -46,6 +49,43 @@ describe('GPTModel numerics', () => {
       ref[t]!.forEach((x, v) => expect(Math.abs(x - logits![v]!)).toBeLessThan(1e-4));
     }
     await model.close();
+  });
+
+  it('the decode-only graph (T = 1: heads moved by reshapes, not transposes) gives the reference logits and the K/V rows the cache stores', async () => {
+    const cfg = configs[0]![1];
+    const params = randomParams(cfg, 6);
+    const weights = asWeights(params);
+    const model = await ModelSession.create(cfg, weights);
+    const decodeOnly = await createSession((w) => buildInferenceGraph(cfg, w, 'host', true), weights);
+    const tokens = [3, 14, 15, 9, 26, 5, 35, 8];
+    const ref = referenceForward(cfg, params, tokens);
+    const { nHead: H, nEmbd: C, nLayer: L } = cfg;
+    const hd = C / H;
+    await model.forward([{ slot: 0, tokens: tokens.slice(0, 3), start: 0, logits: 'last' }]);
+    const cache = model.cache as KVCache;
+    for (let t = 3; t < tokens.length; t++) {
+      const P = cache.capacity;
+      const mask = new Float32Array(P + 1).fill(HIDDEN);
+      mask.fill(0, 0, t);
+      mask[P] = 0;
+      const feeds: Record<string, ort.Tensor> = {
+        tokens: new ort.Tensor('int64', BigInt64Array.of(BigInt(tokens[t]!)), [1, 1]),
+        positions: new ort.Tensor('int64', BigInt64Array.of(BigInt(t)), [1, 1]),
+        mask: new ort.Tensor('float32', mask, [1, 1, 1, P + 1]),
+        logit_rows: new ort.Tensor('int64', BigInt64Array.of(0n), [1]),
+      };
+      for (let l = 0; l < L; l++) for (const kind of ['k', 'v'] as const) feeds[`past_${kind}.${l}`] = new ort.Tensor('float32', cache.view(kind, l, 0, 1).slice(), [1, H, P, hd]);
+      const out = await decodeOnly.run(feeds);
+      ref[t]!.forEach((x, v) => expect(Math.abs(x - (out.logits!.data as Float32Array)[v]!)).toBeLessThan(1e-4));
+      await model.forward([{ slot: 0, tokens: [tokens[t]!], start: t, logits: 'last' }]); // the general graph stores position t
+      for (let l = 0; l < L; l++)
+        for (const kind of ['k', 'v'] as const) {
+          const present = out[`present_${kind}.${l}`]!.data as Float32Array; // [1, H, 1, hd]
+          for (let h = 0; h < H; h++)
+            for (let i = 0; i < hd; i++) expect(present[h * hd + i]).toBeCloseTo(cache.view(kind, l, 0, 1)[(h * cache.capacity + t) * hd + i]!, 5);
+        }
+    }
+    await Promise.all([model.close(), decodeOnly.release()]);
   });
 });
 

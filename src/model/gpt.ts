@@ -284,15 +284,18 @@ export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[], 
   };
 }
 
+// With one new token per row (a decode-only graph, T = 1) moving the head axis past T moves no
+// data: a reshape does it, where ORT would run a Transpose kernel.
+
 /** [B, T, 3C] (q, k, v side by side) → q, k, v [B, H, T, hd]: one reshape, transpose and split for the three. */
 function splitHeads(qkv: Value, nHead: number, headDim: number): [Value, Value, Value] {
-  const heads = op.transpose(op.reshape(qkv, [0, 0, 3 * nHead, headDim]), [0, 2, 1, 3]); // [B, 3H, T, hd]
+  const heads = qkv.shape[1] === 1 ? op.reshape(qkv, [0, 3 * nHead, 1, headDim]) : op.transpose(op.reshape(qkv, [0, 0, 3 * nHead, headDim]), [0, 2, 1, 3]); // [B, 3H, T, hd]
   return op.split(heads, [nHead, nHead, nHead], 1) as [Value, Value, Value];
 }
 
 /** Merge heads back: [B, H, T, hd] → [B, T, C]. */
 function mergeHeads(y: Value, nEmbd: number): Value {
-  return op.reshape(op.transpose(y, [0, 2, 1, 3]), [0, 0, nEmbd]);
+  return y.shape[2] === 1 ? op.reshape(y, [0, 1, nEmbd]) : op.reshape(op.transpose(y, [0, 2, 1, 3]), [0, 0, nEmbd]);
 }
 
 // ---- placing the parameters in a graph ----

@@ -47,7 +47,8 @@ export interface Transfer {
 
 /**
  * The inference graph, used for both prefill and decode, for a batch of sequences of different
- * lengths, with the KV cache on the host or on the device (cachedAttention).
+ * lengths, with the KV cache on the host or on the device (cachedAttention). `decodeOnly`: T is 1
+ * (the quantized decode session's graph).
  *
  * Inputs:  tokens, positions int64 [B, T]; mask float [B, 1, T, P+T] (additive: 0 = visible);
  *          logit_rows int64 [N] (rows of the flattened [B·T] batch whose logits to return);
@@ -55,16 +56,17 @@ export interface Transfer {
  *          device: cache_k.l, cache_v.l [S, H, P', hd], slots [B], read_len [1] (= P), write_at [B, H, T, 3].
  * Outputs: logits [N, V]; host: present_k.l, present_v.l [B, H, T, hd]; device: next_k.l, next_v.l [S, H, P', hd].
  */
-export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn, kvCache: 'host' | 'device' = 'host'): Graph {
+export function buildInferenceGraph(cfg: GPTConfig, weight: WeightFn, kvCache: 'host' | 'device' = 'host', decodeOnly = false): Graph {
   const g = new Graph('gpt2_infer');
   const p = placeParams(g, cfg, weight);
-  const tokens = g.input('tokens', 'int64', ['B', 'T']);
-  const positions = g.input('positions', 'int64', ['B', 'T']);
-  const mask = g.input('mask', 'float32', ['B', 1, 'T', 'PT']);
+  const T = decodeOnly ? 1 : 'T'; // one new token per row: ORT then moves heads with reshapes, not transposes
+  const tokens = g.input('tokens', 'int64', ['B', T]);
+  const positions = g.input('positions', 'int64', ['B', T]);
+  const mask = g.input('mask', 'float32', ['B', 1, T, 'PT']);
   const logitRows = g.input('logit_rows', 'int64', ['N']);
   const device: DeviceCache | undefined =
     kvCache === 'device'
-      ? { slots: g.input('slots', 'int64', ['B']), readLen: g.input('read_len', 'int64', [1]), writeAt: g.input('write_at', 'int64', ['B', cfg.nHead, 'T', 3]) }
+      ? { slots: g.input('slots', 'int64', ['B']), readLen: g.input('read_len', 'int64', [1]), writeAt: g.input('write_at', 'int64', ['B', cfg.nHead, T, 3]) }
       : undefined;
   const presents: Value[] = [];
   const h = transformer(cfg, p, tokens, positions, cachedAttention(cfg, mask, presents, device)); // [B, T, C]
@@ -83,7 +85,7 @@ export class ModelSession {
   private constructor(
     readonly config: GPTConfig,
     private readonly session: ort.InferenceSession,
-    /** Optional int8 session, used for steps where every row decodes one token. */
+    /** Optional int8 / int4 session on a decode-only graph, used for steps where every row decodes one token. */
     private readonly decodeSession: ort.InferenceSession | undefined,
     readonly cache: KVCache | DeviceKVCache,
     private readonly device: Device,
@@ -96,14 +98,14 @@ export class ModelSession {
     if (kvCache === 'device' && device !== 'webgpu') throw new Error(`a device-resident KV cache needs the webgpu device (the ${device} provider returns every output to the host)`);
     // The next cache stays where the run left it; only the logits come back.
     const extra: ort.InferenceSession.SessionOptions = { ...SPIN_WITHIN_RUNS, ...(kvCache === 'device' ? { preferredOutputLocation: outputLocations(config) } : {}) };
-    const build = (weight: WeightFn) => buildInferenceGraph(config, weight, kvCache);
+    const build = (weight: WeightFn, decodeOnly = false) => buildInferenceGraph(config, weight, kvCache, decodeOnly);
     const session = await createSession(build, weights, opts, extra);
     let decodeSession: ort.InferenceSession | undefined;
     if (opts.quantize && opts.quantize !== 'none') {
       const bits = opts.quantize === 'int4' ? 4 : 8;
       const read = (name: string) => materialize(new Map([[name, weights.get(name)!]])).get(name)!.data;
       decodeSession = await createSession((weight) => {
-        const g = build(weight);
+        const g = build(weight, true);
         quantizeGraph(g, read, bits);
         return g;
       }, weights, opts, extra);
