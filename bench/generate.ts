@@ -64,10 +64,14 @@ async function prefill(T: number, model = fp32): Promise<number> {
   return (T / median(times)) * 1000;
 }
 
-/** Greedy decode of `genLen` tokens for a batch of B sequences after a prompt each; decode-only tok/s. */
+/**
+ * Greedy decode of `genLen` tokens for a batch of B sequences after a prompt each; decode-only
+ * tok/s, the median of `reps` runs after one untimed warm-up run (as llama-bench warms up): a
+ * session's first runs set up its memory, which the first timed run would otherwise pay for.
+ */
 async function decode(B: number, model = fp32): Promise<number> {
   const rates: number[] = [];
-  for (let r = 0; r < Math.max(1, reps - 1); r++) {
+  for (let r = -1; r < reps; r++) {
     const rows = Array.from({ length: B }, (_, b) => ({ slot: b, tokens: randomTokens(promptLen, b + 1), start: 0, logits: 'last' as const }));
     let logits = await model.forward(rows);
     let pos = promptLen;
@@ -77,7 +81,7 @@ async function decode(B: number, model = fp32): Promise<number> {
       logits = await model.forward(next.map((tok, b) => ({ slot: b, tokens: [tok], start: pos, logits: 'last' as const })));
       pos++;
     }
-    rates.push(((B * genLen) / (now() - s)) * 1000);
+    if (r >= 0) rates.push(((B * genLen) / (now() - s)) * 1000);
   }
   return median(rates);
 }

@@ -1,8 +1,9 @@
 // Runs llama.cpp (CPU build) on the same GPT-2 124M checkpoint as our benchmarks, in the same run, so
 // figures are compared as ratios on the same (noisy, shared) machine. The recipe, the build and the
 // reference figures are in ../shared/bench/llamacpp/README.md: the checkpoint becomes an F32 GGUF
-// (mkgguf.py, with the vocabulary from mkvocab.py) and a Q8_0 GGUF (llama-quantize), cached in
-// $TMPDIR by the checkpoint's mtime; then llama-bench and llama-batched-bench measure both.
+// (mkgguf.py, with the vocabulary from mkvocab.py), and Q8_0 and Q4_0 GGUFs (llama-quantize, its
+// own recipe), cached in $TMPDIR by the checkpoint's mtime; then llama-bench and
+// llama-batched-bench measure the three.
 // The llama.cpp checkout (with build/bin and gguf-py) is $LLAMA_CPP_DIR, /tmp/llama.cpp by default.
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
@@ -28,6 +29,7 @@ export interface LlamaCppResults {
   commit: string;
   f32: LlamaCppFigures;
   q8_0: LlamaCppFigures;
+  q4_0: LlamaCppFigures;
 }
 
 const BUILD_HINT = 'clone ggml-org/llama.cpp there and build it as ../shared/bench/llamacpp/README.md says (cmake -B build -DGGML_NATIVE=ON -DLLAMA_CURL=OFF -DCMAKE_BUILD_TYPE=Release && cmake --build build -j2 --target llama-bench llama-batched-bench llama-quantize llama-tokenize), or point LLAMA_CPP_DIR at a checkout that has build/bin';
@@ -106,10 +108,11 @@ export function runLlamaCppBaseline(reps: number, opts: { checkpoint?: string; t
   const stamp = `${path.basename(checkpoint)}-${Math.round(fs.statSync(weights).mtimeMs)}`;
   const f32 = path.join(cache, `${stamp}-f32.gguf`);
   const q8 = path.join(cache, `${stamp}-q8_0.gguf`);
-  if (!fs.existsSync(f32) || !fs.existsSync(q8)) {
+  const q4 = path.join(cache, `${stamp}-q4_0.gguf`);
+  if (![f32, q8, q4].every((f) => fs.existsSync(f))) {
     // A new checkpoint: drop the GGUFs of older ones (hundreds of MB each).
     for (const f of fs.readdirSync(cache)) if (f.startsWith(`${path.basename(checkpoint)}-`) && !f.startsWith(stamp)) fs.rmSync(path.join(cache, f), { force: true });
-    console.log(`converting ${checkpoint} to GGUF (F32, then Q8_0) in ${cache} …`);
+    console.log(`converting ${checkpoint} to GGUF (F32, then Q8_0 and Q4_0) in ${cache} …`);
   }
   err = once(f32, (tmp) => {
     // gguf-py imports sentencepiece, which Debian does not package: a stub module will do.
@@ -121,11 +124,13 @@ export function runLlamaCppBaseline(reps: number, opts: { checkpoint?: string; t
     return r.status === 0 ? undefined : `mkgguf.py failed: ${why(r)}`;
   });
   if (err) return err;
-  err = once(q8, (tmp) => {
-    const r = run(bin('llama-quantize'), [f32, tmp, 'q8_0', String(threads)]);
-    return r.status === 0 ? undefined : `llama-quantize failed: ${why(r)}`;
-  });
-  if (err) return err;
+  for (const [file, type] of [[q8, 'q8_0'], [q4, 'q4_0']] as const) {
+    err = once(file, (tmp) => {
+      const r = run(bin('llama-quantize'), [f32, tmp, type, String(threads)]);
+      return r.status === 0 ? undefined : `llama-quantize ${type} failed: ${why(r)}`;
+    });
+    if (err) return err;
+  }
 
   // Same weights are no use without the same tokenizer: GPT-2's ids for a known string.
   const tok = run(bin('llama-tokenize'), ['-m', f32, '-p', 'Hello, world', '--ids', '--log-disable']);
@@ -135,7 +140,7 @@ export function runLlamaCppBaseline(reps: number, opts: { checkpoint?: string; t
   }
 
   console.log(`running the llama.cpp baseline (${commit}, ${threads} threads: llama-bench, then llama-batched-bench per model) …`);
-  const bench = run(bin('llama-bench'), ['-m', f32, '-m', q8, '-t', String(threads), '-p', '128,512', '-n', '128', '-r', String(reps), '-o', 'json']);
+  const bench = run(bin('llama-bench'), ['-m', f32, '-m', q8, '-m', q4, '-t', String(threads), '-p', '128,512', '-n', '128', '-r', String(reps), '-o', 'json']);
   if (bench.status !== 0) return `llama-bench failed: ${why(bench)}`;
   let rows: BenchRow[];
   try {
@@ -163,7 +168,9 @@ export function runLlamaCppBaseline(reps: number, opts: { checkpoint?: string; t
   if (typeof a === 'string') return a;
   const b = figures(q8);
   if (typeof b === 'string') return b;
-  return { threads, commit, f32: a, q8_0: b };
+  const c = figures(q4);
+  if (typeof c === 'string') return c;
+  return { threads, commit, f32: a, q8_0: b, q4_0: c };
 }
 
 /** Prints ours next to llama.cpp's with the ratio (the pairs of ../shared/bench/llamacpp/README.md);
@@ -181,6 +188,10 @@ export function printLlamaCppComparison(ours: Record<string, number>, l: LlamaCp
     ['decode_tok_s_b1_int8', 'q8_0_batched_b1', l.q8_0.batched[1]],
     ['decode_tok_s_b4_int8', 'q8_0_batched_b4', l.q8_0.batched[4]],
     ['decode_tok_s_b16_int8', 'q8_0_batched_b16', l.q8_0.batched[16]],
+    ['decode_tok_s_b1_int4', 'q4_0_tg128', l.q4_0.tg128, l.q4_0.sd.tg128],
+    ['decode_tok_s_b1_int4', 'q4_0_batched_b1', l.q4_0.batched[1]],
+    ['decode_tok_s_b4_int4', 'q4_0_batched_b4', l.q4_0.batched[4]],
+    ['decode_tok_s_b16_int4', 'q4_0_batched_b16', l.q4_0.batched[16]],
   ];
   const ratios: Record<string, number> = {};
   console.log(`\nllama.cpp ${l.commit}, ${l.threads} threads (llama-bench: mean ± sd; batched: llama-batched-bench S_TG)`);
@@ -189,7 +200,7 @@ export function printLlamaCppComparison(ours: Record<string, number>, l: LlamaCp
     if (ours[key] === undefined || !(theirs > 0)) continue;
     const ratio = ours[key]! / theirs;
     ratios[`${key}_vs_llamacpp_${name}`] = Math.round(ratio * 100) / 100;
-    const label = name.startsWith('q8_0_') ? `${name.slice(5)} Q8_0` : `${name} F32`;
+    const label = /^q[48]_0_/.test(name) ? `${name.slice(5)} ${name.slice(0, 4).toUpperCase()}` : `${name} F32`;
     const theirsText = `${theirs.toFixed(1)}${sd !== undefined ? ` ±${sd.toFixed(1)}` : ''}`;
     console.log(`${key.padEnd(24)} ${label.padEnd(18)} ${ours[key]!.toFixed(1).padStart(9)} ${theirsText.padStart(15)}  ${ratio.toFixed(2)}×`);
   }
