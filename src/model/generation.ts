@@ -7,6 +7,7 @@ import { checkContextLength } from './errors.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import type { TokenLogprob } from './sampling-kernels.js';
 import type { ModelSession } from './session.js';
+import { accepted, draftAndCheck, draftLength } from './speculative.js';
 import { finish, StopChecker, type FinishReason } from './stop.js';
 import { EOT, StreamingDetokenizer } from './tokenizer.js';
 
@@ -81,17 +82,28 @@ export class Generation {
 }
 
 /**
- * Generates with a KV cache in `slot`: one prefill, then one decode step per token.
+ * Generates with a KV cache in `slot`: one prefill, then one decode step per token, or, for a
+ * model with a draft, speculative rounds (speculative.ts) that give the same tokens.
  * Yields each step as soon as it is sampled (streaming).
  */
 export async function* generate(model: ModelSession, promptTokens: number[], options: SamplingOptions, slot = 0): AsyncGenerator<StepResult> {
   const gen = new Generation(promptTokens, options, model.config);
   if (options.maxTokens === 0) return;
-  let [logits] = await model.forward([{ slot, tokens: promptTokens, start: 0, logits: 'last' }]);
-  for (;;) {
-    const step = gen.step(logits!);
-    yield step;
-    if (step.finishReason) return;
-    [logits] = await model.forward([{ slot, tokens: [step.token], start: promptTokens.length + gen.tokens.length - 1, logits: 'last' }]);
+  const [logits] = await model.forward([{ slot, tokens: promptTokens, start: 0, logits: 'last' }]);
+  let step = gen.step(logits!);
+  yield step;
+  let pos = promptTokens.length; // where the last token goes: the cache holds the positions before it
+  while (!step.finishReason) {
+    const k = draftLength(model.draftTokens, gen);
+    if (k > 0) {
+      for (step of accepted(gen, await draftAndCheck(model, slot, step.token, pos, k))) {
+        yield step;
+        pos++;
+      }
+    } else {
+      const [next] = await model.forward([{ slot, tokens: [step.token], start: pos++, logits: 'last' }]);
+      step = gen.step(next!);
+      yield step;
+    }
   }
 }

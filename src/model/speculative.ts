@@ -1,0 +1,57 @@
+// Speculative decoding (Leviathan et al., 2023) with the model itself as the draft, on int8 or
+// int4 weights. A batch-1 decode step reads every weight once whether it checks one token or
+// five, so: the draft proposes k tokens, one cheap call each; one fp32 call over the last token and
+// the proposals gives the logits after each; the sequence samples from them in order, exactly as
+// it would have step by step, and stops after the first token that is not the proposal (that
+// token is still its own, so a round gives 1 to k+1 tokens). Tokens, logprobs and the cache's
+// K/V are those of plain fp32 decoding; only the number of fp32 calls changes.
+import type { Generation, StepResult } from './generation.js';
+import { argmax } from './sampling-kernels.js';
+import type { ForwardRow } from './session.js';
+
+/** What a round needs of a ModelSession: fp32 calls, and draft calls on the quantized weights. */
+export interface DraftingModel {
+  forward(rows: ForwardRow[], opts?: { draft?: boolean }): Promise<Float32Array[]>;
+}
+
+export interface Round {
+  /** The draft's k tokens (its greedy choices). */
+  proposals: number[];
+  /** fp32 logits after the round's first token and after each proposal: k + 1 rows. */
+  logits: Float32Array[];
+}
+
+/**
+ * Proposals a round may draft for `gen`: up to `k`, and none past its max_tokens (the round's last
+ * row gives a token of its own). A Generation's prompt and max_tokens fit the context, so this
+ * keeps the round inside it too.
+ */
+export function draftLength(k: number, gen: Generation): number {
+  return Math.max(0, Math.min(k, gen.options.maxTokens - gen.tokens.length - 1));
+}
+
+/** Drafts k tokens after `token` (at `start` in `slot`, not yet in the cache) and checks them in one fp32 call. */
+export async function draftAndCheck(model: DraftingModel, slot: number, token: number, start: number, k: number): Promise<Round> {
+  const proposals: number[] = [];
+  let last = token;
+  for (let j = 0; j < k; j++) {
+    const [logits] = await model.forward([{ slot, tokens: [last], start: start + j, logits: 'last' }], { draft: true });
+    proposals.push((last = argmax(logits!)));
+  }
+  const [all] = await model.forward([{ slot, tokens: [token, ...proposals], start, logits: 'all' }]);
+  const V = all!.length / (k + 1);
+  return { proposals, logits: Array.from({ length: k + 1 }, (_, i) => all!.subarray(i * V, (i + 1) * V)) };
+}
+
+/**
+ * The sequence's steps from a checked round, in order, up to and including the first token that
+ * differs from its proposal (or the last row, or a finish). After n steps the cache holds the
+ * round's first n positions as plain decoding would; the rest are overwritten later.
+ */
+export function* accepted(gen: Generation, round: Round): Generator<StepResult> {
+  for (let i = 0; i < round.logits.length; i++) {
+    const step = gen.step(round.logits[i]!);
+    yield step;
+    if (step.finishReason || step.token !== round.proposals[i]) return;
+  }
+}

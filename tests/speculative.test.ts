@@ -1,0 +1,76 @@
+// Speculative decoding: a model with an int8 (or int4) draft gives exactly the tokens and logprobs
+// of plain fp32 decoding, greedy or sampled, in fewer fp32 calls, and never drafts past the
+// context or max_tokens.
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import type { WeightSource } from '../src/model/checkpoint.js';
+import type { GPTConfig } from '../src/model/config.js';
+import { generate, type StepResult } from '../src/model/generation.js';
+import type { SamplingOptions } from '../src/model/sampler.js';
+import { ModelSession } from '../src/model/session.js';
+import { randomParams } from './reference/gpt-reference.js';
+
+const cfg: GPTConfig = { vocabSize: 200, contextLength: 48, nEmbd: 64, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
+const weights = new Map<string, WeightSource>([...randomParams(cfg, 3, 0.1)].map(([k, t]) => [k, { kind: 'memory', data: t.data, shape: t.shape }]));
+const prompt = [5, 17, 42, 99, 7, 150];
+
+let plain: ModelSession;
+beforeAll(async () => {
+  plain = await ModelSession.create(cfg, weights);
+});
+afterAll(() => plain.close());
+
+async function run(model: ModelSession, options: SamplingOptions, tokens = prompt): Promise<StepResult[]> {
+  const steps: StepResult[] = [];
+  for await (const s of generate(model, tokens, options)) steps.push(s);
+  return steps;
+}
+
+/** Runs `options` on plain fp32 and on a drafting model; returns both runs and the drafting model's fp32 and draft calls. */
+async function compare(draft: 'int8' | 'int4', options: SamplingOptions, tokens = prompt) {
+  const model = await ModelSession.create(cfg, weights, { draft, draftTokens: 4 });
+  const forward = vi.spyOn(model, 'forward');
+  const [want, got] = [await run(plain, options, tokens), await run(model, options, tokens)];
+  const calls = forward.mock.calls.map(([, opts]) => (opts?.draft ? 'draft' : 'fp32'));
+  await model.close();
+  return { want, got, fp32: calls.filter((c) => c === 'fp32').length, drafts: calls.filter((c) => c === 'draft').length };
+}
+
+function expectSame(want: StepResult[], got: StepResult[]): void {
+  expect(got.map((s) => s.token)).toEqual(want.map((s) => s.token));
+  expect(got.map((s) => s.text).join('')).toBe(want.map((s) => s.text).join(''));
+  expect(got.at(-1)!.finishReason).toBe(want.at(-1)!.finishReason);
+  got.forEach((s, i) => {
+    if (want[i]!.logprob !== undefined) expect(s.logprob).toBeCloseTo(want[i]!.logprob!, 4); // checked k+1 at a time: fp32 rounding apart
+  });
+}
+
+describe('speculative decoding', () => {
+  it.each(['int8', 'int4'] as const)('greedy with a %s draft: the same tokens and logprobs as plain fp32 decoding, in fewer fp32 calls', async (draft) => {
+    const { want, got, fp32, drafts } = await compare(draft, { maxTokens: 36, temperature: 0, logprobs: 2 });
+    expectSame(want, got);
+    console.log(`${draft} draft: ${got.length} tokens in ${fp32} fp32 calls (1 prefill) and ${drafts} draft calls`);
+    expect(drafts).toBeGreaterThan(0);
+    expect(fp32).toBeLessThan(got.length);
+  });
+
+  it('seeded sampling (temperature, top-p, penalties): the same tokens as plain decoding', async () => {
+    const { want, got } = await compare('int8', { maxTokens: 30, temperature: 0.8, topP: 0.95, frequencyPenalty: 0.5, seed: 11, logprobs: 1 });
+    expectSame(want, got);
+  });
+
+  it('drafts neither past the context nor past max_tokens: ends at both exactly as plain decoding', async () => {
+    const long = Array.from({ length: cfg.contextLength - 9 }, (_, i) => (i * 37) % cfg.vocabSize);
+    const atContext = await compare('int8', { maxTokens: 9, temperature: 0 }, long); // the last token at the last position
+    expectSame(atContext.want, atContext.got);
+    expect(atContext.got).toHaveLength(9);
+    const atMax = await compare('int8', { maxTokens: 3, temperature: 0 });
+    expectSame(atMax.want, atMax.got);
+    expect(atMax.got).toHaveLength(3);
+    expect(atMax.drafts).toBeLessThanOrEqual(1); // after the prefill's token, one round of one proposal gives the other two
+  });
+
+  it('a draft and quantized decode steps exclude each other; draft calls need a draft', async () => {
+    await expect(ModelSession.create(cfg, weights, { draft: 'int8', quantize: 'int8' })).rejects.toThrow(/exclude each other/);
+    await expect(plain.forward([{ slot: 0, tokens: [1], start: 0, logits: 'last' }], { draft: true })).rejects.toThrow(/no draft/);
+  });
+});
