@@ -6,7 +6,9 @@ import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { generate, type StepResult } from '../src/model/generation.js';
 import type { SamplingOptions } from '../src/model/sampler.js';
-import { ModelSession } from '../src/model/session.js';
+import { ModelSession, type ForwardRow } from '../src/model/session.js';
+import type { SeqEvent } from '../src/server/protocol.js';
+import { Scheduler } from '../src/server/scheduler.js';
 import { randomParams } from './reference/gpt-reference.js';
 
 const cfg: GPTConfig = { vocabSize: 200, contextLength: 48, nEmbd: 64, nLayer: 2, nHead: 2, dropout: 0, qkvBias: true, layerNormEpsilon: 1e-5 };
@@ -72,5 +74,47 @@ describe('speculative decoding', () => {
   it('a draft and quantized decode steps exclude each other; draft calls need a draft', async () => {
     await expect(ModelSession.create(cfg, weights, { draft: 'int8', quantize: 'int8' })).rejects.toThrow(/exclude each other/);
     await expect(plain.forward([{ slot: 0, tokens: [1], start: 0, logits: 'last' }], { draft: true })).rejects.toThrow(/no draft/);
+  });
+});
+
+describe('the scheduler with a draft', () => {
+  it('runs a sequence that is alone in speculative rounds and a batch in decode steps, each with the tokens it gets alone without a draft', async () => {
+    const model = await ModelSession.create(cfg, weights, { slots: 2, draft: 'int8' });
+    const calls: { rows: ForwardRow[]; draft: boolean }[] = [];
+    const events: SeqEvent[] = [];
+    let finished = 0;
+    const sched = new Scheduler(
+      { config: model.config, cache: model.cache, draftTokens: model.draftTokens, forward: (rows, opts) => (calls.push({ rows, draft: !!opts?.draft }), model.forward(rows, opts)) },
+      (m) => {
+        if (m.type !== 'step') return;
+        events.push(...m.events);
+        finished += m.events.filter((e) => (e.type === 'token' && e.finish) || e.type === 'end').length;
+      },
+    );
+    const loop = sched.run();
+    const until = async (n: number) => {
+      while (finished < n) await new Promise((r) => setTimeout(r, 2));
+    };
+    const specs = [
+      { id: 1, prompt, options: { maxTokens: 20, temperature: 0, ignoreEos: true } },
+      { id: 2, prompt: [9, 8, 7], options: { maxTokens: 12, temperature: 0.9, seed: 4, ignoreEos: true } },
+      { id: 3, prompt: [1, 2, 3, 4], options: { maxTokens: 24, temperature: 0, ignoreEos: true } }, // outlives 2: alone again at the end
+    ];
+    sched.submit([specs[0]!]);
+    await until(1);
+    const aloneCalls = calls.length;
+    sched.submit(specs.slice(1));
+    await until(3);
+    sched.close();
+    await loop;
+    for (const spec of specs) {
+      const want = (await run(plain, spec.options, spec.prompt)).map((s) => s.token);
+      expect(events.filter((e) => e.type === 'token' && e.id === spec.id).map((e) => (e.type === 'token' ? e.token : -1))).toEqual(want);
+    }
+    expect(calls.slice(0, aloneCalls).some((c) => c.draft)).toBe(true); // the first request drafted
+    expect(calls.slice(0, aloneCalls).filter((c) => !c.draft).length).toBeLessThan(20);
+    expect(calls.some((c) => !c.draft && c.rows.length === 2)).toBe(true); // 2 and 3 decoded together
+    expect(calls.filter((c) => c.draft).every((c) => c.rows.length === 1)).toBe(true);
+    await model.close();
   });
 });

@@ -57,7 +57,7 @@ export async function run(argv: string[]): Promise<number> {
   const parsed = parseCommand(CHAT, argv);
   if (!parsed) return 0; // --help
   const a = parsed.values;
-  const { device, quantize, threads } = a;
+  const { device, quantize, draft, draftTokens, threads } = a;
 
   const dir = a.model ? (await resolveModel(a.model, { onProgress: downloadProgress() })).dir : resolveModelDir(undefined, DEFAULT_CHAT_MODEL_DIR);
   // An adapter's own prompt files first, then its base's (as the server reads them).
@@ -75,6 +75,8 @@ export async function run(argv: string[]): Promise<number> {
     device,
     threads,
     quantize,
+    draft,
+    draftTokens,
     onProgress: progressLine('loading weights'),
   });
   try {

@@ -1,6 +1,6 @@
 // Options that several commands take, declared once for all of them.
 import { DEVICES, type Device } from '../model/runtime.js';
-import { QUANTIZE } from '../model/session.js';
+import { DEFAULT_DRAFT_TOKENS, QUANTIZE } from '../model/session.js';
 import { DEFAULT_LEASE_SECONDS } from '../jobs/lease.js';
 import { choice, int, list, num, str } from './options.js';
 
@@ -9,6 +9,11 @@ export const RUNTIME_OPTIONS = {
   device: choice(DEVICES as readonly Device[], { default: 'cpu', help: 'where the model runs' }),
   threads: int({ arg: 'N', min: 1, defaultText: 'all cores', help: 'intra-op threads' }),
   quantize: choice(QUANTIZE, { default: 'none', help: 'int8 / int4: decode with blockwise int8 / int4 weights (faster, not fp32-exact; prefill stays fp32; perplexity in docs/server.md)' }),
+  draft: choice(QUANTIZE, {
+    default: 'none',
+    help: 'int8 / int4: speculative decoding: a sequence decoding alone drafts tokens on int8 / int4 weights and one fp32 call checks them (the same tokens as without, faster; not with --quantize)',
+  }),
+  draftTokens: int({ arg: 'K', min: 1, default: DEFAULT_DRAFT_TOKENS, help: 'tokens the draft proposes per round (with --draft)' }),
 };
 
 /** Sampling, whose defaults come from the model's generation_config.json: generate and chat. */

@@ -37,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!parsed) return 0; // --help
   const a = parsed.values;
   if ((a.prompt === undefined) === (a.promptTokens === undefined)) throw new Error('give exactly one of --prompt and --prompt-tokens');
-  const { device, quantize, threads } = a;
+  const { device, quantize, draft, draftTokens, threads } = a;
   const promptTokens =
     a.prompt !== undefined ? encode(a.prompt) : a.promptTokens!.split(',').map((s) => integer('--prompt-tokens', s.trim(), 0));
 
@@ -53,6 +53,8 @@ export async function run(argv: string[]): Promise<number> {
     device,
     threads,
     quantize,
+    draft,
+    draftTokens,
     onProgress: progressLine('loading weights'),
   });
   if (promptTokens.some((t) => t >= model.config.vocabSize)) throw new Error(`--prompt-tokens: ids must be below the vocabulary size ${model.config.vocabSize}`);

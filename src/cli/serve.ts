@@ -74,6 +74,8 @@ export async function run(argv: string[]): Promise<number> {
     device: a.device,
     threads: a.threads,
     quantize: a.quantize,
+    draft: a.draft,
+    draftTokens: a.draftTokens,
     apiKeys,
     allowedHosts: a.allowedHosts,
     corsOrigins: a.corsOrigins,

@@ -20,6 +20,8 @@ export interface ModelThreadConfig extends SchedulerOptions {
   device?: Device;
   threads?: number;
   quantize?: Quantize;
+  draft?: Quantize;
+  draftTokens?: number;
 }
 
 const port = parentPort!;
@@ -27,7 +29,7 @@ const cfg = workerData as ModelThreadConfig;
 const post = (msg: FromModelThread) => port.postMessage(msg);
 
 try {
-  const model = await ModelSession.load(cfg.dir, { lora: cfg.lora, slots: cfg.slots, device: cfg.device, threads: cfg.threads, quantize: cfg.quantize });
+  const model = await ModelSession.load(cfg.dir, { lora: cfg.lora, slots: cfg.slots, device: cfg.device, threads: cfg.threads, quantize: cfg.quantize, draft: cfg.draft, draftTokens: cfg.draftTokens });
   // Generation and embeddings share the model's thread: each ORT call takes its turn (turns.ts),
   // so the scheduler stays unaware of embeddings.
   const turns = new Turns();
@@ -36,7 +38,7 @@ try {
     return Embedder.create(config, weights, { device: cfg.device, threads: cfg.threads });
   };
   const embeddings = new EmbeddingQueue(openEmbedder, turns, post, cfg.prefillTokens ?? 512); // 512: the scheduler's default prefill budget
-  const scheduler = new Scheduler({ config: model.config, cache: model.cache, forward: (rows) => turns.take(() => model.forward(rows)) }, post, cfg);
+  const scheduler = new Scheduler({ config: model.config, cache: model.cache, draftTokens: model.draftTokens, forward: (rows, opts) => turns.take(() => model.forward(rows, opts)) }, post, cfg);
   port.on('message', (msg: ToModelThread) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);
     else if (msg.type === 'cancel') scheduler.cancel(msg.ids);

@@ -22,8 +22,11 @@ export interface ModelOptions {
   queue: number;
   device?: Device;
   threads?: number;
-  /** 'int8': decode steps run on blockwise int8 weights (faster, not fp32-exact; see src/onnx/rewrite.ts). */
+  /** 'int8' / 'int4': decode steps run on blockwise int8 / int4 weights (faster, not fp32-exact; see src/onnx/rewrite.ts). */
   quantize?: Quantize;
+  /** 'int8' / 'int4': a sequence decoding alone drafts on such weights, checked by fp32 (src/model/speculative.ts). */
+  draft?: Quantize;
+  draftTokens?: number;
   prefillTokens?: number;
   /** Prompt tokens per prefill call (SchedulerOptions.prefillCallTokens). */
   prefillCallTokens?: number;
@@ -132,6 +135,8 @@ export class ModelWorker {
       device: opts.device,
       threads: opts.threads,
       quantize: opts.quantize,
+      draft: opts.draft,
+      draftTokens: opts.draftTokens,
       prefillTokens: opts.prefillTokens,
       prefillCallTokens: opts.prefillCallTokens,
       mixed: opts.mixedPrefill,

@@ -21,16 +21,18 @@ import { KVCache } from '../model/kv-cache.js';
 import { DEFAULT_PREFIX_CACHE_MB, PrefixCache } from '../model/prefix-cache.js';
 import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
+import { accepted, draftAndCheck, draftLength, type DraftingModel, type Round } from '../model/speculative.js';
 import type { FromModelThread, SeqEvent, SeqSpec } from './protocol.js';
 
 /** serve's --prefill-call-tokens default: half the default step budget (--prefill-tokens 512), so a full step prefills in two calls. */
 export const DEFAULT_PREFILL_CALL_TOKENS = 256;
 
 /** What the scheduler needs of a ModelSession (an interface so tests can count calls). */
-export interface BatchModel {
+export interface BatchModel extends DraftingModel {
   config: GPTConfig;
   cache: { slots: number; moveSlot(from: number, to: number): void };
-  forward(rows: ForwardRow[]): Promise<Float32Array[]>;
+  /** Tokens a draft proposes per speculative round; 0 or absent: no draft. */
+  draftTokens?: number;
 }
 
 export interface SchedulerOptions {
@@ -140,6 +142,8 @@ export class Scheduler {
   private async step(): Promise<void> {
     const { leaders, followers } = this.fillSlots();
     const old = this.running.filter((a) => !leaders.includes(a) && !followers.includes(a));
+    // Alone, a sequence's decode step reads every weight for one token: a draft's round checks several at that price.
+    if (this.running.length === 1 && old.length === 1 && draftLength(this.model.draftTokens ?? 0, old[0]!.gen) > 0) return this.speculate(old[0]!);
     // The last prompt token alone after a cached prefix asks for 'all' too: ModelSession runs calls
     // of one-token 'last' rows on its int8 decode graph, and this prefill must stay fp32 as without the cache.
     const prefill = (a: Active): ForwardRow => ({ slot: a.slot, tokens: a.spec.prompt.slice(a.pos), start: a.pos, logits: a.spec.promptLogprobs !== undefined || (a.pos > 0 && a.pos === a.spec.prompt.length - 1) ? 'all' : 'last' });
@@ -300,20 +304,53 @@ export class Scheduler {
         done.push(a);
         return;
       }
-      let s: StepResult;
-      try {
-        s = a.gen.step(out);
-      } catch (e) {
-        // e.g. NaN logits from a broken checkpoint: this sequence fails, the batch goes on.
-        failed.push(a);
-        this.events.push({ type: 'end', id: a.spec.id, reason: 'error', message: (e as Error).message, ...(e instanceof ConstraintError && { invalidRequest: true as const }) });
-        return;
-      }
-      this.events.push({ type: 'token', id: a.spec.id, token: s.token, text: s.text, logprob: s.logprob, top: s.topLogprobs, finish: s.finishReason, ...(prefilled && a.cached ? { cached: a.cached } : {}) });
-      if (s.finishReason) done.push(a);
+      const s = this.sample(a, out, prefilled && a.cached ? { cached: a.cached } : {});
+      if (!s) failed.push(a);
+      else if (s.finishReason) done.push(a);
     });
     this.retire([...done, ...failed]);
     this.flush(rows.length);
+  }
+
+  /** One sampling step of `a` and its token event; on an error its end event and undefined. */
+  private sample(a: Active, logits: Float32Array, extra: { cached?: number } = {}): StepResult | undefined {
+    try {
+      const s = a.gen.step(logits);
+      this.events.push(tokenEvent(a, s, extra));
+      return s;
+    } catch (e) {
+      // e.g. NaN logits from a broken checkpoint: this sequence fails, the batch goes on.
+      this.events.push(failedEvent(a, e));
+      return undefined;
+    }
+  }
+
+  /**
+   * A speculative round (speculative.ts) for the one running sequence: its draft proposes tokens,
+   * one fp32 call checks them, and it samples from that call's rows in order while its tokens are
+   * the proposals. The tokens are those decode steps would give; the round's are posted together.
+   */
+  private async speculate(a: Active): Promise<void> {
+    let round: Round;
+    try {
+      round = await draftAndCheck(this.model, a.slot, a.gen.tokens.at(-1)!, a.pos, draftLength(this.model.draftTokens!, a.gen));
+    } catch (e) {
+      console.error('scheduler: forward failed:', e);
+      this.retire([a], 'error', (e as Error).message);
+      this.flush(1);
+      return;
+    }
+    try {
+      for (const s of accepted(a.gen, round)) {
+        a.pos++; // the row's input is in the cache as plain decoding would have put it
+        this.events.push(tokenEvent(a, s));
+        if (s.finishReason) this.retire([a]);
+      }
+    } catch (e) {
+      this.events.push(failedEvent(a, e));
+      this.retire([a]);
+    }
+    this.flush(1);
   }
 
   /**
@@ -346,6 +383,11 @@ export class Scheduler {
     this.events = [];
   }
 }
+
+const tokenEvent = (a: Active, s: StepResult, extra: { cached?: number } = {}): SeqEvent => ({ type: 'token', id: a.spec.id, token: s.token, text: s.text, logprob: s.logprob, top: s.topLogprobs, finish: s.finishReason, ...extra });
+
+/** A sequence's end after its sampler threw (a constraint's error is the client's doing). */
+const failedEvent = (a: Active, e: unknown): SeqEvent => ({ type: 'end', id: a.spec.id, reason: 'error', message: (e as Error).message, ...(e instanceof ConstraintError && { invalidRequest: true as const }) });
 
 /** logprob of each prompt token given the ones before it, from the prefill's per-position logits. */
 function promptEvent(spec: SeqSpec, logits: Float32Array, V: number): SeqEvent {
