@@ -11,7 +11,8 @@ import os from 'node:os';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
-import { ModelSession } from '../src/model/session.js';
+import { generate } from '../src/model/generation.js';
+import { DEFAULT_DRAFT_TOKENS, ModelSession } from '../src/model/session.js';
 import { argmax } from '../src/model/sampling-kernels.js';
 import { printComparison, runTorchBaseline } from './torch-baseline.js';
 import { printLlamaCppComparison, runLlamaCppBaseline } from './llamacpp-baseline.js';
@@ -26,7 +27,9 @@ const { values: args } = parseArgs({
     baseline: { type: 'string', default: '' }, // torch, llamacpp or torch,llamacpp
     int8: { type: 'boolean', default: true }, // also measure decode with int8 weights (--no-int8 to skip)
     int4: { type: 'boolean', default: true }, // and with int4 weights (--no-int4 to skip)
+    draft: { type: 'boolean', default: true }, // and fp32 with an int8 draft (--no-draft to skip)
   },
+  allowNegative: true, // --no-int8, --no-int4, --no-draft
 });
 const reps = Number(args.reps);
 const promptLen = Number(args.prompt);
@@ -118,6 +121,34 @@ for (const bits of [8, 4] as const) {
   report(`decode_tok_s_b4_int${bits}`, await decode(4, model), `decode batch 4, int${bits} weights, aggregate`);
   report(`decode_tok_s_b16_int${bits}`, await decode(16, model), `decode batch 16, int${bits} weights, aggregate`);
   await model.close();
+}
+
+// Speculative decoding (src/model/speculative.ts): fp32's own greedy tokens, drafted on int8
+// weights, through generate() as the CLI and a lone server request run it; decode-only tok/s, the
+// median of --reps runs after a warm-up run, beside plain fp32 decoding through the same path.
+async function generated(model: ModelSession): Promise<{ tokS: number; tokens: number[] }> {
+  const tokens: number[] = [];
+  let first = 0;
+  for await (const s of generate(model, randomTokens(promptLen, 1), { maxTokens: genLen + 1, temperature: 0, ignoreEos: true })) {
+    if (!tokens.length) first = now(); // the prefill's token: decoding starts here
+    tokens.push(s.token);
+  }
+  return { tokS: (genLen / (now() - first)) * 1000, tokens };
+}
+if (args.draft) {
+  const drafted = await ModelSession.load(dir, { slots: 1, threads, draft: 'int8' });
+  const [plainRates, draftRates] = [[] as number[], [] as number[]];
+  let same = true;
+  for (let r = -1; r < reps; r++) {
+    const [a, b] = [await generated(fp32), await generated(drafted)];
+    same &&= a.tokens.join() === b.tokens.join();
+    if (r >= 0) [plainRates.push(a.tokS), draftRates.push(b.tokS)];
+  }
+  await drafted.close();
+  report('decode_tok_s_b1_generate', median(plainRates), 'decode batch 1, fp32, through generate()');
+  report('decode_tok_s_b1_draft_int8', median(draftRates), `decode batch 1, fp32 tokens, int8 draft (k=${DEFAULT_DRAFT_TOKENS})`);
+  console.log(`speculative speed-up ${(result.decode_tok_s_b1_draft_int8! / result.decode_tok_s_b1_generate!).toFixed(2)}×; the same ${genLen + 1} tokens as plain fp32 decoding in every run: ${same ? 'yes' : 'NO'}`);
+  if (!same) process.exitCode = 1;
 }
 
 if (baselines.has('torch')) {

@@ -184,6 +184,8 @@ export function printLlamaCppComparison(ours: Record<string, number>, l: LlamaCp
     ['decode_tok_s_b1', 'batched_b1', l.f32.batched[1]],
     ['decode_tok_s_b4', 'batched_b4', l.f32.batched[4]],
     ['decode_tok_s_b16', 'batched_b16', l.f32.batched[16]],
+    ['decode_tok_s_b1_draft_int8', 'tg128', l.f32.tg128, l.f32.sd.tg128],
+    ['decode_tok_s_b1_draft_int8', 'batched_b1', l.f32.batched[1]],
     ['decode_tok_s_b1_int8', 'q8_0_tg128', l.q8_0.tg128, l.q8_0.sd.tg128],
     ['decode_tok_s_b1_int8', 'q8_0_batched_b1', l.q8_0.batched[1]],
     ['decode_tok_s_b4_int8', 'q8_0_batched_b4', l.q8_0.batched[4]],
