@@ -15,6 +15,7 @@
 //   --mixed-prefill     serve with prefill rows in the decode call (compare TTFT and throughput)
 //   --prefill-tokens N  the scheduler's prefill budget per step (default: the server's)
 //   --quantize int8     serve (and run raw) with int8 decode weights
+//   --draft int8        serve (and run raw, through generate()) with speculative decoding on an int8 draft
 //   --temperature T, --top-p P   sample instead of greedy decoding (the clients' requests; raw stays argmax)
 //   --prefix-clients N  clients of the prefix-caching section (default 16; 0: skip it)
 //   --only-prefix       run the prefix-caching section only
@@ -27,7 +28,8 @@ import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
 import { argmax } from '../src/model/sampling-kernels.js';
-import { ModelSession } from '../src/model/session.js';
+import { generate } from '../src/model/generation.js';
+import { ModelSession, type Quantize } from '../src/model/session.js';
 import { sseData } from './sse-data.js';
 
 const { values: args } = parseArgs({
@@ -39,6 +41,7 @@ const { values: args } = parseArgs({
     'prefill-tokens': { type: 'string' },
     threads: { type: 'string' },
     quantize: { type: 'string', default: 'none' },
+    draft: { type: 'string', default: 'none' },
     temperature: { type: 'string', default: '0' },
     'top-p': { type: 'string', default: '1' },
     'prefix-clients': { type: 'string', default: '16' },
@@ -58,7 +61,7 @@ if (!fs.existsSync(path.join(dir, 'config.json'))) {
   console.log(`writing a random gpt2 checkpoint to ${dir} …`);
   saveCheckpoint(dir, cfg, randomInit(cfg, 1));
 }
-console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated (${Number(args.temperature) ? `temperature ${args.temperature}, top_p ${args['top-p']}` : 'greedy'}), weights ${args.quantize === 'int8' ? 'int8 for decode' : 'fp32'}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
+console.log(`GPT-2 124M (random weights), prompt ${promptLen} tokens, ${genLen} generated (${Number(args.temperature) ? `temperature ${args.temperature}, top_p ${args['top-p']}` : 'greedy'}), weights ${args.quantize !== 'none' ? `${args.quantize} for decode` : args.draft !== 'none' ? `fp32 with an ${args.draft} draft` : 'fp32'}, ${os.availableParallelism()} cores; the machine is shared: figures are noisy`);
 
 // ── the server ──
 const bin = path.resolve(import.meta.dirname, '../bin/scratchgpt.js');
@@ -73,7 +76,7 @@ async function serve(extra: string[] = []): Promise<{ base: string; server: Chil
   if (args['mixed-prefill']) serveArgs.push('--mixed-prefill');
   if (args['prefill-tokens']) serveArgs.push('--prefill-tokens', args['prefill-tokens']);
   if (args.threads) serveArgs.push('--threads', args.threads);
-  serveArgs.push('--quantize', args.quantize!, ...extra);
+  serveArgs.push('--quantize', args.quantize!, '--draft', args.draft!, ...extra);
   const server = spawn('node', [bin, ...serveArgs], { stdio: ['ignore', 'inherit', 'pipe'] });
   servers.push(server);
   let log = '';
@@ -115,12 +118,21 @@ const threads = args.threads ? Number(args.threads) : undefined;
 async function raw(model: ModelSession, seed: number): Promise<{ total: number; decode: number }> {
   const t0 = now();
   const p = prompt(seed);
-  let [logits] = await model.forward([{ slot: 0, tokens: p, start: 0, logits: 'last' }]);
-  const t1 = now();
-  for (let i = 0; i < genLen; i++) {
-    const token = argmax(logits!);
-    if (i === genLen - 1) break;
-    [logits] = await model.forward([{ slot: 0, tokens: [token], start: promptLen + i, logits: 'last' }]);
+  let t1 = 0;
+  if (model.draftTokens) {
+    // speculative rounds as the server runs them (generate() and the scheduler share speculative.ts)
+    const steps = generate(model, p, { maxTokens: genLen, temperature: 0, ignoreEos: true });
+    await steps.next(); // the prefill's token
+    t1 = now();
+    while (!(await steps.next()).done);
+  } else {
+    let [logits] = await model.forward([{ slot: 0, tokens: p, start: 0, logits: 'last' }]);
+    t1 = now();
+    for (let i = 0; i < genLen; i++) {
+      const token = argmax(logits!);
+      if (i === genLen - 1) break;
+      [logits] = await model.forward([{ slot: 0, tokens: [token], start: promptLen + i, logits: 'last' }]);
+    }
   }
   const t2 = now();
   return { total: (genLen / (t2 - t0)) * 1000, decode: ((genLen - 1) / (t2 - t1)) * 1000 };
@@ -129,7 +141,7 @@ const REPS = 3;
 let rawRun: { total: number; decode: number } | undefined;
 const results: Record<number, { agg: number; ttft: number[]; runs: Run[] }> = {};
 if (!args['only-prefix']) {
-  const model = await ModelSession.load(dir, { slots: 1, threads, quantize: args.quantize as 'none' | 'int8' });
+  const model = await ModelSession.load(dir, { slots: 1, threads, quantize: args.quantize as Quantize, draft: args.draft as Quantize });
   await raw(model, 0); // warm-ups
   await client(999);
   const raws: { total: number; decode: number }[] = [];
