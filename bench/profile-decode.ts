@@ -2,9 +2,10 @@
 // cache) spends its time, from ONNX Runtime's own profiler: per op type (time, nodes, µs per node),
 // the weight GEMVs' effective bandwidth (weight bytes read / their kernel time), the small ops, and
 // ORT's overhead around the kernels (model_run less the kernels); beside the step's wall time, timed
-// on a second session without the profiler.
+// on a second session without the profiler; and the machine's read bandwidth, for the GEMVs' share of it.
 //
 //   --config gpt2   --past 128 (cached positions)   --steps 64   --threads N   --quantize none|int8|int4
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -110,4 +111,28 @@ console.log(`  (the profiler's own cost: model_run − wall ≈ ${ms(runUs - wal
 console.log('\nop type                 ms/step  nodes  µs/node');
 for (const [op, v] of [...byOp].sort((a, b) => b[1].us - a[1].us)) {
   console.log(`${op.padEnd(22)} ${ms(v.us).padStart(8)} ${v.nodes.toFixed(0).padStart(6)} ${(v.us / v.nodes).toFixed(1).padStart(8)}`);
+}
+
+// What the machine's memory gives, beside what the GEMVs get: the STREAM-like read-sum kernel of
+// ../shared/bench/stream_triad.c (reads three 512 MiB arrays, so caches do not help), built here
+// with gcc; the weights of a decode step are read once each, as that kernel reads its arrays.
+const stream = readBandwidth(threads ?? os.availableParallelism());
+if (typeof stream === 'string') console.log(`\nmachine read bandwidth: skipped (${stream})`);
+else
+  console.log(
+    `\nmachine read bandwidth (stream_triad read-sum, median of 5): ${stream.toFixed(1)} GB/s; ` +
+      `the layers' weight matmuls reach ${((layerWeights / layerUs / 1e3 / stream) * 100).toFixed(0)} % of it, the lm head ${((headWeights / headUs / 1e3 / stream) * 100).toFixed(0)} %`,
+  );
+
+function readBandwidth(threads: number): number | string {
+  const source = path.resolve(import.meta.dirname, '../../shared/bench/stream_triad.c');
+  if (!fs.existsSync(source)) return `${source} not found (../shared is not beside this checkout)`;
+  const bin = path.join(os.tmpdir(), 'scratchgpt-stream-triad');
+  if (!fs.existsSync(bin)) {
+    const cc = spawnSync('gcc', ['-O3', '-march=native', '-fopenmp', source, '-o', bin], { encoding: 'utf8' });
+    if (cc.status !== 0) return `gcc could not build it: ${cc.error?.message ?? cc.stderr.trim().split('\n')[0]}`;
+  }
+  const run = spawnSync(bin, ['512', '6'], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: String(threads), OMP_PROC_BIND: 'spread' } });
+  const median = /read-sum\s+median\s+([\d.]+) GB\/s/.exec(run.stdout ?? '')?.[1];
+  return median ? Number(median) : `stream_triad printed no read-sum line: ${run.error?.message ?? run.stderr}`;
 }
