@@ -5,6 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import type { GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
+import { DeviceKVCache } from '../src/model/device-cache.js';
+import { generate } from '../src/model/generation.js';
 import { ModelSession, type ForwardRow, type SessionOptions } from '../src/model/session.js';
 import { skipWithoutWebgpu } from './helpers/webgpu.js';
 
@@ -86,6 +88,18 @@ describe.skipIf(skip)('KV cache on the WebGPU device', () => {
     const onDevice = await script(await open({ device: 'webgpu', quantize: 'int8' }));
     const onHost = await script(await open({ device: 'webgpu', quantize: 'int8', kvCache: 'host' }));
     expect(maxDiff(onDevice.logits, onHost.logits)).toBeLessThan(1e-6);
+  });
+
+  it('speculative decoding with the cache on the device gives the CPU tokens of plain decoding', async () => {
+    const tokens = async (model: ModelSession) => {
+      const out: number[] = [];
+      for await (const s of generate(model, [1, 2, 3, 4, 5], { maxTokens: 20, temperature: 0, ignoreEos: true })) out.push(s.token);
+      await model.close();
+      return out;
+    };
+    const drafted = await open({ device: 'webgpu', draft: 'int8', slots: 1 });
+    expect(drafted.cache).toBeInstanceOf(DeviceKVCache);
+    expect(await tokens(drafted)).toEqual(await tokens(await open({ device: 'cpu', slots: 1 })));
   });
 
   it('moves only tokens, positions, the mask, indices and logits once the cache is on the device', async () => {

@@ -107,6 +107,10 @@ export class ModelSession {
 
   static async create(config: GPTConfig, weights: Map<string, WeightSource>, opts: SessionOptions = {}): Promise<ModelSession> {
     if (config.labels) throw new Error(`this model is a classifier (labels ${config.labels.join(', ')}): it has no language-model head to generate with; open it with ClassifierSession`);
+    const [quantize, draft] = [opts.quantize ?? 'none', opts.draft ?? 'none'];
+    if (quantize !== 'none' && draft !== 'none') throw new Error('quantize and draft exclude each other: quantized decode steps are not fp32-exact, drafts are checked by fp32 ones');
+    const draftTokens = draft === 'none' ? 0 : (opts.draftTokens ?? DEFAULT_DRAFT_TOKENS);
+    if (!Number.isInteger(draftTokens) || draftTokens < 0) throw new Error(`draftTokens must be a whole number ≥ 0, not ${draftTokens}`);
     const device = opts.device ?? 'cpu';
     const kvCache = opts.kvCache ?? (device === 'webgpu' ? 'device' : 'host');
     if (kvCache === 'device' && device !== 'webgpu') throw new Error(`a device-resident KV cache needs the webgpu device (the ${device} provider returns every output to the host)`);
@@ -114,10 +118,6 @@ export class ModelSession {
     const extra: ort.InferenceSession.SessionOptions = { ...SPIN_WITHIN_RUNS, ...(kvCache === 'device' ? { preferredOutputLocation: outputLocations(config) } : {}) };
     const build = (weight: WeightFn, decodeOnly = false) => buildInferenceGraph(config, weight, kvCache, decodeOnly);
     const session = await createSession(build, weights, opts, extra);
-    const [quantize, draft] = [opts.quantize ?? 'none', opts.draft ?? 'none'];
-    if (quantize !== 'none' && draft !== 'none') throw new Error('quantize and draft exclude each other: quantized decode steps are not fp32-exact, drafts are checked by fp32 ones');
-    const draftTokens = draft === 'none' ? 0 : (opts.draftTokens ?? DEFAULT_DRAFT_TOKENS);
-    if (!Number.isInteger(draftTokens) || draftTokens < 0) throw new Error(`draftTokens must be a whole number ≥ 0, not ${draftTokens}`);
     let quantized: ort.InferenceSession | undefined;
     if (quantize !== 'none' || draft !== 'none') {
       const bits = (quantize === 'none' ? draft : quantize) === 'int4' ? 4 : 8;
