@@ -211,6 +211,29 @@ describe('serving int8 weights (--quantize int8)', () => {
   });
 });
 
+describe('serving with a draft (--draft int8)', () => {
+  it('a lone request gets the text and logprobs of plain fp32 decoding; /metrics counts the proposals and how many were taken', async () => {
+    const server = await startServer({ modelDirs: [dir], port: 0, slots: 2, queue: 2, threads: 1, draft: 'int8' });
+    try {
+      await server.ready;
+      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const res = await client.completions.create({ model: 'tiny', prompt: 'The history of the', max_tokens: 24, temperature: 0, logprobs: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+      const model = await ModelSession.load(dir, { slots: 1, threads: 1 });
+      const fp32: { text: string; logprob: number }[] = [];
+      for await (const step of generate(model, encode('The history of the'), { maxTokens: 24, temperature: 0, logprobs: 0, ignoreEos: true })) fp32.push({ text: step.text, logprob: step.logprob! });
+      await model.close();
+      expect(res.choices[0]!.text).toBe(fp32.map((s) => s.text).join(''));
+      res.choices[0]!.logprobs!.token_logprobs!.forEach((lp, i) => expect(lp).toBeCloseTo(fp32[i]!.logprob, 4));
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      const counter = (name: string) => Number(new RegExp(`^${name}\\{model="tiny"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
+      expect(counter('scratchgpt_draft_tokens_total')).toBeGreaterThan(0);
+      expect(counter('scratchgpt_draft_accepted_tokens_total')).toBeLessThanOrEqual(counter('scratchgpt_draft_tokens_total'));
+    } finally {
+      await server.shutdown();
+    }
+  });
+});
+
 describe('models served on demand (checkpoints)', () => {
   const isLoading503 = (e: unknown) => (e as { status?: number }).status === 503 && /waiting to load/.test((e as Error).message);
   /** What a client does: ask, and on a 503 ask again until the model answers (ready), as after Retry-After. */

@@ -7,6 +7,7 @@ import type { GPTConfig } from '../src/model/config.js';
 import { generate, type StepResult } from '../src/model/generation.js';
 import type { SamplingOptions } from '../src/model/sampler.js';
 import { ModelSession, type ForwardRow } from '../src/model/session.js';
+import type { DraftStats } from '../src/model/speculative.js';
 import type { SeqEvent } from '../src/server/protocol.js';
 import { Scheduler } from '../src/server/scheduler.js';
 import { randomParams } from './reference/gpt-reference.js';
@@ -82,12 +83,14 @@ describe('the scheduler with a draft', () => {
     const model = await ModelSession.create(cfg, weights, { slots: 2, draft: 'int8' });
     const calls: { rows: ForwardRow[]; draft: boolean }[] = [];
     const events: SeqEvent[] = [];
+    const rounds: DraftStats[] = [];
     let finished = 0;
     const sched = new Scheduler(
       { config: model.config, cache: model.cache, draftTokens: model.draftTokens, forward: (rows, opts) => (calls.push({ rows, draft: !!opts?.draft }), model.forward(rows, opts)) },
       (m) => {
         if (m.type !== 'step') return;
         events.push(...m.events);
+        if (m.draft) rounds.push(m.draft);
         finished += m.events.filter((e) => (e.type === 'token' && e.finish) || e.type === 'end').length;
       },
     );
@@ -115,6 +118,11 @@ describe('the scheduler with a draft', () => {
     expect(calls.slice(0, aloneCalls).filter((c) => !c.draft).length).toBeLessThan(20);
     expect(calls.some((c) => !c.draft && c.rows.length === 2)).toBe(true); // 2 and 3 decoded together
     expect(calls.filter((c) => c.draft).every((c) => c.rows.length === 1)).toBe(true);
+    // each round's counts, for /metrics: one proposal per draft call, some of them sampled too
+    const [proposed, accepted] = [rounds.reduce((n, r) => n + r.proposed, 0), rounds.reduce((n, r) => n + r.accepted, 0)];
+    expect(proposed).toBe(calls.filter((c) => c.draft).length);
+    expect(accepted).toBeGreaterThan(0);
+    expect(rounds.every((r) => r.accepted <= r.proposed)).toBe(true);
     await model.close();
   });
 });

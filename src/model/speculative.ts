@@ -14,6 +14,12 @@ export interface DraftingModel {
   forward(rows: ForwardRow[], opts?: { draft?: boolean }): Promise<Float32Array[]>;
 }
 
+/** One round's or many rounds' proposals, and how many of them the sequence sampled too. */
+export interface DraftStats {
+  proposed: number;
+  accepted: number;
+}
+
 export interface Round {
   /** The draft's k tokens (its greedy choices). */
   proposals: number[];

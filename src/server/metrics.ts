@@ -128,6 +128,8 @@ export class Metrics {
   readonly prefixHitRate = new Gauge('scratchgpt_prefix_cache_hit_rate', 'Prefix-cache hits / queries (tokens) since the model loaded.');
   readonly prefixBlocks = new Gauge('scratchgpt_prefix_cache_blocks', 'Blocks (16 tokens each) in the prefix cache.');
   readonly prefixEvictions = new Counter('scratchgpt_prefix_cache_evictions_total', 'Blocks evicted from the prefix cache (least recently used, over its budget).');
+  readonly draftTokens = new Counter('scratchgpt_draft_tokens_total', 'Tokens a draft proposed in speculative rounds (serve --draft).');
+  readonly draftAccepted = new Counter('scratchgpt_draft_accepted_tokens_total', 'Proposed tokens the sequence sampled too (each round also gives one token of its own).');
 
   constructor() {
     loopDelay ??= monitorEventLoopDelay({ resolution: LOOP_LAG_RESOLUTION_MS });
@@ -135,7 +137,7 @@ export class Metrics {
   }
 
   render(): string {
-    const all = [this.requests, this.promptTokens, this.generationTokens, this.finished, this.ttft, this.itl, this.queueDepth, this.running, this.batchSize, this.slots, this.embeddingTokens, this.prefixQueries, this.prefixHits, this.prefixHitRate, this.prefixBlocks, this.prefixEvictions];
+    const all = [this.requests, this.promptTokens, this.generationTokens, this.finished, this.ttft, this.itl, this.queueDepth, this.running, this.batchSize, this.slots, this.embeddingTokens, this.prefixQueries, this.prefixHits, this.prefixHitRate, this.prefixBlocks, this.prefixEvictions, this.draftTokens, this.draftAccepted];
     return all.map((m) => m.render()).join('\n') + '\n' + processGauges() + '\n';
   }
 }

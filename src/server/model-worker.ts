@@ -223,11 +223,15 @@ export class ModelWorker {
     for (const id of group.ids) if (this.seqs.has(id)) this.deliver({ type: 'end', id, reason, ...(message ? { message } : {}) });
   }
 
-  private onStep({ events, running, waiting, batch, prefix }: FromModelThread & { type: 'step' }): void {
+  private onStep({ events, running, waiting, batch, prefix, draft }: FromModelThread & { type: 'step' }): void {
     const labels = { model: this.id };
     this.metrics.running.set(labels, running);
     this.metrics.queueDepth.set(labels, waiting);
     if (batch) this.metrics.batchSize.observe(labels, batch);
+    if (draft) {
+      this.metrics.draftTokens.inc(labels, draft.proposed);
+      this.metrics.draftAccepted.inc(labels, draft.accepted);
+    }
     if (prefix) this.prefixMetrics(prefix);
     const now = performance.now();
     for (const e of events) {

@@ -8,6 +8,7 @@
 // slot. Data flows one way; the only message against the flow is cancel.
 import type { EmbedRow } from '../model/embedding.js';
 import type { PrefixCacheStats } from '../model/prefix-cache.js';
+import type { DraftStats } from '../model/speculative.js';
 import type { SamplingOptions } from '../model/sampler.js';
 import type { TokenLogprob } from '../model/sampling-kernels.js';
 import type { FinishReason } from '../model/stop.js';
@@ -71,7 +72,7 @@ export type FromModelThread =
   | { type: 'ready' }
   | { type: 'failed'; message: string }
   /** `batch`: rows of the forward call these events came from (0: no call, e.g. a cancel). */
-  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number; prefix?: PrefixCacheStats }
+  | { type: 'step'; events: SeqEvent[]; running: number; waiting: number; batch: number; prefix?: PrefixCacheStats; draft?: DraftStats }
   | EmbedResult;
 
 /** True when the event is the sequence's last. */

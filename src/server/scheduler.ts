@@ -21,7 +21,7 @@ import { KVCache } from '../model/kv-cache.js';
 import { DEFAULT_PREFIX_CACHE_MB, PrefixCache } from '../model/prefix-cache.js';
 import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
-import { accepted, draftAndCheck, draftLength, type DraftingModel, type Round } from '../model/speculative.js';
+import { accepted, draftAndCheck, draftLength, type DraftingModel, type DraftStats, type Round } from '../model/speculative.js';
 import type { FromModelThread, SeqEvent, SeqSpec } from './protocol.js';
 
 /** serve's --prefill-call-tokens default: half the default step budget (--prefill-tokens 512), so a full step prefills in two calls. */
@@ -332,16 +332,19 @@ export class Scheduler {
    */
   private async speculate(a: Active): Promise<void> {
     let round: Round;
+    const start = a.pos;
     try {
-      round = await draftAndCheck(this.model, a.slot, a.gen.tokens.at(-1)!, a.pos, draftLength(this.model.draftTokens!, a.gen));
+      round = await draftAndCheck(this.model, a.slot, a.gen.tokens.at(-1)!, start, draftLength(this.model.draftTokens!, a.gen));
     } catch (e) {
       console.error('scheduler: forward failed:', e);
       this.retire([a], 'error', (e as Error).message);
       this.flush(1);
       return;
     }
+    const draft = { proposed: round.proposals.length, accepted: 0 };
     try {
       for (const s of accepted(a.gen, round)) {
+        if (s.token === round.proposals[a.pos - start]) draft.accepted++;
         a.pos++; // the row's input is in the cache as plain decoding would have put it
         this.events.push(tokenEvent(a, s));
         if (s.finishReason) this.retire([a]);
@@ -350,7 +353,7 @@ export class Scheduler {
       this.events.push(failedEvent(a, e));
       this.retire([a]);
     }
-    this.flush(1);
+    this.flush(1, draft);
   }
 
   /**
@@ -374,12 +377,12 @@ export class Scheduler {
     }
   }
 
-  /** Posts this step's events with the queue and batch sizes (skipped when nothing changed). */
-  private flush(batch = 0): void {
+  /** Posts this step's events with the queue and batch sizes, and a speculative round's counts (skipped when nothing changed). */
+  private flush(batch = 0, draft?: DraftStats): void {
     const counts = `${this.running.length}/${this.waiting.length}`;
     if (!this.events.length && !batch && counts === this.lastCounts) return;
     this.lastCounts = counts;
-    this.post({ type: 'step', events: this.events, running: this.running.length, waiting: this.waiting.length, batch, ...(this.prefix && { prefix: this.prefix.stats() }) });
+    this.post({ type: 'step', events: this.events, running: this.running.length, waiting: this.waiting.length, batch, ...(this.prefix && { prefix: this.prefix.stats() }), ...(draft && { draft }) });
     this.events = [];
   }
 }
