@@ -11,15 +11,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { saveCheckpoint } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
-import { generate } from '../src/model/generation.js';
+import { generate, type StepResult } from '../src/model/generation.js';
 import type { SamplingOptions } from '../src/model/sampler.js';
-import { ModelSession, type ForwardRow } from '../src/model/session.js';
+import { ModelSession, type ForwardRow, type Quantize } from '../src/model/session.js';
 import { encode } from '../src/model/tokenizer.js';
 import type { SeqEvent, SeqSpec } from '../src/server/protocol.js';
 import { Scheduler } from '../src/server/scheduler.js';
 import { Metrics } from '../src/server/metrics.js';
 import { MAX_ON_DEMAND, ModelRegistry } from '../src/server/registry.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
 import { stopWorker } from '../src/threads/stop.js';
 
 // contextLength 1024: long generations (a few ms per token) give the disconnect and shutdown tests time.
@@ -185,52 +185,52 @@ describe('server', () => {
   });
 });
 
+// Serving options that change how decode steps run: the served text and logprobs against the same
+// greedy generation in process.
+const GREEDY = { prompt: 'The history of the', temperature: 0, ignoreEos: true, logprobs: 0 };
+
+/** The served completion of GREEDY's prompt, `maxTokens` long, from a server on the tiny model with `opts`; the server's /metrics text after it. */
+async function served(opts: Pick<ServerOptions, 'quantize' | 'draft'>, maxTokens: number) {
+  const server = await startServer({ modelDirs: [dir], port: 0, slots: 2, queue: 2, threads: 1, ...opts });
+  try {
+    await server.ready;
+    const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+    const res = await client.completions.create({ model: 'tiny', prompt: GREEDY.prompt, max_tokens: maxTokens, temperature: 0, logprobs: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    return { text: res.choices[0]!.text, logprobs: res.choices[0]!.logprobs!.token_logprobs!, metrics: await (await fetch(`${server.url}/metrics`)).text() };
+  } finally {
+    await server.shutdown();
+  }
+}
+
+/** The same generation in process, on a session with `quantize`. */
+async function local(quantize: Quantize, maxTokens: number): Promise<{ text: string; logprobs: number[] }> {
+  const model = await ModelSession.load(dir, { slots: 1, threads: 1, quantize });
+  const steps: StepResult[] = [];
+  for await (const step of generate(model, encode(GREEDY.prompt), { ...GREEDY, maxTokens })) steps.push(step);
+  await model.close();
+  return { text: steps.map((s) => s.text).join(''), logprobs: steps.map((s) => s.logprob!) };
+}
+
 describe('serving int8 weights (--quantize int8)', () => {
   it('decode steps use the int8 weights: logprobs match the in-process int8 session, not fp32', async () => {
-    const server = await startServer({ modelDirs: [dir], port: 0, slots: 2, queue: 2, threads: 1, quantize: 'int8' });
-    try {
-      await server.ready;
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-      const res = await client.completions.create({ model: 'tiny', prompt: 'The history of the', max_tokens: 12, temperature: 0, logprobs: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
-      const served = res.choices[0]!.logprobs!.token_logprobs!;
-      const local = async (quantize: 'none' | 'int8') => {
-        const model = await ModelSession.load(dir, { slots: 1, threads: 1, quantize });
-        const out: { text: string; logprob: number }[] = [];
-        for await (const step of generate(model, encode('The history of the'), { maxTokens: 12, temperature: 0, logprobs: 0, ignoreEos: true })) out.push({ text: step.text, logprob: step.logprob! });
-        await model.close();
-        return out;
-      };
-      const [int8, fp32] = [await local('int8'), await local('none')];
-      expect(res.choices[0]!.text).toBe(int8.map((s) => s.text).join(''));
-      // the first token comes from the (fp32) prefill; every later one from an int8 decode step
-      served.slice(1).forEach((lp, i) => expect(lp).toBeCloseTo(int8[i + 1]!.logprob, 5));
-      expect(Math.max(...served.slice(1).map((lp, i) => Math.abs(lp - fp32[i + 1]!.logprob)))).toBeGreaterThan(1e-4);
-    } finally {
-      await server.shutdown();
-    }
+    const got = await served({ quantize: 'int8' }, 12);
+    const [int8, fp32] = [await local('int8', 12), await local('none', 12)];
+    expect(got.text).toBe(int8.text);
+    // the first token comes from the (fp32) prefill; every later one from an int8 decode step
+    got.logprobs.slice(1).forEach((lp, i) => expect(lp).toBeCloseTo(int8.logprobs[i + 1]!, 5));
+    expect(Math.max(...got.logprobs.slice(1).map((lp, i) => Math.abs(lp - fp32.logprobs[i + 1]!)))).toBeGreaterThan(1e-4);
   });
 });
 
 describe('serving with a draft (--draft int8)', () => {
   it('a lone request gets the text and logprobs of plain fp32 decoding; /metrics counts the proposals and how many were taken', async () => {
-    const server = await startServer({ modelDirs: [dir], port: 0, slots: 2, queue: 2, threads: 1, draft: 'int8' });
-    try {
-      await server.ready;
-      const client = new OpenAI({ baseURL: `${server.url}/v1`, apiKey: 'unused', maxRetries: 0 });
-      const res = await client.completions.create({ model: 'tiny', prompt: 'The history of the', max_tokens: 24, temperature: 0, logprobs: 0, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
-      const model = await ModelSession.load(dir, { slots: 1, threads: 1 });
-      const fp32: { text: string; logprob: number }[] = [];
-      for await (const step of generate(model, encode('The history of the'), { maxTokens: 24, temperature: 0, logprobs: 0, ignoreEos: true })) fp32.push({ text: step.text, logprob: step.logprob! });
-      await model.close();
-      expect(res.choices[0]!.text).toBe(fp32.map((s) => s.text).join(''));
-      res.choices[0]!.logprobs!.token_logprobs!.forEach((lp, i) => expect(lp).toBeCloseTo(fp32[i]!.logprob, 4));
-      const metrics = await (await fetch(`${server.url}/metrics`)).text();
-      const counter = (name: string) => Number(new RegExp(`^${name}\\{model="tiny"\\} (\\d+)$`, 'm').exec(metrics)?.[1]);
-      expect(counter('scratchgpt_draft_tokens_total')).toBeGreaterThan(0);
-      expect(counter('scratchgpt_draft_accepted_tokens_total')).toBeLessThanOrEqual(counter('scratchgpt_draft_tokens_total'));
-    } finally {
-      await server.shutdown();
-    }
+    const got = await served({ draft: 'int8' }, 24);
+    const fp32 = await local('none', 24);
+    expect(got.text).toBe(fp32.text);
+    got.logprobs.forEach((lp, i) => expect(lp).toBeCloseTo(fp32.logprobs[i]!, 4));
+    const counter = (name: string) => Number(new RegExp(`^${name}\\{model="tiny"\\} (\\d+)$`, 'm').exec(got.metrics)?.[1]);
+    expect(counter('scratchgpt_draft_tokens_total')).toBeGreaterThan(0);
+    expect(counter('scratchgpt_draft_accepted_tokens_total')).toBeLessThanOrEqual(counter('scratchgpt_draft_tokens_total'));
   });
 });
 
