@@ -351,12 +351,19 @@ export class JobRunner {
     );
   }
 
-  /** Writes for a run, only while this process still holds its job (checked with the row locked, so a takeover cannot slip in between). */
+  /**
+   * Writes for a run, only while this process still holds its job and the job still runs (checked
+   * with the row locked, so neither a takeover nor a cancel on another replica slips in between:
+   * nothing is logged after the cancel's event). A cancel seen here stops the worker at once.
+   */
   private async write(run: Running, fn: (tx: JobStore) => Promise<void>): Promise<void> {
-    await this.store.transaction(async (tx) => {
-      if (await tx.holdsLease('jobs', run.job, LEASE_OWNER)) return fn(tx);
-      this.lose(run);
+    const cancelled = await this.store.transaction(async (tx) => {
+      if ((await tx.lockJob(run.job))?.status === 'cancelled') return true;
+      if (await tx.holdsLease('jobs', run.job, LEASE_OWNER)) await fn(tx);
+      else this.lose(run);
+      return false;
     });
+    if (cancelled) await this.stopCancelled(run);
   }
 
   /**
