@@ -93,9 +93,14 @@ export class Graph {
    * kernel call every run; Value objects holding the old name are then stale and node() refuses them.
    */
   output(v: Value, name?: string): Value {
-    if (name && name !== v.name) v = this.producer.has(v.name) && !this.outputs.includes(v) ? this.rename(v, name) : this.node('Identity', [v], {}, [{ dtype: v.dtype, shape: v.shape }], [name])[0]!;
+    if (name && name !== v.name) v = this.named(v, name);
     this.outputs.push(v);
     return v;
+  }
+
+  /** `v` under `name`, for an output: renamed in place where only a node made it, else through an Identity. */
+  private named(v: Value, name: string): Value {
+    return this.producer.has(v.name) && !this.outputs.includes(v) ? this.rename(v, name) : this.node('Identity', [v], {}, [{ dtype: v.dtype, shape: v.shape }], [name])[0]!;
   }
 
   private rename(v: Value, name: string): Value {
@@ -145,14 +150,12 @@ export class Graph {
     const rename = new Map(node.outputs.map((o, i) => [o, outs[i]!]));
     for (const n of this.nodes) n.inputs = n.inputs.map((i) => rename.get(i)?.name ?? i);
     for (const o of node.outputs) this.producer.delete(o);
-    // a graph output keeps its name: the value replacing it takes the name (output() renames)
+    // a graph output keeps its name and place: the value replacing it takes the name
     this.outputs.forEach((o, i) => {
       const r = rename.get(o.name);
       if (!r) return;
       this.values.delete(o.name);
-      this.outputs.splice(i, 1);
-      this.output(r, o.name);
-      this.outputs.splice(i, 0, this.outputs.pop()!);
+      this.outputs[i] = this.named(r, o.name);
     });
   }
 }
