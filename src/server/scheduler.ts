@@ -281,11 +281,7 @@ export class Scheduler {
     try {
       logits = await this.model.forward(rows);
     } catch (e) {
-      // Not a client's doing (inputs were checked): fail these sequences, keep serving others.
-      console.error('scheduler: forward failed:', e);
-      this.retire(batch, 'error', (e as Error).message);
-      this.flush(rows.length);
-      return;
+      return this.callFailed(batch, e);
     }
     const done: Active[] = [];
     const failed: Active[] = [];
@@ -312,6 +308,13 @@ export class Scheduler {
     this.flush(rows.length);
   }
 
+  /** A forward call threw: not a client's doing (inputs were checked), so these sequences fail and the others go on. */
+  private callFailed(batch: Active[], e: unknown): void {
+    console.error('scheduler: forward failed:', e);
+    this.retire(batch, 'error', (e as Error).message);
+    this.flush(batch.length);
+  }
+
   /** One sampling step of `a` and its token event; on an error its end event and undefined. */
   private sample(a: Active, logits: Float32Array, extra: { cached?: number } = {}): StepResult | undefined {
     try {
@@ -336,10 +339,7 @@ export class Scheduler {
     try {
       round = await draftAndCheck(this.model, a.slot, a.gen.tokens.at(-1)!, start, draftLength(this.model.draftTokens!, a.gen));
     } catch (e) {
-      console.error('scheduler: forward failed:', e);
-      this.retire([a], 'error', (e as Error).message);
-      this.flush(1);
-      return;
+      return this.callFailed([a], e);
     }
     const draft = { proposed: round.proposals.length, accepted: 0 };
     try {
