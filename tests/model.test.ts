@@ -1,4 +1,8 @@
 // The ONNX GPTModel against an independent float64 implementation (plain loops, no ONNX).
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
@@ -86,6 +90,22 @@ describe('GPTModel numerics', () => {
         }
     }
     await Promise.all([model.close(), decodeOnly.release()]);
+  });
+
+  it("after ORT's fusions every attention matmul keeps alpha 1, so batch-1 decode runs MLAS's M=1 kernels (alpha ≠ 1 packs the whole cache every step)", async () => {
+    const cfg = configs[0]![1];
+    const weights = asWeights(randomParams(cfg, 7));
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'scratchgpt-optimized-'));
+    for (const decodeOnly of [false, true]) {
+      const file = path.join(dir, `${decodeOnly}.onnx`);
+      const session = await createSession((w) => buildInferenceGraph(cfg, w, 'host', decodeOnly), weights, {}, { optimizedModelFilePath: file });
+      await session.release();
+      const nodes = onnxProto.onnx.ModelProto.decode(fs.readFileSync(file)).graph!.node!;
+      const alphas = nodes.filter((n) => n.opType === 'FusedMatMul').map((n) => n.attribute!.find((a) => a.name === 'alpha')?.f ?? 1);
+      expect(alphas.length).toBeGreaterThanOrEqual(cfg.nLayer); // q·kᵀ, its transpose fused, in every layer
+      expect(alphas.every((a) => a === 1)).toBe(true);
+    }
+    fs.rmSync(dir, { recursive: true });
   });
 });
 

@@ -262,9 +262,11 @@ export function cachedAttention(cfg: GPTConfig, mask: Value, presents: Value[], 
   const [C, H] = [cfg.nEmbd, cfg.nHead];
   const hd = C / H;
   let pastAndNew: Value | undefined; // [P, T]: where the joined scores split, the same in every layer
+  let scale: Value | undefined; // 1/√hd as hd values, not a scalar: ORT folds a scalar into the matmul's alpha, and MLAS's M=1 kernels take alpha 1 only
   return (l, q, kh, vh) => {
     const g = q.graph;
-    const qh = op.mul(q, op.scalar(q, 1 / Math.sqrt(hd))); // [B, H, T, hd]
+    scale ??= g.constant(new Float32Array(hd).fill(1 / Math.sqrt(hd)), [hd], 'scale');
+    const qh = op.mul(q, scale); // [B, H, T, hd]
     let pastK: Value, pastV: Value;
     if (device) {
       const [cacheK, cacheV] = (['k', 'v'] as const).map((kind) => g.input(`cache_${kind}.${l}`, 'float32', ['S', H, 'P', hd]));
