@@ -160,6 +160,22 @@ describe('Sampler', () => {
     expect(run({ temperature: 1, seed: 42 }, seq50)).toEqual(run({ temperature: 1, seed: 42 }, seq50));
   });
 
+  it('a fork draws what its sampler would draw next (RNG and penalty counts), without logprobs; forking moves nothing', () => {
+    for (const opts of [{ temperature: 1, seed: 5 }, { temperature: 0.7, topP: 0.9, frequencyPenalty: 2, seed: 6 }, { temperature: 0, presencePenalty: 2 }]) {
+      const o = { ...opts, maxTokens: 50, logprobs: 2 };
+      const [sampler, twin] = [new Sampler(o, [], V), new Sampler(o, [], V)]; // the twin is never forked
+      for (let i = 0; i + 3 <= seq50.length; i += 3) {
+        const logits = seq50.slice(i, i + 3);
+        const fork = sampler.fork();
+        const ahead = logits.map((l) => fork.sample(l));
+        const own = logits.map((l) => sampler.sample(l));
+        expect(ahead.map((r) => r.token)).toEqual(own.map((r) => r.token));
+        expect(ahead.every((r) => r.logprob === undefined && r.topLogprobs === undefined)).toBe(true);
+        expect(own).toEqual(logits.map((l) => twin.sample(l)));
+      }
+    }
+  });
+
   it('without a seed, picks a random one and reports it so the run can be repeated', () => {
     const a = new Sampler({ maxTokens: 50 }, [], V);
     const b = new Sampler({ maxTokens: 50 }, [], V);

@@ -61,6 +61,13 @@ describe('speculative decoding', () => {
     expectSame(want, got);
   });
 
+  it('sampling at temperature 1: proposals are the sequence\'s own draws from the draft, so most are taken', async () => {
+    const { want, got, fp32, drafts } = await compare('int8', { maxTokens: 36, temperature: 1, seed: 4 });
+    expectSame(want, got);
+    console.log(`temperature 1, int8 draft: ${got.length} tokens in ${fp32} fp32 calls (1 prefill) and ${drafts} draft calls`);
+    expect(fp32).toBeLessThan(got.length / 2);
+  });
+
   it('drafts neither past the context nor past max_tokens: ends at both exactly as plain decoding', async () => {
     const long = Array.from({ length: cfg.contextLength - 9 }, (_, i) => (i * 37) % cfg.vocabSize);
     const atContext = await compare('int8', { maxTokens: 9, temperature: 0 }, long); // the last token at the last position

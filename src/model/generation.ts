@@ -96,7 +96,7 @@ export async function* generate(model: ModelSession, promptTokens: number[], opt
   while (!step.finishReason) {
     const k = draftLength(model.draftTokens, gen);
     if (k > 0) {
-      for (step of accepted(gen, await draftAndCheck(model, slot, step.token, pos, k))) {
+      for (step of accepted(gen, await draftAndCheck(model, gen, slot, pos, k))) {
         yield step;
         pos++;
       }

@@ -209,6 +209,16 @@ export class Sampler {
     this.promptTokens = new Set(promptTokens);
   }
 
+  /**
+   * A copy at this sampler's state (its RNG, its counts) that returns no logprobs: what it samples
+   * from some logits is what this one would sample from them next (speculative proposals).
+   */
+  fork(): Sampler {
+    const opts = { ...this.opts, logprobs: undefined };
+    if ((opts.temperature ?? 1) >= GREEDY_TEMPERATURE) this.weights ??= new Float64Array(this.vocabSize); // scratch both use in turn: no new buffer per fork
+    return Object.assign(Object.create(Sampler.prototype) as Sampler, this, { opts, rng: this.rng.clone(), outputCounts: new Map(this.outputCounts) });
+  }
+
   /** Tokens sampled so far. */
   get generated(): number {
     return this.count;

@@ -5,8 +5,11 @@
 // it would have step by step, and stops after the first token that is not the proposal (that
 // token is still its own, so a round gives 1 to k+1 tokens). Tokens, logprobs and the cache's
 // K/V are those of plain fp32 decoding; only the number of fp32 calls changes.
+// Proposals are drawn by a fork of the sequence's sampler (its RNG state and counts), so a
+// proposal is the token the sequence draws whenever the draft's distribution and fp32's put the
+// same token at its random number: nearly always, at any temperature (greedy proposals are rarely
+// what a temperature-1 draw picks).
 import type { Generation, StepResult } from './generation.js';
-import { argmax } from './sampling-kernels.js';
 import type { ForwardRow } from './session.js';
 
 /** What a round needs of a ModelSession: fp32 calls, and draft calls on the quantized weights. */
@@ -21,7 +24,7 @@ export interface DraftStats {
 }
 
 export interface Round {
-  /** The draft's k tokens (its greedy choices). */
+  /** The draft's k tokens (the sequence's sampler's draws from the draft's logits). */
   proposals: number[];
   /** fp32 logits after the round's first token and after each proposal: k + 1 rows. */
   logits: Float32Array[];
@@ -36,13 +39,15 @@ export function draftLength(k: number, gen: Generation): number {
   return Math.max(0, Math.min(k, gen.options.maxTokens - gen.tokens.length - 1));
 }
 
-/** Drafts k tokens after `token` (at `start` in `slot`, not yet in the cache) and checks them in one fp32 call. */
-export async function draftAndCheck(model: DraftingModel, slot: number, token: number, start: number, k: number): Promise<Round> {
+/** Drafts k tokens after `gen`'s last one (at `start` in `slot`, not yet in the cache) and checks them in one fp32 call. */
+export async function draftAndCheck(model: DraftingModel, gen: Generation, slot: number, start: number, k: number): Promise<Round> {
+  const token = gen.tokens.at(-1)!;
+  const sampler = gen.sampler.fork();
   const proposals: number[] = [];
   let last = token;
   for (let j = 0; j < k; j++) {
     const [logits] = await model.forward([{ slot, tokens: [last], start: start + j, logits: 'last' }], { draft: true });
-    proposals.push((last = argmax(logits!)));
+    proposals.push((last = sampler.sample(logits!).token));
   }
   const [all] = await model.forward([{ slot, tokens: [token, ...proposals], start, logits: 'all' }]);
   const V = all!.length / (k + 1);

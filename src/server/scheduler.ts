@@ -337,7 +337,7 @@ export class Scheduler {
     let round: Round;
     const start = a.pos;
     try {
-      round = await draftAndCheck(this.model, a.slot, a.gen.tokens.at(-1)!, start, draftLength(this.model.draftTokens!, a.gen));
+      round = await draftAndCheck(this.model, a.gen, a.slot, start, draftLength(this.model.draftTokens!, a.gen));
     } catch (e) {
       return this.callFailed([a], e);
     }
