@@ -4,10 +4,10 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { WeightSource } from '../src/model/checkpoint.js';
 import type { GPTConfig } from '../src/model/config.js';
-import { generate, type StepResult } from '../src/model/generation.js';
+import { generate, Generation, type StepResult } from '../src/model/generation.js';
 import type { SamplingOptions } from '../src/model/sampler.js';
 import { ModelSession, type ForwardRow } from '../src/model/session.js';
-import type { DraftStats } from '../src/model/speculative.js';
+import { DraftPolicy, type DraftStats, type Round } from '../src/model/speculative.js';
 import type { SeqEvent } from '../src/server/protocol.js';
 import { Scheduler } from '../src/server/scheduler.js';
 import { randomParams } from './reference/gpt-reference.js';
@@ -77,6 +77,22 @@ describe('speculative decoding', () => {
     expectSame(atMax.want, atMax.got);
     expect(atMax.got).toHaveLength(3);
     expect(atMax.drafts).toBeLessThanOrEqual(1); // after the prefill's token, one round of one proposal gives the other two
+  });
+
+  it('DraftPolicy drafts what pays: all it may after taken proposals; after refused ones plain steps, a one-proposal round every 8th', () => {
+    const gen = new Generation(prompt, { maxTokens: 40, temperature: 0 }, cfg);
+    const taken = new DraftPolicy();
+    for (let r = 0; r < 10; r++) taken.observe(4, false);
+    expect([taken.next(4, 0.26, gen), taken.next(6, 0.26, gen)]).toEqual([4, 6]);
+    expect(taken.next(4, 1.5, gen)).toBe(0); // a draft call dearer than a check never pays
+    const refused = new DraftPolicy();
+    for (let r = 0; r < 10; r++) refused.observe(0, true);
+    expect(Array.from({ length: 16 }, () => refused.next(4, 0.26, gen))).toEqual([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    const half = new DraftPolicy(); // α = 1/2: 1 + 1/2 tokens for 1.26 calls' time pays, more proposals pay less
+    for (let r = 0; r < 30; r++) half.observe(1, true);
+    expect(half.next(4, 0.26, gen)).toBe(1);
+    while (gen.tokens.length < 38) gen.step(new Float32Array(cfg.vocabSize));
+    expect(taken.next(4, 0.26, gen)).toBe(1); // the 39th token: one proposal, the check's own row gives the 40th
   });
 
   it('a draft and quantized decode steps exclude each other; draft calls need a draft', async () => {

@@ -7,7 +7,7 @@ import { checkContextLength } from './errors.js';
 import { Sampler, type SamplingOptions } from './sampler.js';
 import type { TokenLogprob } from './sampling-kernels.js';
 import type { ModelSession } from './session.js';
-import { accepted, draftAndCheck, draftLength } from './speculative.js';
+import { accepted, draftAndCheck, DraftPolicy } from './speculative.js';
 import { finish, StopChecker, type FinishReason } from './stop.js';
 import { EOT, StreamingDetokenizer } from './tokenizer.js';
 
@@ -28,6 +28,8 @@ export class Generation {
   private readonly detok = new StreamingDetokenizer();
   private readonly stops: StopChecker;
   private readonly constraint: ConstraintState | undefined;
+  /** With a drafting model: how many tokens this sequence's next speculative round proposes. */
+  readonly drafts = new DraftPolicy();
   /** The masked logits under a constraint, one buffer reused every step. */
   private masked: Float32Array | undefined;
 
@@ -94,7 +96,7 @@ export async function* generate(model: ModelSession, promptTokens: number[], opt
   yield step;
   let pos = promptTokens.length; // where the last token goes: the cache holds the positions before it
   while (!step.finishReason) {
-    const k = draftLength(model.draftTokens, gen);
+    const k = gen.drafts.next(model.draftTokens, model.draftCost, gen);
     if (k > 0) {
       for (step of accepted(gen, await draftAndCheck(model, gen, slot, pos, k))) {
         yield step;

@@ -5,7 +5,7 @@
 import * as ort from 'onnxruntime-node';
 import { Graph, type Value } from '../onnx/graph.js';
 import * as op from '../onnx/ops.js';
-import { fuseSkipLayerNorm, quantizeGraph } from '../onnx/rewrite.js';
+import { fuseSkipLayerNorm, quantizeGraph, weightBits } from '../onnx/rewrite.js';
 import { loadCheckpoint, materialize, type WeightSource } from './checkpoint.js';
 import type { GPTConfig } from './config.js';
 import { DeviceKVCache } from './device-cache.js';
@@ -101,8 +101,10 @@ export class ModelSession {
     private readonly draftSession: ort.InferenceSession | undefined,
     readonly cache: KVCache | DeviceKVCache,
     private readonly device: Device,
-    /** Tokens a draft proposes per speculative round; 0: this model has no draft. */
+    /** Tokens a draft proposes per speculative round, at most; 0: this model has no draft. */
     readonly draftTokens: number,
+    /** A draft call's cost over an fp32 call's, for DraftPolicy: batch-1 calls read their weights once, so the bytes of weights each reads. */
+    readonly draftCost: number,
   ) {}
 
   static async create(config: GPTConfig, weights: Map<string, WeightSource>, opts: SessionOptions = {}): Promise<ModelSession> {
@@ -130,7 +132,8 @@ export class ModelSession {
     }
     const slots = opts.slots ?? 1;
     const cache = kvCache === 'device' ? new DeviceKVCache(config, slots) : new KVCache(config, slots);
-    return new ModelSession(config, session, quantize === 'none' ? undefined : quantized, draft === 'none' ? undefined : quantized, cache, device, draftTokens);
+    const draftCost = draft === 'none' ? 0 : weightBits(draft === 'int4' ? 4 : 8) / 32;
+    return new ModelSession(config, session, quantize === 'none' ? undefined : quantized, draft === 'none' ? undefined : quantized, cache, device, draftTokens, draftCost);
   }
 
   /** Loads a Hugging Face GPT-2 folder (config.json + model.safetensors) or a PEFT LoRA adapter folder on its base. */

@@ -30,12 +30,52 @@ export interface Round {
   logits: Float32Array[];
 }
 
+/** Weight a policy's counts keep per round (the rest is the round's): they follow the text. */
+const FADE = 0.9;
+/** While drafting does not pay, every PROBE-th step is a one-proposal round, to see whether it does again. */
+const PROBE = 8;
+
+/**
+ * How many tokens a sequence drafts next. A round of k proposals costs k draft calls and a check
+ * call, and gives 1 + α + … + α^k tokens on average (α: the share of proposals the sequence takes);
+ * a plain step gives one token per check-sized call. `cost` is a draft call's over a check call's
+ * (ModelSession.draftCost: the bytes of weights each reads). The policy keeps α, fading, and picks
+ * the k that gives the most tokens per unit of time; 0, a plain step, where no k beats plain
+ * decoding (a text the draft does not guess, such as a high-temperature draw from a flat distribution).
+ */
+export class DraftPolicy {
+  private taken = 3; // proposals taken, and rounds that ended on a refused one, fading; the prior: α = 3/4
+  private refused = 1;
+  private plainSteps = 0;
+
+  /** Proposals for `gen`'s next round, at most `max` and none past its max_tokens; 0: a plain step. */
+  next(max: number, cost: number, gen: Generation): number {
+    const limit = draftLength(max, gen);
+    const alpha = this.taken / (this.taken + this.refused);
+    let [best, bestRate] = [0, 1];
+    for (let k = 1, tokens = 1, p = 1; k <= limit; k++) {
+      p *= alpha;
+      tokens += p;
+      const rate = tokens / (1 + k * cost);
+      if (rate > bestRate) [best, bestRate] = [k, rate];
+    }
+    if (best > 0 || limit === 0) return best;
+    return ++this.plainSteps % PROBE === 0 ? 1 : 0;
+  }
+
+  /** A round's outcome: how many proposals the sequence took, and whether it refused one. */
+  observe(taken: number, refused: boolean): void {
+    this.taken = FADE * this.taken + taken;
+    this.refused = FADE * this.refused + (refused ? 1 : 0);
+  }
+}
+
 /**
  * Proposals a round may draft for `gen`: up to `k`, and none past its max_tokens (the round's last
  * row gives a token of its own). A Generation's prompt and max_tokens fit the context, so this
  * keeps the round inside it too.
  */
-export function draftLength(k: number, gen: Generation): number {
+function draftLength(k: number, gen: Generation): number {
   return Math.max(0, Math.min(k, gen.options.maxTokens - gen.tokens.length - 1));
 }
 
@@ -60,9 +100,16 @@ export async function draftAndCheck(model: DraftingModel, gen: Generation, slot:
  * round's first n positions as plain decoding would; the rest are overwritten later.
  */
 export function* accepted(gen: Generation, round: Round): Generator<StepResult> {
-  for (let i = 0; i < round.logits.length; i++) {
-    const step = gen.step(round.logits[i]!);
-    yield step;
-    if (step.finishReason || step.token !== round.proposals[i]) return;
+  let [taken, refused] = [0, false];
+  try {
+    for (let i = 0; i < round.logits.length; i++) {
+      const step = gen.step(round.logits[i]!);
+      refused = i < round.proposals.length && step.token !== round.proposals[i];
+      if (i < round.proposals.length && !refused) taken++;
+      yield step;
+      if (step.finishReason || step.token !== round.proposals[i]) return;
+    }
+  } finally {
+    gen.drafts.observe(taken, refused);
   }
 }

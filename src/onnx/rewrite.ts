@@ -114,6 +114,9 @@ export function blockFor(K: number, bits: WeightBits): number {
 
 export type WeightBits = 4 | 8;
 
+/** Bits a weight takes with its block's float32 scale, at the preferred block size. */
+export const weightBits = (bits: WeightBits) => bits + 32 / BLOCKS[bits][0]!;
+
 export interface QuantizedMatrix {
   block: number; // values per block, along K
   /** [N, K/block, block·bits/8]: each output column's weights, blockwise, offset by 2^(bits−1); int4 packs two per byte, the first in the low nibble */

@@ -21,7 +21,7 @@ import { KVCache } from '../model/kv-cache.js';
 import { DEFAULT_PREFIX_CACHE_MB, PrefixCache } from '../model/prefix-cache.js';
 import { logSumExp, topLogprobs, type TokenLogprob } from '../model/sampling-kernels.js';
 import type { ForwardRow } from '../model/session.js';
-import { accepted, draftAndCheck, draftLength, type DraftingModel, type DraftStats, type Round } from '../model/speculative.js';
+import { accepted, draftAndCheck, type DraftingModel, type DraftStats, type Round } from '../model/speculative.js';
 import type { FromModelThread, SeqEvent, SeqSpec } from './protocol.js';
 
 /** serve's --prefill-call-tokens default: half the default step budget (--prefill-tokens 512), so a full step prefills in two calls. */
@@ -31,8 +31,10 @@ export const DEFAULT_PREFILL_CALL_TOKENS = 256;
 export interface BatchModel extends DraftingModel {
   config: GPTConfig;
   cache: { slots: number; moveSlot(from: number, to: number): void };
-  /** Tokens a draft proposes per speculative round; 0 or absent: no draft. */
+  /** Tokens a draft proposes per speculative round, at most; 0 or absent: no draft. */
   draftTokens?: number;
+  /** A draft call's cost over an fp32 call's (ModelSession.draftCost). */
+  draftCost?: number;
 }
 
 export interface SchedulerOptions {
@@ -143,7 +145,9 @@ export class Scheduler {
     const { leaders, followers } = this.fillSlots();
     const old = this.running.filter((a) => !leaders.includes(a) && !followers.includes(a));
     // Alone, a sequence's decode step reads every weight for one token: a draft's round checks several at that price.
-    if (this.running.length === 1 && old.length === 1 && draftLength(this.model.draftTokens ?? 0, old[0]!.gen) > 0) return this.speculate(old[0]!);
+    const lone = this.running.length === 1 && old.length === 1 ? old[0]! : undefined;
+    const k = lone && this.model.draftTokens ? lone.gen.drafts.next(this.model.draftTokens, this.model.draftCost ?? 1, lone.gen) : 0;
+    if (k > 0) return this.speculate(lone!, k);
     // The last prompt token alone after a cached prefix asks for 'all' too: ModelSession runs calls
     // of one-token 'last' rows on its int8 decode graph, and this prefill must stay fp32 as without the cache.
     const prefill = (a: Active): ForwardRow => ({ slot: a.slot, tokens: a.spec.prompt.slice(a.pos), start: a.pos, logits: a.spec.promptLogprobs !== undefined || (a.pos > 0 && a.pos === a.spec.prompt.length - 1) ? 'all' : 'last' });
@@ -333,11 +337,11 @@ export class Scheduler {
    * one fp32 call checks them, and it samples from that call's rows in order while its tokens are
    * the proposals. The tokens are those decode steps would give; the round's are posted together.
    */
-  private async speculate(a: Active): Promise<void> {
+  private async speculate(a: Active, k: number): Promise<void> {
     let round: Round;
     const start = a.pos;
     try {
-      round = await draftAndCheck(this.model, a.gen, a.slot, start, draftLength(this.model.draftTokens!, a.gen));
+      round = await draftAndCheck(this.model, a.gen, a.slot, start, k);
     } catch (e) {
       return this.callFailed([a], e);
     }
