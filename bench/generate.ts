@@ -3,7 +3,8 @@
 // weights in the same run and prints ratios: `torch` (PyTorch's reference bench from ../shared/bench,
 // needs Debian's python3-torch), `llamacpp` (llama.cpp's llama-bench and llama-batched-bench, built
 // as ../shared/bench/llamacpp/README.md says; the checkout is $LLAMA_CPP_DIR, /tmp/llama.cpp by
-// default), or both: `--baseline torch,llamacpp`.
+// default), or both: `--baseline torch,llamacpp`. With llamacpp, batch-1 decode is also run in
+// pairs back to back with llama-bench's tg128 (`--pairs N`, 7 by default; 0 skips them).
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,7 +16,7 @@ import { generate } from '../src/model/generation.js';
 import { DEFAULT_DRAFT_TOKENS, ModelSession } from '../src/model/session.js';
 import { argmax } from '../src/model/sampling-kernels.js';
 import { printComparison, runTorchBaseline } from './torch-baseline.js';
-import { printLlamaCppComparison, runLlamaCppBaseline } from './llamacpp-baseline.js';
+import { llamaBenchTg128, prepareLlamaCpp, printLlamaCppComparison, runLlamaCppBaseline, type GgufType, type LlamaCpp } from './llamacpp-baseline.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -28,6 +29,7 @@ const { values: args } = parseArgs({
     int8: { type: 'boolean', default: true }, // also measure decode with int8 weights (--no-int8 to skip)
     int4: { type: 'boolean', default: true }, // and with int4 weights (--no-int4 to skip)
     draft: { type: 'boolean', default: true }, // and fp32 with an int8 draft (--no-draft to skip)
+    pairs: { type: 'string', default: '7' }, // with --baseline llamacpp: batch-1 runs interleaved with llama-bench tg128 runs
   },
   allowNegative: true, // --no-int8, --no-int4, --no-draft
 });
@@ -173,9 +175,51 @@ if (baselines.has('torch')) {
 }
 if (baselines.has('llamacpp')) {
   // Same checkpoint, same thread count as ours (ORT's intra-op pool defaults to all cores).
-  const llama = runLlamaCppBaseline(reps, { checkpoint: dir, threads: threads ?? os.availableParallelism() });
+  const prepared = prepareLlamaCpp({ checkpoint: dir, threads: threads ?? os.availableParallelism() });
+  const llama = typeof prepared === 'string' ? prepared : runLlamaCppBaseline(reps, prepared);
   if (typeof llama === 'string') console.log(`llama.cpp baseline skipped: ${llama}`);
   else Object.assign(result, printLlamaCppComparison(result, llama));
+  if (typeof prepared !== 'string' && Number(args.pairs) > 0) await interleaved(prepared, Number(args.pairs));
+}
+
+/**
+ * Batch-1 decode from an empty context against llama-bench's tg128, in pairs run back to back: one
+ * run of ours (128 tokens after a one-token prompt, greedy), then one llama-bench run. On a shared
+ * machine whose speed drifts by a third over minutes, the ratio within a pair is steadier than
+ * figures taken minutes apart; the median of the pairs' ratios, and their range, are reported.
+ */
+async function interleaved(l: LlamaCpp, pairs: number): Promise<void> {
+  const once = async (model: ModelSession) => (await generated(model, 1)).tokS;
+  const rows: [string, GgufType, () => Promise<ModelSession>][] = [
+    ['fp32', 'f32', async () => fp32],
+    ...(args.draft ? [['fp32, --draft int8', 'f32', () => ModelSession.load(dir, { slots: 1, threads, draft: 'int8' })] as [string, GgufType, () => Promise<ModelSession>]] : []),
+    ...(args.int8 ? [['int8', 'q8_0', () => ModelSession.load(dir, { slots: 1, threads, quantize: 'int8' })] as [string, GgufType, () => Promise<ModelSession>]] : []),
+    ...(args.int4 ? [['int4', 'q4_0', () => ModelSession.load(dir, { slots: 1, threads, quantize: 'int4' })] as [string, GgufType, () => Promise<ModelSession>]] : []),
+  ];
+  console.log(`\nbatch-1 decode from an empty context, ${pairs} pairs run back to back (ours once, then llama-bench tg128 -r 1): ratio`);
+  console.log(`${'ours'.padEnd(20)} ${'theirs'.padEnd(6)} ${'median'.padStart(7)}  range         pairs (ours / theirs, tok/s)`);
+  for (const [name, type, open] of rows) {
+    const model = await open();
+    await once(model); // warm-up, as llama-bench warms up
+    const runs: [number, number][] = [];
+    for (let p = 0; p < pairs; p++) {
+      const ours = await once(model);
+      const theirs = llamaBenchTg128(l, type);
+      if (typeof theirs === 'string') {
+        console.log(`${name}: ${theirs}`);
+        break;
+      }
+      runs.push([ours, theirs]);
+    }
+    if (model !== fp32) await model.close();
+    if (!runs.length) continue;
+    const ratios = runs.map(([a, b]) => a / b).sort((a, b) => a - b);
+    const mid = (ratios[(ratios.length - 1) >> 1]! + ratios[ratios.length >> 1]!) / 2; // the median, also of an even count
+    const key = `paired_b1_empty_${name.replace(/[^a-z0-9]+/g, '_')}_vs_llamacpp_${type}_tg128`;
+    result[key] = Math.round(mid * 100) / 100;
+    const range = `${ratios[0]!.toFixed(2)}–${ratios.at(-1)!.toFixed(2)}×`;
+    console.log(`${name.padEnd(20)} ${type.toUpperCase().padEnd(6)} ${`${mid.toFixed(2)}×`.padStart(7)}  ${range.padEnd(12)}  ${runs.map(([a, b]) => `${a.toFixed(0)}/${b.toFixed(0)}`).join(' ')}`);
+  }
 }
 console.log(JSON.stringify(result));
 await fp32.close();

@@ -78,9 +78,18 @@ export function parseBatchedTable(text: string): Map<number, number> {
   return rows;
 }
 
-/** Runs llama.cpp on `checkpoint` (a GPT-2 folder: config.json + F32 model.safetensors); returns the
- *  figures, or a reason why the baseline could not run. `threads` should be the ones we ran with. */
-export function runLlamaCppBaseline(reps: number, opts: { checkpoint?: string; threads?: number } = {}): LlamaCppResults | string {
+/** A llama.cpp build and `checkpoint` as GGUFs, ready to run. */
+export interface LlamaCpp {
+  bin: (tool: string) => string;
+  commit: string;
+  threads: number;
+  gguf: Record<GgufType, string>;
+}
+export type GgufType = 'f32' | 'q8_0' | 'q4_0';
+
+/** Finds the llama.cpp build and converts `checkpoint` (a GPT-2 folder: config.json + F32
+ *  model.safetensors) to GGUF once; or a reason why the baseline cannot run. `threads` should be the ones we ran with. */
+export function prepareLlamaCpp(opts: { checkpoint?: string; threads?: number } = {}): LlamaCpp | string {
   const checkpoint = opts.checkpoint ?? path.join(os.tmpdir(), 'scratchgpt-bench-gpt2');
   const threads = opts.threads ?? os.availableParallelism();
   const root = process.env.LLAMA_CPP_DIR ?? '/tmp/llama.cpp';
@@ -138,7 +147,24 @@ export function runLlamaCppBaseline(reps: number, opts: { checkpoint?: string; t
   if (tok.status !== 0 || ids !== '[15496, 11, 995]') {
     return `llama.cpp's tokenizer check failed: "Hello, world" gave ${ids ?? why(tok)}, not [15496, 11, 995] (delete ${vocab} and ${cache} and rerun)`;
   }
+  return { bin, commit, threads, gguf: { f32, q8_0: q8, q4_0: q4 } };
+}
 
+/** llama-bench's tg128 (decode 128 tokens from an empty cache, after its warm-up run), one repetition: tok/s, or why it failed. */
+export function llamaBenchTg128(l: LlamaCpp, type: GgufType): number | string {
+  const r = run(l.bin('llama-bench'), ['-m', l.gguf[type], '-t', String(l.threads), '-p', '0', '-n', '128', '-r', '1', '-o', 'json']);
+  if (r.status !== 0) return `llama-bench failed: ${why(r)}`;
+  try {
+    return (JSON.parse(r.stdout) as BenchRow[])[0]!.avg_ts;
+  } catch {
+    return `llama-bench printed no JSON: ${why(r)}`;
+  }
+}
+
+/** Runs llama-bench and llama-batched-bench on the three GGUFs; returns the figures, or a reason why they could not run. */
+export function runLlamaCppBaseline(reps: number, l: LlamaCpp): LlamaCppResults | string {
+  const { bin, commit, threads } = l;
+  const { f32, q8_0: q8, q4_0: q4 } = l.gguf;
   console.log(`running the llama.cpp baseline (${commit}, ${threads} threads: llama-bench, then llama-batched-bench per model) …`);
   const bench = run(bin('llama-bench'), ['-m', f32, '-m', q8, '-m', q4, '-t', String(threads), '-p', '128,512', '-n', '128', '-r', String(reps), '-o', 'json']);
   if (bench.status !== 0) return `llama-bench failed: ${why(bench)}`;
