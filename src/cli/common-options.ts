@@ -13,7 +13,7 @@ export const RUNTIME_OPTIONS = {
     default: 'none',
     help: 'int8 / int4: speculative decoding: a sequence decoding alone drafts tokens on int8 / int4 weights and one fp32 call checks them (the same tokens as without, faster; not with --quantize)',
   }),
-  draftTokens: int({ arg: 'K', min: 1, default: DEFAULT_DRAFT_TOKENS, help: 'tokens the draft proposes per round (with --draft)' }),
+  draftTokens: int({ arg: 'K', min: 1, default: DEFAULT_DRAFT_TOKENS, help: 'most tokens the draft proposes per round (with --draft; fewer where they are rarely taken)' }),
 };
 
 /** Sampling, whose defaults come from the model's generation_config.json: generate and chat. */
