@@ -151,7 +151,7 @@ if (args.draft) {
       if (r >= 0) [plainRates.push(a.tokS), draftRates.push(b.tokS)];
     }
     report(`decode_tok_s_b1_generate${suffix}`, median(plainRates), `generate(), fp32, batch 1, ${what}`);
-    report(`decode_tok_s_b1_draft_int8${suffix}`, median(draftRates), `  the same with an int8 draft (k=${DEFAULT_DRAFT_TOKENS})`);
+    report(`decode_tok_s_b1_draft_int8${suffix}`, median(draftRates), `  the same with an int8 draft (up to ${DEFAULT_DRAFT_TOKENS} a round)`);
     console.log(`  speculative speed-up ${(result[`decode_tok_s_b1_draft_int8${suffix}`]! / result[`decode_tok_s_b1_generate${suffix}`]!).toFixed(2)}×`);
   }
   await drafted.close();
