@@ -8,7 +8,8 @@
 // Proposals are drawn by a fork of the sequence's sampler (its RNG state and counts), so a
 // proposal is the token the sequence draws whenever the draft's distribution and fp32's put the
 // same token at its random number: nearly always, at any temperature (greedy proposals are rarely
-// what a temperature-1 draw picks).
+// what a temperature-1 draw picks). Under a constraint the draft's logits are not masked, so fewer
+// are taken, and DraftPolicy drafts less.
 import type { Generation, StepResult } from './generation.js';
 import type { ForwardRow } from './session.js';
 
