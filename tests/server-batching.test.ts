@@ -229,7 +229,7 @@ describe('serving with a draft (--draft int8)', () => {
     expect(got.text).toBe(fp32.text);
     got.logprobs.forEach((lp, i) => expect(lp).toBeCloseTo(fp32.logprobs[i]!, 4));
     const counter = (name: string) => Number(new RegExp(`^${name}\\{model="tiny"\\} (\\d+)$`, 'm').exec(got.metrics)?.[1]);
-    expect(counter('scratchgpt_draft_tokens_total')).toBeGreaterThan(0);
+    expect(counter('scratchgpt_draft_accepted_tokens_total')).toBeGreaterThanOrEqual(12); // most of the 24 tokens came from rounds, not plain steps
     expect(counter('scratchgpt_draft_accepted_tokens_total')).toBeLessThanOrEqual(counter('scratchgpt_draft_tokens_total'));
   });
 });

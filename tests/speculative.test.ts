@@ -109,7 +109,7 @@ describe('the scheduler with a draft', () => {
     const rounds: DraftStats[] = [];
     let finished = 0;
     const sched = new Scheduler(
-      { config: model.config, cache: model.cache, draftTokens: model.draftTokens, forward: (rows, opts) => (calls.push({ rows, draft: !!opts?.draft }), model.forward(rows, opts)) },
+      { config: model.config, cache: model.cache, draftTokens: model.draftTokens, draftCost: model.draftCost, forward: (rows, opts) => (calls.push({ rows, draft: !!opts?.draft }), model.forward(rows, opts)) },
       (m) => {
         if (m.type !== 'step') return;
         events.push(...m.events);

@@ -105,10 +105,11 @@ export function* accepted(gen: Generation, round: Round): Generator<StepResult> 
   try {
     for (let i = 0; i < round.logits.length; i++) {
       const step = gen.step(round.logits[i]!);
-      refused = i < round.proposals.length && step.token !== round.proposals[i];
-      if (i < round.proposals.length && !refused) taken++;
+      const same = step.token === round.proposals[i]; // false at the last row, which has no proposal
+      if (same) taken++;
+      else refused = i < round.proposals.length;
       yield step;
-      if (step.finishReason || step.token !== round.proposals[i]) return;
+      if (step.finishReason || !same) return;
     }
   } finally {
     gen.drafts.observe(taken, refused);

@@ -38,7 +38,7 @@ try {
     return Embedder.create(config, weights, { device: cfg.device, threads: cfg.threads });
   };
   const embeddings = new EmbeddingQueue(openEmbedder, turns, post, cfg.prefillTokens ?? 512); // 512: the scheduler's default prefill budget
-  const scheduler = new Scheduler({ config: model.config, cache: model.cache, draftTokens: model.draftTokens, forward: (rows, opts) => turns.take(() => model.forward(rows, opts)) }, post, cfg);
+  const scheduler = new Scheduler({ config: model.config, cache: model.cache, draftTokens: model.draftTokens, draftCost: model.draftCost, forward: (rows, opts) => turns.take(() => model.forward(rows, opts)) }, post, cfg);
   port.on('message', (msg: ToModelThread) => {
     if (msg.type === 'submit') scheduler.submit(msg.seqs);
     else if (msg.type === 'cancel') scheduler.cancel(msg.ids);

@@ -33,7 +33,7 @@ export interface BatchModel extends DraftingModel {
   cache: { slots: number; moveSlot(from: number, to: number): void };
   /** Tokens a draft proposes per speculative round, at most; 0 or absent: no draft. */
   draftTokens?: number;
-  /** A draft call's cost over an fp32 call's (ModelSession.draftCost). */
+  /** A draft call's cost over an fp32 call's (ModelSession.draftCost); needed with draftTokens. */
   draftCost?: number;
 }
 
@@ -97,6 +97,7 @@ export class Scheduler {
     private readonly post: (msg: FromModelThread) => void,
     opts: SchedulerOptions = {},
   ) {
+    if (model.draftTokens && model.draftCost === undefined) throw new Error('Scheduler: a model with draftTokens needs its draftCost');
     this.prefillTokens = opts.prefillTokens ?? 512;
     this.mixed = opts.mixed ?? false;
     this.prefillCallTokens = opts.prefillCallTokens ?? DEFAULT_PREFILL_CALL_TOKENS;
@@ -146,7 +147,7 @@ export class Scheduler {
     const old = this.running.filter((a) => !leaders.includes(a) && !followers.includes(a));
     // Alone, a sequence's decode step reads every weight for one token: a draft's round checks several at that price.
     const lone = this.running.length === 1 && old.length === 1 ? old[0]! : undefined;
-    const k = lone && this.model.draftTokens ? lone.gen.drafts.next(this.model.draftTokens, this.model.draftCost ?? 1, lone.gen) : 0;
+    const k = lone && this.model.draftTokens ? lone.gen.drafts.next(this.model.draftTokens, this.model.draftCost!, lone.gen) : 0;
     if (k > 0) return this.speculate(lone!, k);
     // The last prompt token alone after a cached prefix asks for 'all' too: ModelSession runs calls
     // of one-token 'last' rows on its int8 decode graph, and this prefill must stay fp32 as without the cache.
