@@ -7,7 +7,7 @@ import type { GPTConfig } from '../src/model/config.js';
 import { generate, Generation, type StepResult } from '../src/model/generation.js';
 import type { SamplingOptions } from '../src/model/sampler.js';
 import { ModelSession, type ForwardRow } from '../src/model/session.js';
-import { DraftPolicy, type DraftStats, type Round } from '../src/model/speculative.js';
+import { DraftPolicy, type DraftStats } from '../src/model/speculative.js';
 import type { SeqEvent } from '../src/server/protocol.js';
 import { Scheduler } from '../src/server/scheduler.js';
 import { randomParams } from './reference/gpt-reference.js';
