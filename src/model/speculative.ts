@@ -98,9 +98,10 @@ export async function draftAndCheck(model: DraftingModel, gen: Generation, slot:
 /**
  * The sequence's steps from a checked round, in order, up to and including the first token that
  * differs from its proposal (or the last row, or a finish). After n steps the cache holds the
- * round's first n positions as plain decoding would; the rest are overwritten later.
+ * round's first n positions as plain decoding would; the rest are overwritten later. The round's
+ * proposals, and those taken, go to the sequence's DraftPolicy and are added to `stats` if given.
  */
-export function* accepted(gen: Generation, round: Round): Generator<StepResult> {
+export function* accepted(gen: Generation, round: Round, stats?: DraftStats): Generator<StepResult> {
   let [taken, refused] = [0, false];
   try {
     for (let i = 0; i < round.logits.length; i++) {
@@ -113,5 +114,6 @@ export function* accepted(gen: Generation, round: Round): Generator<StepResult> 
     }
   } finally {
     gen.drafts.observe(taken, refused);
+    if (stats) [stats.proposed, stats.accepted] = [stats.proposed + round.proposals.length, stats.accepted + taken];
   }
 }

@@ -340,16 +340,14 @@ export class Scheduler {
    */
   private async speculate(a: Active, k: number): Promise<void> {
     let round: Round;
-    const start = a.pos;
     try {
-      round = await draftAndCheck(this.model, a.gen, a.slot, start, k);
+      round = await draftAndCheck(this.model, a.gen, a.slot, a.pos, k);
     } catch (e) {
       return this.callFailed([a], e);
     }
-    const draft = { proposed: round.proposals.length, accepted: 0 };
+    const draft = { proposed: 0, accepted: 0 };
     try {
-      for (const s of accepted(a.gen, round)) {
-        if (s.token === round.proposals[a.pos - start]) draft.accepted++;
+      for (const s of accepted(a.gen, round, draft)) {
         a.pos++; // the row's input is in the cache as plain decoding would have put it
         this.events.push(tokenEvent(a, s));
         if (s.finishReason) this.retire([a]);
