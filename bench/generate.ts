@@ -13,7 +13,7 @@ import { saveCheckpoint } from '../src/model/checkpoint.js';
 import { presetConfig } from '../src/model/config.js';
 import { randomInit } from '../src/model/gpt.js';
 import { generate } from '../src/model/generation.js';
-import { DEFAULT_DRAFT_TOKENS, ModelSession } from '../src/model/session.js';
+import { DEFAULT_DRAFT_TOKENS, ModelSession, type SessionOptions } from '../src/model/session.js';
 import { argmax } from '../src/model/sampling-kernels.js';
 import { printComparison, runTorchBaseline } from './torch-baseline.js';
 import { llamaBenchTg128, prepareLlamaCpp, printLlamaCppComparison, runLlamaCppBaseline, type GgufType, type LlamaCpp } from './llamacpp-baseline.js';
@@ -192,12 +192,13 @@ if (baselines.has('llamacpp')) {
  */
 async function interleaved(l: LlamaCpp, pairs: number): Promise<void> {
   const once = async (model: ModelSession) => (await generated(model, 1)).tokS;
-  const rows: [string, GgufType, () => Promise<ModelSession>][] = [
-    ['fp32', 'f32', async () => fp32],
-    ...(args.draft ? [['fp32, --draft int8', 'f32', () => ModelSession.load(dir, { slots: 1, threads, draft: 'int8' })] as [string, GgufType, () => Promise<ModelSession>]] : []),
-    ...(args.int8 ? [['int8', 'q8_0', () => ModelSession.load(dir, { slots: 1, threads, quantize: 'int8' })] as [string, GgufType, () => Promise<ModelSession>]] : []),
-    ...(args.int4 ? [['int4', 'q4_0', () => ModelSession.load(dir, { slots: 1, threads, quantize: 'int4' })] as [string, GgufType, () => Promise<ModelSession>]] : []),
-  ];
+  const load = (opts: SessionOptions) => () => ModelSession.load(dir, { slots: 1, threads, ...opts });
+  const rows = ([
+    ['fp32', 'f32', async () => fp32, true],
+    ['fp32, --draft int8', 'f32', load({ draft: 'int8' }), args.draft],
+    ['int8', 'q8_0', load({ quantize: 'int8' }), args.int8],
+    ['int4', 'q4_0', load({ quantize: 'int4' }), args.int4],
+  ] as [string, GgufType, () => Promise<ModelSession>, boolean | undefined][]).filter(([, , , on]) => on);
   console.log(`\nbatch-1 decode from an empty context, ${pairs} pairs run back to back (ours once, then llama-bench tg128 -r 1): ratio`);
   console.log(`${'ours'.padEnd(20)} ${'theirs'.padEnd(6)} ${'median'.padStart(7)}  range         pairs (ours / theirs, tok/s)`);
   for (const [name, type, open] of rows) {
