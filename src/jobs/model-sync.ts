@@ -1,14 +1,18 @@
 // Keeps the finetuned models this process serves equal to the store's live ones: at start, then
 // whenever any process sharing the database publishes or deletes one (MODELS_CHANNEL), so a model
 // finished on a training worker appears on every replica without a restart, and a deleted one
-// disappears from all. At start the models load at once (as one server always did); one published
-// later by another process loads at its first request here, so a replica that serves many
-// finetuned models keeps only those in use in memory (src/server/registry.ts: on demand).
+// disappears from all. At start the newest few models load at once (as one server always did) and
+// older ones at their first request, as does one published later by another process, so a server
+// that serves many finetuned models keeps only those in use in memory (src/server/registry.ts: on
+// demand): each loaded model is a thread with its own V8 heap and weights.
 import fs from 'node:fs';
 import type { DataDir } from './files.js';
 import { isCheckpointModelId } from './ids.js';
 import type { ServedModels } from './served-models.js';
 import { MODELS_CHANNEL, type JobStore } from './store.js';
+
+/** How many finetuned models load at once when the server starts (the newest); the rest load on demand. */
+export const LOADED_AT_START = 4;
 
 export class ModelSync {
   /** Models this process serves because the store listed them live (only those go when they stop being). */
@@ -56,8 +60,9 @@ export class ModelSync {
   }
 
   private async sync(): Promise<void> {
-    const live = await this.store.listModels(false);
+    const live = await this.store.listModels(false); // oldest first
     const ids = new Set(live.map((m) => m.id));
+    const newest = new Set(live.filter((m) => !isCheckpointModelId(m.id)).slice(-LOADED_AT_START).map((m) => m.id));
     for (const id of [...this.fromStore]) {
       if (ids.has(id)) continue;
       this.fromStore.delete(id);
@@ -82,7 +87,7 @@ export class ModelSync {
         continue;
       }
       this.fromStore.add(m.id);
-      if (isCheckpointModelId(m.id) || this.started) {
+      if (this.started || !newest.has(m.id)) {
         this.models.addOnDemand(m.id, dir); // loads at its first request
         continue;
       }
