@@ -1,4 +1,4 @@
-// ModelSync at start: the newest LOADED_AT_START finetuned models load at once, older ones and every
+// ModelSync at start: the newest LOADED_FINETUNED finetuned models load at once, older ones and every
 // checkpoint at their first request (a restart with 100 finetuned models started 100 threads, each
 // with its own V8 heap, and starved the machine); models published after start load on demand.
 import fs from 'node:fs';
@@ -6,8 +6,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
 import { DataDir } from '../src/jobs/files.js';
-import { LOADED_AT_START, ModelSync } from '../src/jobs/model-sync.js';
-import type { ServedModels } from '../src/jobs/served-models.js';
+import { ModelSync } from '../src/jobs/model-sync.js';
+import { LOADED_FINETUNED, type ServedModels } from '../src/jobs/served-models.js';
 import type { JobStore, ModelRow } from '../src/jobs/store.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'model-sync-'));
@@ -20,8 +20,8 @@ function row(id: string, created_at: number): ModelRow {
   return { id, job_id: `ftjob-${created_at}`, dir, created_at, deleted: false };
 }
 
-it(`loads the newest ${LOADED_AT_START} finetuned models at start and the others on demand, as it does models published later`, async () => {
-  const rows = Array.from({ length: LOADED_AT_START + 3 }, (_, i) => row(`ft:tiny:m${i}:ftjob-${i}`, 100 + i));
+it(`loads the newest ${LOADED_FINETUNED} finetuned models at start and the others on demand, as it does models published later`, async () => {
+  const rows = Array.from({ length: LOADED_FINETUNED + 3 }, (_, i) => row(`ft:tiny:m${i}:ftjob-${i}`, 100 + i));
   rows.push(row(`ft:tiny:m${rows.length - 1}:ftjob-${rows.length - 1}:ckpt-step-6`, 200));
   let announce = () => {};
   const store = {
@@ -45,8 +45,8 @@ it(`loads the newest ${LOADED_AT_START} finetuned models at start and the others
   };
   const sync = new ModelSync(store, new DataDir(root), models, () => {});
   await sync.start();
-  const finetuned = rows.slice(0, LOADED_AT_START + 3).map((r) => r.id);
-  expect(loaded).toEqual(finetuned.slice(-LOADED_AT_START));
+  const finetuned = rows.slice(0, LOADED_FINETUNED + 3).map((r) => r.id);
+  expect(loaded).toEqual(finetuned.slice(-LOADED_FINETUNED));
   expect(onDemand).toEqual([...finetuned.slice(0, 3), rows.at(-1)!.id]);
 
   // one published by another process after start, newest of all: on demand
@@ -54,6 +54,6 @@ it(`loads the newest ${LOADED_AT_START} finetuned models at start and the others
   announce();
   await new Promise((r) => setImmediate(r)); // the fake store answers at once: its sync has run
   await sync.close();
-  expect(loaded).toHaveLength(LOADED_AT_START);
+  expect(loaded).toHaveLength(LOADED_FINETUNED);
   expect(onDemand.at(-1)).toBe('ft:tiny:later:ftjob-9');
 });

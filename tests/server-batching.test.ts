@@ -19,6 +19,7 @@ import type { SeqEvent, SeqSpec } from '../src/server/protocol.js';
 import { Scheduler } from '../src/server/scheduler.js';
 import { Metrics } from '../src/server/metrics.js';
 import { MAX_ON_DEMAND, ModelRegistry } from '../src/server/registry.js';
+import { LOADED_FINETUNED } from '../src/jobs/served-models.js';
 import { startServer, type RunningServer, type ServerOptions } from '../src/server/server.js';
 import { stopWorker } from '../src/threads/stop.js';
 
@@ -303,6 +304,29 @@ describe('models served on demand (checkpoints)', () => {
       for (const m of awake) await registry.remove(m.id);
       const next = ids.find((id) => registry.has(id))!;
       expect(registry.find(next).state).toBe('loading');
+    } finally {
+      await registry.close();
+    }
+  });
+});
+
+describe('finetuned models added loaded (a job finished here)', () => {
+  it(`beyond LOADED_FINETUNED the least recently used idle one is stopped and served on demand, and loads again when asked for`, async () => {
+    const registry = new ModelRegistry([dir], { slots: 1, queue: 1, threads: 1 }, new Metrics());
+    try {
+      const ids = Array.from({ length: LOADED_FINETUNED + 1 }, (_, i) => `ft:tiny:c${i}:ftjob-${i}`);
+      const running = () => registry.list().map((m) => m.id).filter((id) => id !== 'tiny');
+      for (const id of ids.slice(0, LOADED_FINETUNED)) await registry.add(id, dir).ready;
+      registry.find(ids[0]!); // used: ids[1] is now the least recently used
+      await registry.add(ids[LOADED_FINETUNED]!, dir).ready;
+      expect(running().sort()).toEqual(ids.filter((id) => id !== ids[1]).sort());
+      expect([registry.has(ids[1]!), registry.isOnDemand(ids[1]!), registry.isFinetuned(ids[1]!)]).toEqual([true, true, true]);
+      expect(registry.listed().map((m) => m.id)).toContain(ids[1]); // still listed by /v1/models
+      const again = registry.find(ids[1]!); // on demand: it loads again
+      await again.ready;
+      expect(again.state).toBe('ready');
+      await registry.remove(ids[1]!);
+      expect(registry.has(ids[1]!)).toBe(false);
     } finally {
       await registry.close();
     }

@@ -8,11 +8,8 @@
 import fs from 'node:fs';
 import type { DataDir } from './files.js';
 import { isCheckpointModelId } from './ids.js';
-import type { ServedModels } from './served-models.js';
+import { LOADED_FINETUNED, type ServedModels } from './served-models.js';
 import { MODELS_CHANNEL, type JobStore } from './store.js';
-
-/** How many finetuned models load at once when the server starts (the newest); the rest load on demand. */
-export const LOADED_AT_START = 4;
 
 export class ModelSync {
   /** Models this process serves because the store listed them live (only those go when they stop being). */
@@ -62,7 +59,7 @@ export class ModelSync {
   private async sync(): Promise<void> {
     const live = await this.store.listModels(false); // oldest first
     const ids = new Set(live.map((m) => m.id));
-    const newest = new Set(live.filter((m) => !isCheckpointModelId(m.id)).slice(-LOADED_AT_START).map((m) => m.id));
+    const newest = new Set(live.filter((m) => !isCheckpointModelId(m.id)).slice(-LOADED_FINETUNED).map((m) => m.id));
     for (const id of [...this.fromStore]) {
       if (ids.has(id)) continue;
       this.fromStore.delete(id);

@@ -5,13 +5,16 @@
 // checkpoints are models too, served on demand: the first request for one queues it to start
 // (that request gets a 503 with Retry-After), at most MAX_ON_DEMAND run or load at once, and a
 // start waits until one of them is idle and can be stopped — threads inside ONNX Runtime are
-// never cut short.
+// never cut short. A finetuned model added loaded (a job finished here) counts among the
+// LOADED_FINETUNED most recently used; past that, the least recently used idle one goes back to
+// being served on demand.
 import path from 'node:path';
 import type { GPTConfig } from '../model/config.js';
 import { ClassifierWorker } from './classifier-worker.js';
 import { apiError, badRequest, modelNotFound } from './errors.js';
 import type { Metrics } from './metrics.js';
 import { isCheckpointModelId } from '../jobs/ids.js';
+import { LOADED_FINETUNED } from '../jobs/served-models.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { ModelWorker, type ModelOptions } from './model-worker.js';
 
@@ -52,6 +55,8 @@ export class ModelRegistry {
   private stopping = 0;
   /** When each awake on-demand model became ready, until a request uses it. */
   private readonly unusedSince = new Map<string, number>();
+  /** Finetuned models added loaded (not on demand), least recently used first. */
+  private readonly loaded: string[] = [];
 
   constructor(
     dirs: (string | { id: string; dir: string; lora?: string })[],
@@ -84,7 +89,19 @@ export class ModelRegistry {
     const m = this.start(id, path.resolve(dir));
     this.models.set(id, m);
     this.finetuned.add(id);
+    this.loaded.push(id);
+    this.unloadBeyondCap();
     return m;
+  }
+
+  /** Past LOADED_FINETUNED loaded finetuned models, the least recently used idle ones are stopped and served on demand from then on. */
+  private unloadBeyondCap(): void {
+    while (this.loaded.length > LOADED_FINETUNED) {
+      const victim = this.loaded.find((id) => this.models.get(id)!.state !== 'loading' && this.models.get(id)!.activeRequests === 0);
+      if (victim === undefined) return; // all busy: a later request looks again
+      this.onDemand.set(victim, this.models.get(victim)!.dir);
+      void this.stop(victim, 0);
+    }
   }
 
   /** Serves a finetuned model on demand: its worker starts at the first request for it. */
@@ -111,8 +128,10 @@ export class ModelRegistry {
     const m = this.models.get(id);
     if (!m) return;
     this.models.delete(id);
-    const at = this.awake.indexOf(id);
-    if (at >= 0) this.awake.splice(at, 1);
+    for (const list of [this.awake, this.loaded]) {
+      const at = list.indexOf(id);
+      if (at >= 0) list.splice(at, 1);
+    }
     this.unusedSince.delete(id);
     const deadline = Date.now() + graceMs;
     while (m.activeRequests > 0 && Date.now() < deadline) await sleep(20);
@@ -207,6 +226,11 @@ export class ModelRegistry {
   find(id: string): ServedModel {
     const m = this.onDemand.has(id) ? this.wake(id) : this.models.get(id);
     if (!m) throw modelNotFound(id);
+    const at = this.loaded.indexOf(id);
+    if (at >= 0) {
+      this.loaded.push(...this.loaded.splice(at, 1)); // most recently used
+      this.unloadBeyondCap();
+    }
     return m;
   }
 
